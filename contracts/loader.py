@@ -1,0 +1,395 @@
+"""Load, check and compile contracts. A wrong contract fails here, never at the first request."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from contracts.model import (
+    Auth,
+    Contract,
+    ErrorSpec,
+    FailureCode,
+    Model,
+    Operation,
+    Price,
+    Response,
+    Rule,
+    WebhookChannel,
+)
+from contracts.templates import Template, TemplateError, compile_expression, compile_template
+
+__all__ = ["CONTRACTS_DIR", "ContractError", "available", "load", "load_all", "load_file"]
+
+CONTRACTS_DIR = Path(__file__).resolve().parent
+_META = CONTRACTS_DIR / "contract.schema.yaml"
+
+
+class ContractError(ValueError):
+    """A contract that cannot be used: which file, where in the YAML, what is wrong, what to do."""
+
+    def __init__(self, file: Path | str, where: str, message: str, hint: str | None = None) -> None:
+        self.file, self.where, self.message, self.hint = str(file), where or "(top level)", message, hint
+        text = f"{self.file}: at {self.where}: {message}"
+        if hint:
+            text += f" ({hint})"
+        super().__init__(text)
+
+
+@cache
+def _meta_validator() -> jsonschema.Draft202012Validator:
+    schema = yaml.safe_load(_META.read_text())
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _where(path: Iterable[Any]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _suggest(word: str, choices: Iterable[str]) -> str | None:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else None
+
+
+def _schema_at(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        node: Any = root
+        for part in ref[2:].split("/"):
+            node = node[part]
+        return _schema_at(node, root)
+    return schema
+
+
+def _explain(error: jsonschema.ValidationError, root: Mapping[str, Any]) -> tuple[str, str | None]:
+    """Turn a meta-schema error into a message and a did-you-mean hint."""
+    schema = _schema_at(error.schema, root) if isinstance(error.schema, Mapping) else {}
+    if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
+        allowed = list(schema.get("properties", {}))
+        extra = [k for k in error.instance if k not in allowed]
+        if extra:
+            hint = _suggest(str(extra[0]), allowed) or f"allowed keys: {', '.join(allowed)}"
+            return f"unknown key {extra[0]!r}", hint
+    if error.validator == "enum" and isinstance(error.instance, str):
+        return error.message, _suggest(error.instance, [str(v) for v in error.validator_value])
+    if error.validator == "required":
+        return error.message, "add it; contracts/FORMAT.md describes every key"
+    return error.message, None
+
+
+def _check_shape(data: Any, file: Path) -> None:
+    validator = _meta_validator()
+    errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.absolute_path), e.message))
+    if errors:
+        best = jsonschema.exceptions.best_match(errors) or errors[0]
+        deepest = max(errors, key=lambda e: len(e.absolute_path))
+        chosen = deepest if deepest.validator == "additionalProperties" else best
+        message, hint = _explain(chosen, validator.schema)
+        raise ContractError(file, _where(chosen.absolute_path), message, hint)
+
+
+def _walk_sources(node: Any, path: list[Any]) -> Iterable[tuple[list[Any], str]]:
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if key == "source" and isinstance(value, str):
+                yield [*path, key], value
+            elif key not in ("schema", "if", "then", "body", "set"):
+                yield from _walk_sources(value, [*path, key])
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _walk_sources(value, [*path, i])
+
+
+def _check_citations(data: Mapping[str, Any], file: Path) -> None:
+    keys = set(data.get("sources", {}))
+    for path, value in _walk_sources(data, []):
+        if re.match(r"^https?://", value):
+            continue
+        head = re.split(r"[\s,;(]", value, maxsplit=1)[0]
+        if head not in keys:
+            raise ContractError(
+                file,
+                _where(path),
+                f"source {value!r} does not start with a declared source key",
+                _suggest(head, keys) or f"declare it under `sources` (known: {', '.join(sorted(keys))})",
+            )
+
+
+def _set_path(data: dict[str, Any], dotted: str, value: Any, file: Path, where: str) -> None:
+    parts = dotted.split(".")
+    node: Any = data
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ContractError(file, where, f"{dotted!r}: {part!r} is not an index of the list")
+            if last:
+                node[int(part)] = copy.deepcopy(value)
+            else:
+                node = node[int(part)]
+            continue
+        if not isinstance(node, dict):
+            raise ContractError(file, where, f"{dotted!r}: {'.'.join(parts[:i])!r} is not a mapping")
+        if last:
+            node[part] = copy.deepcopy(value)
+        elif part not in node:
+            raise ContractError(file, where, f"{dotted!r}: no key {part!r}", _suggest(part, node))
+        else:
+            node = node[part]
+
+
+def _apply_variants(data: dict[str, Any], chosen: Mapping[str, str], file: Path) -> dict[str, str]:
+    variants = data.get("variants", {})
+    for name in chosen:
+        if name not in variants:
+            raise ContractError(
+                file,
+                "variants",
+                f"{data['provider']} has no variant {name!r}",
+                _suggest(name, variants) or f"variants: {', '.join(variants) or 'none'}",
+            )
+    selected: dict[str, str] = {}
+    for name, variant in variants.items():
+        option = chosen.get(name, variant["default"])
+        options = variant["options"]
+        if variant["default"] not in options:
+            raise ContractError(file, f"variants.{name}.default", f"{variant['default']!r} is not an option")
+        if option not in options:
+            raise ContractError(
+                file,
+                f"variants.{name}",
+                f"no option {option!r}",
+                _suggest(option, options) or f"options: {', '.join(options)}",
+            )
+        for dotted, value in options[option]["set"].items():
+            _set_path(data, dotted, value, file, f"variants.{name}.options.{option}.set")
+        selected[name] = option
+    return selected
+
+
+def _template(node: Any, file: Path, where: str) -> Template:
+    try:
+        return compile_template(node)
+    except TemplateError as exc:
+        raise ContractError(file, where, str(exc)) from None
+
+
+def _expression(text: str, file: Path, where: str) -> Template:
+    try:
+        compile_expression(text.strip().removeprefix("{{").removesuffix("}}"))
+    except TemplateError as exc:
+        raise ContractError(file, where, str(exc)) from None
+    return compile_template(text if "{{" in text else "{{ " + text + " }}")
+
+
+def _response(node: Mapping[str, Any], file: Path, where: str) -> Response:
+    return Response(
+        status=node["status"],
+        body=_template(node["body"], file, f"{where}.body"),
+        headers=dict(node.get("headers", {})),
+        path=where,
+    )
+
+
+def _models(data: Mapping[str, Any], file: Path) -> dict[str, Model]:
+    models = {}
+    for name, node in data["models"].items():
+        where = f"models.{name}"
+        request = node["request"]
+        try:
+            jsonschema.Draft202012Validator.check_schema(request["schema"])
+        except jsonschema.SchemaError as exc:
+            raise ContractError(file, f"{where}.request.schema", f"not a valid JSON Schema: {exc.message}") from None
+        rules = []
+        for i, rule in enumerate(request.get("rules", [])):
+            for part in ("if", "then"):
+                try:
+                    jsonschema.Draft202012Validator.check_schema(rule[part])
+                except jsonschema.SchemaError as exc:
+                    raise ContractError(file, f"{where}.request.rules[{i}].{part}", exc.message) from None
+            rules.append(Rule(rule["id"], rule["if"], rule["then"], rule["message"], rule["source"]))
+        models[name] = Model(
+            name=name,
+            schema=request["schema"],
+            rules=tuple(rules),
+            inject={k: _expression(v, file, f"{where}.request.inject.{k}") for k, v in request.get("inject", {}).items()},
+            params={
+                k: _expression(v, file, f"{where}.params.{k}") if isinstance(v, str) else compile_template(v)
+                for k, v in node["params"].items()
+            },
+            prices=tuple(Price(p.get("when", {}), p.get("amount"), p.get("per_second")) for p in node["prices"]),
+            source=node["source"],
+        )
+    return models
+
+
+def _operations(data: Mapping[str, Any], models: Mapping[str, Model], file: Path) -> tuple[Operation, ...]:
+    ops = []
+    seen: set[tuple[str, str]] = set()
+    for i, node in enumerate(data["operations"]):
+        where = f"operations[{i}]"
+        for model in node.get("models", []):
+            if model not in models:
+                raise ContractError(file, f"{where}.models", f"unknown model {model!r}", _suggest(model, models))
+        if node["kind"] == "submit" and not node.get("models"):
+            raise ContractError(file, where, "a submit operation needs `models`")
+        if node["kind"] == "submit" and len(node["models"]) > 1 and "model_from" not in node:
+            raise ContractError(file, where, "a submit operation with several models needs `model_from`")
+        if node["kind"] == "status" and "id_from" not in node:
+            raise ContractError(file, where, "a status operation needs `id_from`, e.g. path.id or query.taskId")
+        key = (node["method"], node["path"])
+        if key in seen:
+            raise ContractError(file, where, f"{node['method']} {node['path']} is declared twice")
+        seen.add(key)
+        ops.append(
+            Operation(
+                name=node["name"],
+                kind=node["kind"],
+                method=node["method"],
+                path=node["path"],
+                models=tuple(node.get("models", models)),
+                model_from=_expression(node["model_from"], file, f"{where}.model_from") if "model_from" in node else None,
+                id_from=_expression(node["id_from"], file, f"{where}.id_from") if "id_from" in node else None,
+                source=node["source"],
+            )
+        )
+    kinds = {op.kind for op in ops}
+    for needed in ("submit", "status"):
+        if needed not in kinds:
+            raise ContractError(file, "operations", f"no {needed} operation declared")
+    return tuple(ops)
+
+
+def _errors(data: Mapping[str, Any], file: Path) -> dict[str, ErrorSpec]:
+    return {
+        name: ErrorSpec(
+            name=name,
+            status=node["status"],
+            body=_template(node["body"], file, f"errors.{name}.body"),
+            headers=dict(node.get("headers", {})),
+            message=node.get("message"),
+            retryable=node.get("retryable", node["status"] in (429, 500, 502, 503, 504)),
+            source=node["source"],
+            evidence=node.get("evidence", "documented"),
+        )
+        for name, node in data["errors"].items()
+    }
+
+
+def _channels(data: Mapping[str, Any], errors: Mapping[str, ErrorSpec], file: Path) -> tuple[WebhookChannel, ...]:
+    out = []
+    for i, node in enumerate(data["webhooks"].get("channels", [])):
+        where = f"webhooks.channels[{i}]"
+        if node.get("rejected") and node["rejected"] not in errors:
+            raise ContractError(file, f"{where}.rejected", f"no error {node['rejected']!r}", _suggest(node["rejected"], errors))
+        out.append(
+            WebhookChannel(
+                name=node["name"],
+                url_from=_expression(node["url_from"], file, f"{where}.url_from"),
+                events=node["events"],
+                mode_from=_expression(node["mode_from"], file, f"{where}.mode_from") if "mode_from" in node else None,
+                modes=dict(node.get("modes", {})),
+                filter_from=_expression(node["filter_from"], file, f"{where}.filter_from") if "filter_from" in node else None,
+                https_only=node.get("https_only", False),
+                headers={k: _template(v, file, f"{where}.headers.{k}") for k, v in node.get("headers", {}).items()},
+                models=tuple(node.get("models", [])),
+                rejected=node.get("rejected"),
+                source=node["source"],
+            )
+        )
+    return tuple(out)
+
+
+def load_file(file: Path | str, variants: Mapping[str, str] | None = None) -> Contract:
+    """Load one contract file, with the chosen variant options (defaults for the rest)."""
+    file = Path(file)
+    try:
+        data = yaml.safe_load(file.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(parse)"
+        raise ContractError(file, where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise ContractError(file, "", "a contract is a YAML mapping")
+    _check_shape(data, file)
+    _check_citations(data, file)
+    data = copy.deepcopy(data)
+    selected = _apply_variants(data, variants or {}, file)
+    _check_shape(data, file)
+    _check_citations(data, file)
+
+    models = _models(data, file)
+    errors = _errors(data, file)
+    life = data["lifecycle"]
+    responses = data["responses"]
+    media = data["media"]
+    if "{job_id}" not in media["path"]:
+        raise ContractError(file, "media.path", "the media path must contain {job_id}")
+    poll = life.get("poll_interval", {})
+    return Contract(
+        provider=data["provider"],
+        title=data["title"],
+        upstream=data["upstream"],
+        file=file,
+        raw=data,
+        variants=selected,
+        auth=Auth(data["auth"]["header"], data["auth"]["scheme"], data["auth"].get("key_pattern"), data["auth"]["source"]),
+        models=models,
+        operations=_operations(data, models, file),
+        states=dict(life["states"]),
+        timing={k: (float(v[0]), float(v[1])) for k, v in life["timing"].items() if k in ("queued", "running")},
+        poll_interval=poll.get("min"),
+        first_poll_after=poll.get("first_poll_after"),
+        submit=_response(responses["submit"], file, "responses.submit"),
+        status={s: _response(r, file, f"responses.status.{s}") for s, r in responses["status"].items()},
+        balance=_response(responses["balance"], file, "responses.balance") if "balance" in responses else None,
+        errors=errors,
+        failures=tuple(
+            FailureCode(c["code"], c["message"], c["state"], c.get("refund"), c["source"]) for c in data["failures"]["codes"]
+        ),
+        media_path=media["path"],
+        media_type=media["content_type"],
+        media_expires_after=media["expires_after"],
+        media_expired=_response(media["expired"], file, "media.expired"),
+        default_aspect=media.get("default_aspect", "16:9"),
+        billing=dict(data["billing"]),
+        rate_limits=dict(data["rate_limits"]),
+        webhooks=dict(data["webhooks"]),
+        webhook_channels=_channels(data, errors, file),
+    )
+
+
+def available(directory: Path | None = None) -> dict[str, Path]:
+    """Provider name -> contract file, for every contract in the directory."""
+    directory = directory or CONTRACTS_DIR
+    return {p.stem: p for p in sorted(directory.glob("*.yaml")) if p.name != _META.name}
+
+
+def load(provider: str, variants: Mapping[str, str] | None = None, directory: Path | None = None) -> Contract:
+    files = available(directory)
+    if provider not in files:
+        hint = _suggest(provider, files) or f"known providers: {', '.join(files)}"
+        raise ContractError(directory or CONTRACTS_DIR, "", f"no contract for provider {provider!r}", hint)
+    contract = load_file(files[provider], variants)
+    if contract.provider != provider:
+        raise ContractError(files[provider], "provider", f"file is named {provider!r} but declares {contract.provider!r}")
+    return contract
+
+
+def load_all(
+    variants: Mapping[str, Mapping[str, str]] | None = None, directory: Path | None = None
+) -> dict[str, Contract]:
+    """Every contract, keyed by provider; ``variants`` maps provider -> {variant: option}."""
+    variants = variants or {}
+    return {name: load(name, variants.get(name), directory) for name in available(directory)}

@@ -1,0 +1,194 @@
+"""The contract model: one typed, validated view of a provider contract, read by mocks and suite."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from contracts.templates import Template
+
+__all__ = [
+    "CANONICAL_STATES",
+    "TERMINAL_STATES",
+    "Auth",
+    "Contract",
+    "ErrorSpec",
+    "FailureCode",
+    "Model",
+    "Operation",
+    "Price",
+    "Response",
+    "Rule",
+    "WebhookChannel",
+]
+
+CANONICAL_STATES = ("queued", "running", "succeeded", "failed", "error")
+TERMINAL_STATES = frozenset({"succeeded", "failed", "error"})
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: Template
+    headers: dict[str, str]
+    path: str  # where it lives in the contract, for messages
+
+
+@dataclass(frozen=True)
+class ErrorSpec:
+    name: str
+    status: int
+    body: Template
+    headers: dict[str, str]
+    message: str | None
+    retryable: bool
+    source: str
+    evidence: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    if_: dict[str, Any]
+    then: dict[str, Any]
+    message: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Price:
+    when: dict[str, Any]
+    amount: float | None
+    per_second: float | None
+
+    def matches(self, params: dict[str, Any]) -> bool:
+        return all(params.get(k) == v for k, v in self.when.items())
+
+    def cost(self, params: dict[str, Any]) -> float:
+        if self.amount is not None:
+            return self.amount
+        return round((self.per_second or 0.0) * float(params.get("duration") or 0), 6)
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    schema: dict[str, Any]
+    rules: tuple[Rule, ...]
+    inject: dict[str, Template]
+    params: dict[str, Template]
+    prices: tuple[Price, ...]
+    source: str
+
+    @property
+    def full_schema(self) -> dict[str, Any]:
+        """The request schema with every cross-field rule folded in as if/then."""
+        if not self.rules:
+            return self.schema
+        rules = [{"if": r.if_, "then": r.then} for r in self.rules]
+        return {**self.schema, "allOf": [*self.schema.get("allOf", []), *rules]}
+
+    def price(self, params: dict[str, Any]) -> float:
+        for price in self.prices:
+            if price.matches(params):
+                return price.cost(params)
+        return 0.0
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    kind: str
+    method: str
+    path: str
+    models: tuple[str, ...]
+    model_from: Template | None
+    id_from: Template | None
+    source: str
+
+
+@dataclass(frozen=True)
+class Auth:
+    header: str
+    scheme: str
+    key_pattern: str | None
+    source: str
+
+
+@dataclass(frozen=True)
+class FailureCode:
+    code: str | int
+    message: str
+    state: str
+    refund: bool | None
+    source: str
+
+
+@dataclass(frozen=True)
+class WebhookChannel:
+    name: str
+    url_from: Template
+    events: str
+    mode_from: Template | None
+    modes: dict[str, str]
+    filter_from: Template | None
+    https_only: bool
+    headers: dict[str, Template]
+    models: tuple[str, ...]
+    rejected: str | None
+    source: str
+
+
+@dataclass(frozen=True)
+class Contract:
+    """A loaded contract with its variants applied. ``raw`` keeps the YAML as a dict."""
+
+    provider: str
+    title: str
+    upstream: str
+    file: Path
+    raw: dict[str, Any]
+    variants: dict[str, str]
+    auth: Auth
+    models: dict[str, Model]
+    operations: tuple[Operation, ...]
+    states: dict[str, str]
+    timing: dict[str, tuple[float, float]]
+    poll_interval: float | None
+    first_poll_after: float | None
+    submit: Response
+    status: dict[str, Response]
+    balance: Response | None
+    errors: dict[str, ErrorSpec]
+    failures: tuple[FailureCode, ...]
+    media_path: str
+    media_type: str
+    media_expires_after: float | None
+    media_expired: Response
+    default_aspect: str
+    billing: dict[str, Any]
+    rate_limits: dict[str, Any]
+    webhooks: dict[str, Any]
+    webhook_channels: tuple[WebhookChannel, ...] = field(default=())
+
+    def state_name(self, canonical: str) -> str:
+        return self.states[canonical]
+
+    def canonical_states(self, provider_state: str) -> list[str]:
+        return [c for c, p in self.states.items() if p == provider_state]
+
+    def error(self, name: str) -> ErrorSpec:
+        return self.errors[name]
+
+    def failure(self, code: str | int) -> FailureCode | None:
+        for failure in self.failures:
+            if str(failure.code) == str(code):
+                return failure
+        return None
+
+    def operations_of(self, kind: str) -> list[Operation]:
+        return [op for op in self.operations if op.kind == kind]
+
+    def variant_choices(self) -> dict[str, list[str]]:
+        return {name: list(v["options"]) for name, v in self.raw.get("variants", {}).items()}

@@ -1,0 +1,222 @@
+"""The small template language of contracts: ``{{ path | filter(arg) }}`` inside YAML values.
+
+A string that is exactly one ``{{ ... }}`` renders to the value itself (a number stays a number);
+a string mixing text and placeholders renders to a string. A mapping ``{$json: T}`` renders T and
+encodes it as a compact JSON string (for fields that carry JSON text). A value that renders to
+:data:`OMIT` removes its key from the enclosing mapping. Templates compile once, at load time.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["OMIT", "ROOTS", "Template", "TemplateError", "compile_expression", "compile_template"]
+
+Render = Callable[[Mapping[str, Any]], Any]
+
+ROOTS = frozenset(
+    {"job", "body", "header", "query", "path", "request", "message", "balance", "account", "retry_after"}
+)
+
+
+class TemplateError(ValueError):
+    """A template that cannot compile; the message says what to fix."""
+
+
+class _Omit:
+    def __repr__(self) -> str:
+        return "OMIT"
+
+
+OMIT: Any = _Omit()
+
+_PLACEHOLDER = re.compile(r"\{\{\s*(.*?)\s*\}\}")
+_FILTER = re.compile(r"^([a-z_]+)(?:\((.*)\))?$")
+_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")
+
+
+def _ts(fmt: str) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        moment = datetime.fromtimestamp(float(value), UTC)
+        if fmt == "iso_ms":
+            return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+        return moment.strftime(fmt)
+
+    return convert
+
+
+def _seconds(value: Any) -> int:
+    text = str(value).strip().lower().removesuffix("s")
+    return int(float(text))
+
+
+_FILTERS: dict[str, Callable[..., Any]] = {
+    "iso_ms": _ts("iso_ms"),
+    "iso": _ts("%Y-%m-%dT%H:%M:%SZ"),
+    "sql": _ts("%Y-%m-%d %H:%M:%S"),
+    "unix_ms": lambda v: round(float(v) * 1000),
+    "unix_s": lambda v: int(float(v)),
+    "ms": lambda v: round(float(v) * 1000),
+    "seconds": _seconds,
+    "int": lambda v: int(v),
+    "float": lambda v: float(v),
+    "str": lambda v: str(v),
+    "lower": lambda v: str(v).lower(),
+    "upper": lambda v: str(v).upper(),
+    "json": lambda v: json.dumps(v, separators=(",", ":"), ensure_ascii=False),
+    "round": lambda v, n=2: round(float(v), int(n)),
+}
+# Filters that also see None; every other filter passes None through untouched.
+_NONE_AWARE: dict[str, Callable[..., Any]] = {
+    "default": lambda v, d=None: d if v is None else v,
+    "omit_if_none": lambda v: OMIT if v is None else v,
+}
+
+
+def _parse_arg(text: str | None) -> list[Any]:
+    if text is None or not text.strip():
+        return []
+    raw = text.strip()
+    if raw.startswith("'") and raw.endswith("'"):
+        raw = json.dumps(raw[1:-1])
+    try:
+        return [json.loads(raw)]
+    except json.JSONDecodeError as exc:
+        raise TemplateError(f"filter argument {text!r} is not a JSON literal or a quoted string") from exc
+
+
+def compile_expression(source: str) -> Render:
+    """Compile ``path | filter(arg) | ...`` (without braces) into a function of the context."""
+    parts = [p.strip() for p in source.split("|")]
+    path = parts[0]
+    if not _PATH.match(path):
+        raise TemplateError(f"{path!r} is not a dotted path such as job.id or body.input.prompt")
+    keys = tuple(path.split("."))
+    if keys[0] not in ROOTS:
+        known = ", ".join(sorted(ROOTS))
+        raise TemplateError(f"unknown root {keys[0]!r} in {source!r}; templates can read: {known}")
+    steps: list[tuple[Callable[..., Any], list[Any], bool]] = []
+    for part in parts[1:]:
+        match = _FILTER.match(part)
+        if not match:
+            raise TemplateError(f"{part!r} is not a filter call such as default('16:9')")
+        name = match.group(1)
+        if name in _NONE_AWARE:
+            steps.append((_NONE_AWARE[name], _parse_arg(match.group(2)), True))
+        elif name in _FILTERS:
+            steps.append((_FILTERS[name], _parse_arg(match.group(2)), False))
+        else:
+            known = ", ".join(sorted({*_FILTERS, *_NONE_AWARE}))
+            raise TemplateError(f"unknown filter {name!r}; known filters: {known}")
+
+    def render(ctx: Mapping[str, Any]) -> Any:
+        value: Any = ctx
+        for key in keys:
+            if isinstance(value, Mapping):
+                value = value.get(key)
+            elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
+                value = value[int(key)]
+            else:
+                value = None
+                break
+        for func, args, sees_none in steps:
+            if value is None and not sees_none:
+                continue
+            value = func(value, *args)
+        return value
+
+    return render
+
+
+def _compile_string(text: str) -> Render | str:
+    matches = list(_PLACEHOLDER.finditer(text))
+    if not matches:
+        return text
+    if len(matches) == 1 and matches[0].span() == (0, len(text)):
+        return compile_expression(matches[0].group(1))
+    pieces: list[Render | str] = []
+    last = 0
+    for match in matches:
+        pieces.append(text[last : match.start()])
+        pieces.append(compile_expression(match.group(1)))
+        last = match.end()
+    pieces.append(text[last:])
+
+    def render(ctx: Mapping[str, Any]) -> str:
+        out = []
+        for piece in pieces:
+            if isinstance(piece, str):
+                out.append(piece)
+            else:
+                value = piece(ctx)
+                out.append("" if value is None else str(value))
+        return "".join(out)
+
+    return render
+
+
+def _compile(node: Any) -> Any:
+    if isinstance(node, str):
+        return _compile_string(node)
+    if isinstance(node, list):
+        items = [_compile(item) for item in node]
+        if not any(callable(i) for i in items):
+            return node
+
+        def render_list(ctx: Mapping[str, Any]) -> list[Any]:
+            out = []
+            for item in items:
+                value = item(ctx) if callable(item) else item
+                if value is not OMIT:
+                    out.append(value)
+            return out
+
+        return render_list
+    if isinstance(node, dict):
+        if set(node) == {"$json"}:
+            inner = _compile(node["$json"])
+
+            def render_json(ctx: Mapping[str, Any]) -> str:
+                value = inner(ctx) if callable(inner) else inner
+                return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+            return render_json
+        entries = [(k, _compile(v)) for k, v in node.items()]
+        if not any(callable(v) for _, v in entries):
+            return node
+
+        def render_dict(ctx: Mapping[str, Any]) -> dict[str, Any]:
+            out = {}
+            for key, item in entries:
+                value = item(ctx) if callable(item) else item
+                if value is not OMIT:
+                    out[key] = value
+            return out
+
+        return render_dict
+    return node
+
+
+class Template:
+    """A compiled template; ``render(ctx)`` returns a fresh JSON-ready value."""
+
+    __slots__ = ("_render", "_static", "source")
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        compiled = _compile(source)
+        self._render: Render | None = compiled if callable(compiled) else None
+        self._static = compiled
+
+    def render(self, ctx: Mapping[str, Any]) -> Any:
+        if self._render is not None:
+            return self._render(ctx)
+        return json.loads(json.dumps(self._static))
+
+
+def compile_template(source: Any) -> Template:
+    return Template(source)

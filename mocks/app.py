@@ -1,0 +1,283 @@
+"""One generic Starlette app for any set of contracts: routes, auth, validation, jobs, media.
+
+Nothing here knows a provider. Every route comes from a contract's ``operations``; every body
+from its ``responses`` and ``errors``. Handlers are closures over (contract, operation).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from contracts import Contract, Operation
+from mocks.media import clip_for
+from mocks.responses import error_response, render
+from mocks.state import MockState, UnknownJob
+
+__all__ = ["CONTROL_PREFIX", "build_app"]
+
+CONTROL_PREFIX = "/_veomock"
+Handler = Callable[[Request], Awaitable[Response]]
+_BEARER = re.compile(r"^\s*bearer\s+(\S+)\s*$", re.IGNORECASE)
+
+
+def _authenticate(contract: Contract, request: Request) -> tuple[str | None, Response | None]:
+    """The API key, or the provider's 401 saying what is wrong with the header."""
+    auth = contract.auth
+    value = request.headers.get(auth.header)
+    if value is None or not value.strip():
+        hint = "Bearer YOUR_API_KEY" if auth.scheme == "bearer" else "YOUR_API_KEY"
+        return None, error_response(contract, "auth_missing", f"Missing header {auth.header}; send '{auth.header}: {hint}'")
+    key = value.strip()
+    if auth.scheme == "bearer":
+        match = _BEARER.match(value)
+        if not match:
+            msg = f"{auth.header} must be 'Bearer YOUR_API_KEY'"
+            return None, error_response(contract, "auth_invalid", msg)
+        key = match.group(1)
+    if auth.key_pattern and not re.search(auth.key_pattern, key):
+        msg = f"Invalid API key: it must match {auth.key_pattern}"
+        return None, error_response(contract, "auth_invalid", msg)
+    return key, None
+
+
+def _request_ctx(request: Request, body: Any = None) -> dict[str, Any]:
+    return {
+        "body": body,
+        "header": dict(request.headers),
+        "query": dict(request.query_params),
+        "path": dict(request.path_params),
+        "request": {"base_url": str(request.base_url).rstrip("/")},
+    }
+
+
+class _Handlers:
+    """The four generic operations: submit, status, balance, media."""
+
+    def __init__(self, state: MockState, contract: Contract) -> None:
+        self.state = state
+        self.contract = contract
+        self.runtime = state.runtime(contract.provider)
+
+    def _journal(self, request: Request, op: str, response: Response, key: str | None, **extra: Any) -> Response:
+        self.state.record(
+            {
+                "direction": "inbound",
+                "provider": self.contract.provider,
+                "operation": op,
+                "method": request.method,
+                "path": request.url.path,
+                "status": response.status_code,
+                "key": key,
+                **extra,
+            }
+        )
+        return response
+
+    async def _read_json(self, request: Request) -> tuple[Any, Response | None]:
+        contract = self.contract
+        ctype = request.headers.get("content-type", "")
+        if "json" not in ctype.lower():
+            msg = f"Content-Type must be application/json, not {ctype or 'missing'}; send the body as JSON"
+            return None, error_response(contract, "unsupported_media_type", msg)
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.state.max_body_bytes:
+            msg = f"Request body is {declared} bytes; the limit is {self.state.max_body_bytes}"
+            return None, error_response(contract, "payload_too_large", msg)
+        raw = await request.body()
+        if len(raw) > self.state.max_body_bytes:
+            msg = f"Request body is {len(raw)} bytes; the limit is {self.state.max_body_bytes}"
+            return None, error_response(contract, "payload_too_large", msg)
+        try:
+            body = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+            msg = f"Malformed JSON{where}: {exc.args[0].split(':')[0]}; send a JSON object"
+            return None, error_response(contract, "malformed_json", msg)
+        if not isinstance(body, dict):
+            msg = f"The request body must be a JSON object, not {type(body).__name__}"
+            return None, error_response(contract, "invalid_request", msg)
+        return body, None
+
+    def submit(self, op: Operation) -> Handler:
+        contract, state = self.contract, self.state
+
+        async def handle(request: Request) -> Response:
+            key, denied = _authenticate(contract, request)
+            if denied:
+                return self._journal(request, op.name, denied, None)
+            body, refused = await self._read_json(request)
+            if refused:
+                return self._journal(request, op.name, refused, key)
+            ctx = _request_ctx(request, body)
+            model_name = op.models[0] if op.model_from is None else op.model_from.render(ctx)
+            if model_name not in op.models:
+                known = ", ".join(op.models)
+                msg = f"Model {model_name!r} not found; use one of: {known}"
+                return self._journal(request, op.name, error_response(contract, "model_not_found", msg), key)
+            model = contract.models[model_name]
+            for field, expr in model.inject.items():
+                if field not in body:
+                    value = expr.render(ctx)
+                    if value is not None:
+                        body[field] = value
+            invalid = self.runtime.validators[model_name].check(body)
+            if invalid:
+                response = error_response(contract, "invalid_request", invalid.message)
+                return self._journal(request, op.name, response, key, rule=invalid.rule)
+            params = {name: expr.render(ctx) for name, expr in model.params.items()}
+            price = model.price(params)
+            now = state.now()
+            if self.runtime.ledger.remaining(key, now) < price:
+                msg = f"Insufficient balance: this job costs {price} {contract.billing['unit']}"
+                response = error_response(contract, "insufficient_balance", msg, {"price": price})
+                return self._journal(request, op.name, response, key)
+            job = state.create_job(contract.provider, model, key, params, {"body": body, "header": ctx["header"]})
+            base = ctx["request"]["base_url"]
+            response = render(contract.submit, {**ctx, "job": state.view(job, base)})
+            return self._journal(request, op.name, response, key, job=job.id)
+
+        return handle
+
+    def status(self, op: Operation) -> Handler:
+        contract, state = self.contract, self.state
+        assert op.id_from is not None
+        id_from = op.id_from
+
+        async def handle(request: Request) -> Response:
+            key, denied = _authenticate(contract, request)
+            if denied:
+                return self._journal(request, op.name, denied, None)
+            ctx = _request_ctx(request)
+            job_id = id_from.render(ctx)
+            if not job_id:
+                msg = f"Missing task id; {op.method} {op.path} needs {id_from.source}"
+                return self._journal(request, op.name, error_response(contract, "invalid_request", msg), key)
+            try:
+                job = state.job(contract.provider, str(job_id), key)
+                if job.model not in op.models:
+                    raise UnknownJob(job_id)
+            except UnknownJob:
+                msg = f"Task {job_id} not found"
+                return self._journal(request, op.name, error_response(contract, "not_found", msg), key)
+            view = state.view(job, ctx["request"]["base_url"])
+            response = render(contract.status[view["state"]], {**ctx, "job": view})
+            return self._journal(request, op.name, response, key, job=job.id, state=view["state"])
+
+        return handle
+
+    def balance(self, op: Operation) -> Handler:
+        contract, state = self.contract, self.state
+
+        async def handle(request: Request) -> Response:
+            key, denied = _authenticate(contract, request)
+            if denied:
+                return self._journal(request, op.name, denied, None)
+            if contract.balance is None:
+                return self._journal(request, op.name, error_response(contract, "route_not_found"), key)
+            ctx = {**_request_ctx(request), "balance": self.runtime.ledger.view(key, state.now())}
+            return self._journal(request, op.name, render(contract.balance, ctx), key)
+
+        return handle
+
+    def media(self) -> Handler:
+        contract, state = self.contract, self.state
+
+        async def handle(request: Request) -> Response:
+            job_id = request.path_params["job_id"]
+            ctx = _request_ctx(request)
+            try:
+                job = state.job(contract.provider, job_id)
+            except UnknownJob:
+                return self._journal(request, "media", render(contract.media_expired, ctx), None)
+            if job.state_at(state.now()) != "succeeded" or state.media_expired(job):
+                return self._journal(request, "media", render(contract.media_expired, ctx), job.key, job=job_id)
+            clip = clip_for(job.params.get("aspect_ratio"), job.params.get("duration"), contract.default_aspect)
+            response = FileResponse(clip, media_type=contract.media_type)
+            return self._journal(request, "media", response, job.key, job=job_id)
+
+        return handle
+
+
+def _routes_for(state: MockState, contract: Contract) -> list[BaseRoute]:
+    handlers = _Handlers(state, contract)
+    routes: list[BaseRoute] = []
+    for op in contract.operations:
+        factory = getattr(handlers, op.kind)
+        routes.append(Route(op.path, factory(op), methods=[op.method], name=f"{contract.provider}:{op.name}"))
+    routes.append(Route(contract.media_path, handlers.media(), methods=["GET", "HEAD"], name=f"{contract.provider}:media"))
+    return routes
+
+
+def _owner(contracts: Mapping[str, Contract], path: str) -> Contract | None:
+    """The contract whose routes share the longest leading path with ``path``."""
+    best, best_len = None, 0
+    for contract in contracts.values():
+        for route in [op.path for op in contract.operations] + [contract.media_path]:
+            static = route.split("{")[0]
+            common = 0
+            for a, b in zip(static.split("/"), path.split("/"), strict=False):
+                if a != b:
+                    break
+                common += 1
+            if common > best_len:
+                best, best_len = contract, common
+    return best if best_len > 1 else None
+
+
+def _fallback(state: MockState) -> Handler:
+    contracts = state.contracts
+    listing = sorted(f"{op.method} {op.path}" for c in contracts.values() for op in c.operations)
+
+    async def handle(request: Request) -> Response:
+        path, method = request.url.path, request.method
+        contract = _owner(contracts, path)
+        same_path = [r for r in listing if r.split(" ", 1)[1] == path]
+        if contract is None:
+            body = {"error": "not_found", "message": f"No route {method} {path}.", "routes": listing}
+            response: Response = JSONResponse(body, status_code=404)
+        elif same_path:
+            msg = f"{method} is not allowed on {path}; use {', '.join(r.split(' ')[0] for r in same_path)}"
+            response = error_response(contract, "method_not_allowed", msg)
+        else:
+            own = ", ".join(f"{op.method} {op.path}" for op in contract.operations)
+            response = error_response(contract, "route_not_found", f"No route {method} {path}; this API serves {own}")
+        state.record({"direction": "inbound", "provider": contract.provider if contract else None,
+                      "operation": None, "method": method, "path": path, "status": response.status_code})
+        return response
+
+    return handle
+
+
+def check_routes(contracts: Mapping[str, Contract]) -> None:
+    """Refuse two providers that claim the same route: they could not share one port."""
+    seen: dict[tuple[str, str], str] = {}
+    for contract in contracts.values():
+        for method, path in [(op.method, op.path) for op in contract.operations] + [("GET", contract.media_path)]:
+            if (method, path) in seen and seen[(method, path)] != contract.provider:
+                raise ValueError(f"{method} {path} is claimed by both {seen[(method, path)]} and {contract.provider}")
+            seen[(method, path)] = contract.provider
+
+
+def build_app(state: MockState, control: bool = True) -> Starlette:
+    """The Starlette app serving every contract in ``state`` at its real paths."""
+    check_routes(state.contracts)
+    routes: list[BaseRoute] = []
+    if control:
+        from mocks.control import control_routes
+
+        routes.append(Mount(CONTROL_PREFIX, routes=control_routes(state)))
+    for contract in state.contracts.values():
+        routes.extend(_routes_for(state, contract))
+    everything = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+    routes.append(Route("/{rest:path}", _fallback(state), methods=everything))
+    app = Starlette(routes=routes)
+    app.state.mock = state
+    return app

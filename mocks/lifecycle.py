@@ -1,0 +1,121 @@
+"""Jobs as pure state machines: a job's state is a function of its timeline and the time.
+
+A timeline is a sorted list of ``(start, canonical_state)``. Planning fills it at submit time
+from the contract's timing and the seeded random source; forcing a state rewrites the part of
+it that lies after "now". Nothing here reads a clock: callers pass the time in.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from contracts import TERMINAL_STATES
+
+__all__ = ["Job", "Outcome", "plan_timeline"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a job ends: a canonical terminal state and, for failures, the provider's code."""
+
+    state: str = "succeeded"
+    code: str | int | None = None
+    message: str | None = None
+
+
+def plan_timeline(
+    created: float,
+    timing: dict[str, tuple[float, float]],
+    rng: random.Random,
+    outcome: Outcome,
+    scale: float = 1.0,
+) -> list[tuple[float, str]]:
+    queued = rng.uniform(*timing["queued"]) * scale
+    running = rng.uniform(*timing["running"]) * scale
+    return [(created, "queued"), (created + queued, "running"), (created + queued + running, outcome.state)]
+
+
+@dataclass
+class Job:
+    id: str
+    provider: str
+    model: str
+    key: str
+    namespace: str
+    params: dict[str, Any]
+    price: float
+    created_at: float
+    timeline: list[tuple[float, str]]
+    outcome: Outcome
+    request: dict[str, Any] = field(default_factory=dict)
+    result_urls: list[str] = field(default_factory=list)
+
+    def _index(self, now: float) -> int:
+        starts = [start for start, _ in self.timeline]
+        return max(0, bisect.bisect_right(starts, now) - 1)
+
+    def state_at(self, now: float) -> str:
+        return self.timeline[self._index(now)][1]
+
+    def entered_at(self, now: float) -> float:
+        return self.timeline[self._index(now)][0]
+
+    def terminal_at(self) -> float | None:
+        for start, state in self.timeline:
+            if state in TERMINAL_STATES:
+                return start
+        return None
+
+    def progress_at(self, now: float) -> float | None:
+        i = self._index(now)
+        start, state = self.timeline[i]
+        if state != "running":
+            return None
+        end = self.timeline[i + 1][0] if i + 1 < len(self.timeline) else None
+        if end is None or end <= start:
+            return 0.0
+        return round(min(1.0, max(0.0, (now - start) / (end - start))), 2)
+
+    def force(self, state: str, now: float, outcome: Outcome | None = None) -> None:
+        """Put the job in ``state`` from ``now`` on. A terminal state ends it with ``outcome``."""
+        keep = [(start, s) for start, s in self.timeline if start <= now]
+        if keep and keep[-1][1] in TERMINAL_STATES and state not in TERMINAL_STATES:
+            raise ValueError(f"job {self.id} already ended as {keep[-1][1]}; it cannot go back to {state}")
+        remaining = [(start, s) for start, s in self.timeline if start > now]
+        if state in TERMINAL_STATES:
+            self.outcome = outcome or Outcome(state)
+            self.timeline = [*keep, (now, state)]
+            return
+        end = next((start for start, s in remaining if s in TERMINAL_STATES), now + 1.0)
+        timeline = [*keep, (now, state)]
+        if state == "queued":
+            timeline.append((now + (end - now) / 2, "running"))
+        self.timeline = [*timeline, (end, self.outcome.state)]
+
+    def view(self, now: float, state_names: dict[str, str], media_type: str) -> dict[str, Any]:
+        """The job as templates see it at ``now``."""
+        state = self.state_at(now)
+        entered = self.entered_at(now)
+        done = state in TERMINAL_STATES
+        running_start = next((s for s, st in self.timeline if st == "running" and s <= now), None)
+        return {
+            "id": self.id,
+            "model": self.model,
+            "state": state,
+            "status": state_names[state],
+            "created_at": self.created_at,
+            "started_at": running_start,
+            "updated_at": entered,
+            "completed_at": entered if done else None,
+            "elapsed": round(entered - self.created_at, 3) if done else None,
+            "progress": self.progress_at(now),
+            "fail_code": self.outcome.code if state in ("failed", "error") else None,
+            "fail_message": self.outcome.message if state in ("failed", "error") else None,
+            "result_urls": self.result_urls if state == "succeeded" else [],
+            "params": self.params,
+            "price": self.price,
+            "media_type": media_type,
+        }

@@ -1,0 +1,69 @@
+"""Render a contract response or error into a Starlette response."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+from starlette.responses import JSONResponse, Response
+
+from contracts import Contract
+from contracts.loader import ContractError
+from contracts.model import ErrorSpec
+from contracts.model import Response as ResponseSpec
+from contracts.templates import Template, compile_template
+
+__all__ = ["FALLBACK", "error_response", "render", "resolve_error"]
+
+# An error a contract does not declare answers as the next one on its chain.
+FALLBACK = {
+    "malformed_json": "invalid_request",
+    "unsupported_media_type": "invalid_request",
+    "payload_too_large": "invalid_request",
+    "model_not_found": "invalid_request",
+    "route_not_found": "not_found",
+    "method_not_allowed": "route_not_found",
+    "auth_invalid": "auth_missing",
+    "concurrency_limited": "rate_limited",
+    "rate_limited": "internal",
+    "insufficient_balance": "forbidden",
+    "forbidden": "auth_invalid",
+    "bad_gateway": "internal",
+    "service_unavailable": "internal",
+    "gateway_timeout": "internal",
+}
+
+
+@lru_cache(maxsize=512)
+def _header_template(text: str) -> Template:
+    return compile_template(text)
+
+
+def _build(status: int, body: Any, headers: Mapping[str, str], ctx: Mapping[str, Any]) -> Response:
+    rendered = {k: str(_header_template(v).render(ctx)) for k, v in headers.items()}
+    if isinstance(body, str):
+        media = rendered.pop("content-type", None) or rendered.pop("Content-Type", None) or "text/plain"
+        return Response(body, status_code=status, headers=rendered, media_type=media)
+    return JSONResponse(body, status_code=status, headers=rendered or None)
+
+
+def render(spec: ResponseSpec, ctx: Mapping[str, Any]) -> Response:
+    return _build(spec.status, spec.body.render(ctx), spec.headers, ctx)
+
+
+def resolve_error(contract: Contract, name: str) -> ErrorSpec:
+    seen = name
+    while name not in contract.errors:
+        if name not in FALLBACK:
+            raise ContractError(contract.file, "errors", f"no error {seen!r} and nothing to fall back on")
+        name = FALLBACK[name]
+    return contract.errors[name]
+
+
+def error_response(
+    contract: Contract, name: str, message: str | None = None, ctx: Mapping[str, Any] | None = None
+) -> Response:
+    spec = resolve_error(contract, name)
+    full = {"retry_after": 1, **(ctx or {}), "message": message or spec.message or name.replace("_", " ")}
+    return _build(spec.status, spec.body.render(full), spec.headers, full)

@@ -1,0 +1,146 @@
+"""The mock's state: contracts, clock, jobs, balances and the journal, with no HTTP in sight.
+
+The Starlette app (``mocks.app``) and the Python API both act through :class:`MockState`, so a
+test can drive the mock in-process exactly as a client does over a socket.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from contracts import Contract, Model
+from mocks.billing import Ledger
+from mocks.clock import Clock
+from mocks.ids import make_id
+from mocks.lifecycle import Job, Outcome, plan_timeline
+from mocks.validation import RequestValidator
+
+__all__ = ["MockState", "ProviderRuntime", "UnknownJob"]
+
+
+class UnknownJob(KeyError):
+    """No job with this id (for this provider and key)."""
+
+
+@dataclass
+class ProviderRuntime:
+    contract: Contract
+    rng: random.Random
+    ledger: Ledger
+    validators: dict[str, RequestValidator]
+    timing: dict[str, tuple[float, float]]
+
+    @property
+    def name(self) -> str:
+        return self.contract.provider
+
+
+@dataclass
+class MockState:
+    contracts: Mapping[str, Contract]
+    clock: Clock = field(default_factory=Clock)
+    seed: int = 0
+    max_body_bytes: int = 1 << 20
+    journal_size: int = 10_000
+    providers: dict[str, ProviderRuntime] = field(init=False)
+    jobs: dict[tuple[str, str], Job] = field(init=False)
+    journal: deque[dict[str, Any]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every job, balance and journal entry; re-seed the random sources."""
+        self.providers = {
+            name: ProviderRuntime(
+                contract=contract,
+                rng=random.Random(f"{self.seed}:{name}"),
+                ledger=Ledger(contract.billing),
+                validators={m: RequestValidator(model) for m, model in contract.models.items()},
+                timing=dict(contract.timing),
+            )
+            for name, contract in self.contracts.items()
+        }
+        self.jobs = {}
+        self.journal = deque(maxlen=self.journal_size)
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    def runtime(self, provider: str) -> ProviderRuntime:
+        return self.providers[provider]
+
+    def create_job(
+        self,
+        provider: str,
+        model: Model,
+        key: str,
+        params: dict[str, Any],
+        request: dict[str, Any],
+        outcome: Outcome | None = None,
+    ) -> Job:
+        runtime = self.providers[provider]
+        contract = runtime.contract
+        now = self.now()
+        rng = random.Random(runtime.rng.getrandbits(64))
+        job_id = make_id(contract.raw["job_id"]["format"], rng, now, model.name)
+        while (provider, job_id) in self.jobs:
+            job_id = make_id(contract.raw["job_id"]["format"], rng, now, model.name)
+        outcome = outcome or Outcome("succeeded")
+        job = Job(
+            id=job_id,
+            provider=provider,
+            model=model.name,
+            key=key,
+            namespace=key,
+            params=params,
+            price=model.price(params),
+            created_at=now,
+            timeline=plan_timeline(now, runtime.timing, rng, outcome),
+            outcome=outcome,
+            request=request,
+            result_urls=[contract.media_path.replace("{job_id}", job_id)],
+        )
+        self.jobs[(provider, job_id)] = job
+        runtime.ledger.record(job)
+        return job
+
+    def job(self, provider: str, job_id: str, key: str | None = None) -> Job:
+        job = self.jobs.get((provider, job_id))
+        if job is None or (key is not None and job.key != key):
+            raise UnknownJob(job_id)
+        return job
+
+    def find_job(self, job_id: str) -> Job:
+        for (_, jid), job in self.jobs.items():
+            if jid == job_id:
+                return job
+        raise UnknownJob(job_id)
+
+    def view(self, job: Job, base_url: str) -> dict[str, Any]:
+        contract = self.providers[job.provider].contract
+        view = job.view(self.now(), contract.states, contract.media_type)
+        view["result_urls"] = [base_url + path for path in view["result_urls"]]
+        return view
+
+    def media_expired(self, job: Job) -> bool:
+        after = self.providers[job.provider].contract.media_expires_after
+        done = job.terminal_at()
+        return after is not None and done is not None and self.now() > done + after
+
+    def record(self, entry: dict[str, Any]) -> None:
+        entry.setdefault("time", self.now())
+        self.journal.append(entry)
+
+    def set_timing(self, provider: str, state: str, low: float, high: float) -> None:
+        """Override how long jobs of ``provider`` stay queued or running (provider seconds)."""
+        if state not in ("queued", "running"):
+            raise ValueError(f"timing applies to 'queued' or 'running', not {state!r}")
+        if not 0 <= low <= high:
+            raise ValueError(f"need 0 <= low <= high, got {low}, {high}")
+        self.providers[provider].timing[state] = (low, high)
+

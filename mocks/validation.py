@@ -1,0 +1,85 @@
+"""Request validation: a compiled validator on the hot path, jsonschema to explain failures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+import jsonschema_rs
+
+from contracts import Model
+
+__all__ = ["Invalid", "RequestValidator"]
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """Why a request body was refused: a message that says what to fix, where, and which rule."""
+
+    message: str
+    location: str
+    rule: str | None = None
+
+
+def _location(path: Any) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    where = _location(error.absolute_path)
+    v, value = error.validator, error.validator_value
+    if v == "required":
+        missing = [k for k in value if isinstance(error.instance, dict) and k not in error.instance]
+        field = f"{where}.{missing[0]}" if where != "body" and missing else (missing[0] if missing else where)
+        return f"{field} is required"
+    if v == "enum":
+        allowed = ", ".join(repr(x) for x in value)
+        return f"{where} is {error.instance!r}; use one of {allowed}"
+    if v == "const":
+        return f"{where} must be {value!r}, not {error.instance!r}"
+    if v == "type":
+        return f"{where} must be of type {value}, not {type(error.instance).__name__}"
+    if v in ("minLength", "maxLength"):
+        return f"{where} must have {'at least' if v == 'minLength' else 'at most'} {value} characters"
+    if v in ("minItems", "maxItems"):
+        return f"{where} must have {'at least' if v == 'minItems' else 'at most'} {value} items"
+    if v in ("minimum", "maximum"):
+        return f"{where} must be {'at least' if v == 'minimum' else 'at most'} {value}, not {error.instance!r}"
+    if v == "pattern":
+        return f"{where} is {error.instance!r}, which does not match {value!r}"
+    if v == "additionalProperties":
+        allowed = sorted((error.schema.get("properties") or {}) if isinstance(error.schema, dict) else [])
+        return f"{where} has an unknown field; allowed fields: {', '.join(allowed)}"
+    return f"{where}: {error.message}"
+
+
+class RequestValidator:
+    """Validates one model's request bodies against its schema and cross-field rules."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self._fast = jsonschema_rs.validator_for(model.full_schema)
+        self._base = jsonschema.Draft202012Validator(model.schema)
+        self._rules = [
+            (rule, jsonschema.Draft202012Validator(rule.if_), jsonschema.Draft202012Validator(rule.then))
+            for rule in model.rules
+        ]
+
+    def is_valid(self, body: Any) -> bool:
+        return bool(self._fast.is_valid(body))
+
+    def check(self, body: Any) -> Invalid | None:
+        """None for a valid body; otherwise the first thing to fix."""
+        if self._fast.is_valid(body):
+            return None
+        best = jsonschema.exceptions.best_match(self._base.iter_errors(body))
+        if best is not None:
+            return Invalid(_describe(best), _location(best.absolute_path))
+        for rule, when, then in self._rules:
+            if when.is_valid(body) and not then.is_valid(body):
+                return Invalid(rule.message, "body", rule.id)
+        return Invalid("the request body is invalid", "body")
