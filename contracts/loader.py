@@ -6,7 +6,7 @@ import copy
 import difflib
 import re
 from collections.abc import Iterable, Mapping
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,8 @@ from contracts.model import (
     Response,
     Rule,
     WebhookChannel,
+    WebhookDelivery,
+    WebhookUnsupported,
 )
 from contracts.templates import Template, TemplateError, compile_expression, compile_template
 
@@ -291,6 +293,7 @@ def _channels(data: Mapping[str, Any], errors: Mapping[str, ErrorSpec], file: Pa
     out = []
     for i, node in enumerate(data["webhooks"].get("channels", [])):
         where = f"webhooks.channels[{i}]"
+        when = node.get("when")
         if node.get("rejected") and node["rejected"] not in errors:
             raise ContractError(file, f"{where}.rejected", f"no error {node['rejected']!r}", _suggest(node["rejected"], errors))
         out.append(
@@ -306,16 +309,74 @@ def _channels(data: Mapping[str, Any], errors: Mapping[str, ErrorSpec], file: Pa
                 models=tuple(node.get("models", [])),
                 rejected=node.get("rejected"),
                 source=node["source"],
+                filters={k: tuple(v) for k, v in node.get("filters", {}).items()},
+                when_from=_expression(when["from"], file, f"{where}.when.from") if when else None,
+                when_in=tuple(when["in"]) if when else (),
             )
         )
+        if "filter_from" in node and not node.get("filters"):
+            raise ContractError(file, where, "filter_from needs `filters`: event name -> canonical states")
+        for model in node.get("models", []):
+            if model not in data["models"]:
+                hint = _suggest(model, data["models"])
+                raise ContractError(file, f"{where}.models", f"unknown model {model!r}", hint)
     return tuple(out)
 
 
+def _webhook_delivery(data: Mapping[str, Any], file: Path) -> WebhookDelivery | None:
+    hooks = data["webhooks"]
+    node = hooks.get("delivery")
+    if node is None:
+        if hooks.get("channels"):
+            raise ContractError(file, "webhooks", "channels need `delivery` (timeout, retry_delays, success)")
+        return None
+    return WebhookDelivery(
+        timeout=float(node["timeout"]),
+        retry_delays=tuple(float(d) for d in node["retry_delays"]),
+        success=str(node["success"]),
+        headers={
+            k: _template(v, file, f"webhooks.delivery.headers.{k}") for k, v in node.get("headers", {}).items()
+        },
+        source=node["source"],
+    )
+
+
+def _webhook_unsupported(
+    data: Mapping[str, Any], errors: Mapping[str, ErrorSpec], file: Path
+) -> WebhookUnsupported | None:
+    node = data["webhooks"].get("unsupported")
+    if node is None:
+        return None
+    where = "webhooks.unsupported"
+    if data["webhooks"]["supported"]:
+        raise ContractError(file, where, "`unsupported` only applies when supported is false")
+    if node["rejected"] not in errors:
+        hint = _suggest(node["rejected"], errors)
+        raise ContractError(file, f"{where}.rejected", f"no error {node['rejected']!r}", hint)
+    return WebhookUnsupported(
+        detect=tuple(_expression(e, file, f"{where}.detect[{i}]") for i, e in enumerate(node["detect"])),
+        rejected=node["rejected"],
+        source=node["source"],
+    )
+
+
 def load_file(file: Path | str, variants: Mapping[str, str] | None = None) -> Contract:
-    """Load one contract file, with the chosen variant options (defaults for the rest)."""
+    """Load one contract file, with the chosen variant options (defaults for the rest).
+
+    Loads are cached per file content and variant choice: contracts are read-only once loaded.
+    """
     file = Path(file)
+    return _load_cached(file, file.read_bytes(), tuple(sorted((variants or {}).items())))
+
+
+@lru_cache(maxsize=128)
+def _load_cached(file: Path, content: bytes, variants: tuple[tuple[str, str], ...]) -> Contract:
+    return _load(file, content.decode(), dict(variants))
+
+
+def _load(file: Path, text: str, variants: Mapping[str, str]) -> Contract:
     try:
-        data = yaml.safe_load(file.read_text())
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(parse)"
@@ -367,6 +428,8 @@ def load_file(file: Path | str, variants: Mapping[str, str] | None = None) -> Co
         rate_limits=dict(data["rate_limits"]),
         webhooks=dict(data["webhooks"]),
         webhook_channels=_channels(data, errors, file),
+        webhook_delivery=_webhook_delivery(data, file),
+        webhook_unsupported=_webhook_unsupported(data, errors, file),
     )
 
 

@@ -21,6 +21,8 @@ __all__ = [
     "Response",
     "Rule",
     "WebhookChannel",
+    "WebhookDelivery",
+    "WebhookUnsupported",
 ]
 
 CANONICAL_STATES = ("queued", "running", "succeeded", "failed", "error")
@@ -138,6 +140,32 @@ class WebhookChannel:
     models: tuple[str, ...]
     rejected: str | None
     source: str
+    filters: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    when_from: Template | None = None
+    when_in: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """How callbacks are delivered: provider seconds to answer, retry delays, what counts as success."""
+
+    timeout: float
+    retry_delays: tuple[float, ...]
+    success: str  # "2xx" or "200"
+    headers: dict[str, Template]
+    source: str
+
+    def succeeded(self, status: int) -> bool:
+        return status == 200 if self.success == "200" else 200 <= status < 300
+
+
+@dataclass(frozen=True)
+class WebhookUnsupported:
+    """Where no webhook is supported: what marks a webhook attempt, and the error that answers it."""
+
+    detect: tuple[Template, ...]
+    rejected: str
+    source: str
 
 
 @dataclass(frozen=True)
@@ -171,6 +199,8 @@ class Contract:
     rate_limits: dict[str, Any]
     webhooks: dict[str, Any]
     webhook_channels: tuple[WebhookChannel, ...] = field(default=())
+    webhook_delivery: WebhookDelivery | None = None
+    webhook_unsupported: WebhookUnsupported | None = None
 
     def state_name(self, canonical: str) -> str:
         return self.states[canonical]

@@ -17,9 +17,13 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from contracts import Contract, Operation
+from mocks.faults import MockApp, screen
+from mocks.journal import capture
+from mocks.lifecycle import Job
 from mocks.media import clip_for
 from mocks.responses import error_response, render
 from mocks.state import MockState, UnknownJob
+from mocks.webhooks import WebhookRefused
 
 __all__ = ["CONTROL_PREFIX", "build_app"]
 
@@ -76,6 +80,7 @@ class _Handlers:
                 "path": request.url.path,
                 "status": response.status_code,
                 "key": key,
+                **capture(request, response),
                 **extra,
             }
         )
@@ -128,21 +133,34 @@ class _Handlers:
                     value = expr.render(ctx)
                     if value is not None:
                         body[field] = value
+            try:
+                callbacks = state.webhooks.requested(contract, model_name, ctx)
+            except WebhookRefused as refusal:
+                response = error_response(contract, refusal.error, refusal.message)
+                return self._journal(request, op.name, response, key)
             invalid = self.runtime.validators[model_name].check(body)
             if invalid:
                 response = error_response(contract, "invalid_request", invalid.message)
                 return self._journal(request, op.name, response, key, rule=invalid.rule)
             params = {name: expr.render(ctx) for name, expr in model.params.items()}
+            prompt = params.get("prompt")
+            verdict = screen(state, contract, request, "submit", op.name, key, prompt=prompt, model=model_name)
+            if verdict.response is not None:
+                return self._journal(request, op.name, verdict.response, key, **verdict.note)
             price = model.price(params)
             now = state.now()
             if self.runtime.ledger.remaining(key, now) < price:
                 msg = f"Insufficient balance: this job costs {price} {contract.billing['unit']}"
-                response = error_response(contract, "insufficient_balance", msg, {"price": price})
-                return self._journal(request, op.name, response, key)
-            job = state.create_job(contract.provider, model, key, params, {"body": body, "header": ctx["header"]})
+                priced = {"price": price, "job": {"price": price}}
+                response = error_response(contract, "insufficient_balance", msg, priced)
+                return self._journal(request, op.name, response, key, **verdict.note)
+            sent = {"body": body, "header": ctx["header"]}
+            job = state.create_job(contract.provider, model, key, params, sent, verdict.outcome, verdict.timing)
             base = ctx["request"]["base_url"]
+            state.webhooks.watch(job, callbacks, base, ctx)
+            verdict.created(state, job, bool(callbacks))
             response = render(contract.submit, {**ctx, "job": state.view(job, base)})
-            return self._journal(request, op.name, response, key, job=job.id)
+            return self._journal(request, op.name, response, key, job=job.id, **verdict.note)
 
         return handle
 
@@ -160,16 +178,25 @@ class _Handlers:
             if not job_id:
                 msg = f"Missing task id; {op.method} {op.path} needs {id_from.source}"
                 return self._journal(request, op.name, error_response(contract, "invalid_request", msg), key)
+            found: Job | None
             try:
-                job = state.job(contract.provider, str(job_id), key)
-                if job.model not in op.models:
+                found = state.job(contract.provider, str(job_id), key)
+                if found.model not in op.models:
                     raise UnknownJob(job_id)
             except UnknownJob:
+                found = None
+            verdict = screen(state, contract, request, "status", op.name, key, job=found)
+            if verdict.response is not None:
+                return self._journal(request, op.name, verdict.response, key, job=job_id, **verdict.note)
+            if found is None:
                 msg = f"Task {job_id} not found"
                 return self._journal(request, op.name, error_response(contract, "not_found", msg), key)
+            job = found
             view = state.view(job, ctx["request"]["base_url"])
+            state.webhooks.observed(job, view["state"])
             response = render(contract.status[view["state"]], {**ctx, "job": view})
-            return self._journal(request, op.name, response, key, job=job.id, state=view["state"])
+            note = {"job": job.id, "state": view["state"], **verdict.note}
+            return self._journal(request, op.name, response, key, **note)
 
         return handle
 
@@ -180,10 +207,13 @@ class _Handlers:
             key, denied = _authenticate(contract, request)
             if denied:
                 return self._journal(request, op.name, denied, None)
+            verdict = screen(state, contract, request, "balance", op.name, key)
+            if verdict.response is not None:
+                return self._journal(request, op.name, verdict.response, key, **verdict.note)
             if contract.balance is None:
                 return self._journal(request, op.name, error_response(contract, "route_not_found"), key)
             ctx = {**_request_ctx(request), "balance": self.runtime.ledger.view(key, state.now())}
-            return self._journal(request, op.name, render(contract.balance, ctx), key)
+            return self._journal(request, op.name, render(contract.balance, ctx), key, **verdict.note)
 
         return handle
 
@@ -196,12 +226,17 @@ class _Handlers:
             try:
                 job = state.job(contract.provider, job_id)
             except UnknownJob:
-                return self._journal(request, "media", render(contract.media_expired, ctx), None)
+                verdict = screen(state, contract, request, "media", "media", None)
+                response = verdict.response or render(contract.media_expired, ctx)
+                return self._journal(request, "media", response, None, **verdict.note)
+            verdict = screen(state, contract, request, "media", "media", job.key, job=job)
+            if verdict.response is not None:
+                return self._journal(request, "media", verdict.response, job.key, job=job_id, **verdict.note)
             if job.state_at(state.now()) != "succeeded" or state.media_expired(job):
                 return self._journal(request, "media", render(contract.media_expired, ctx), job.key, job=job_id)
             clip = clip_for(job.params.get("aspect_ratio"), job.params.get("duration"), contract.default_aspect)
             response = FileResponse(clip, media_type=contract.media_type)
-            return self._journal(request, "media", response, job.key, job=job_id)
+            return self._journal(request, "media", response, job.key, job=job_id, **verdict.note)
 
         return handle
 
@@ -250,7 +285,8 @@ def _fallback(state: MockState) -> Handler:
             own = ", ".join(f"{op.method} {op.path}" for op in contract.operations)
             response = error_response(contract, "route_not_found", f"No route {method} {path}; this API serves {own}")
         state.record({"direction": "inbound", "provider": contract.provider if contract else None,
-                      "operation": None, "method": method, "path": path, "status": response.status_code})
+                      "operation": None, "method": method, "path": path, "status": response.status_code,
+                      **capture(request, response)})
         return response
 
     return handle
@@ -266,18 +302,21 @@ def check_routes(contracts: Mapping[str, Contract]) -> None:
             seen[(method, path)] = contract.provider
 
 
-def build_app(state: MockState, control: bool = True) -> Starlette:
-    """The Starlette app serving every contract in ``state`` at its real paths."""
+def build_app(state: MockState, control: bool = True, control_token: str | None = None) -> Starlette:
+    """The Starlette app serving every contract in ``state`` at its real paths.
+
+    ``control_token``, when given, must come in header ``X-Veomock-Token`` on every control call.
+    """
     check_routes(state.contracts)
     routes: list[BaseRoute] = []
     if control:
         from mocks.control import control_routes
 
-        routes.append(Mount(CONTROL_PREFIX, routes=control_routes(state)))
+        routes.append(Mount(CONTROL_PREFIX, routes=control_routes(state, token=control_token)))
     for contract in state.contracts.values():
         routes.extend(_routes_for(state, contract))
     everything = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
     routes.append(Route("/{rest:path}", _fallback(state), methods=everything))
-    app = Starlette(routes=routes)
+    app = MockApp(routes=routes, lifespan=state.webhooks.lifespan)
     app.state.mock = state
     return app

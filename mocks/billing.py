@@ -71,6 +71,16 @@ class Ledger:
         account = self._account(key)
         account.initial = amount + self.charged(key, now)
 
+    def open_jobs(self, key: str, now: float) -> list[Job]:
+        """The jobs of ``key`` that have not ended at ``now`` (what a concurrency cap counts)."""
+        account = self._account(key)
+        self._settle(account, now)
+        return list(account.open)
+
+    def forget(self, key: str) -> None:
+        """Drop ``key``'s account: it starts again from the initial balance."""
+        self._accounts.pop(key, None)
+
     def view(self, key: str, now: float) -> dict[str, float]:
         account = self._account(key)
         charged = self.charged(key, now)

@@ -25,8 +25,10 @@ def _serve(args: argparse.Namespace) -> int:
             speed=args.speed,
             profile=args.profile,
             variants=parse_variants(args.variant),
+            allow_http_webhooks=args.allow_http_webhooks,
+            webhook_ca=args.webhook_ca,
         )
-    except (ContractError, ValueError) as exc:
+    except (ContractError, ValueError, OSError) as exc:
         print(f"veomock: {exc}", file=sys.stderr)
         return 2
     app = build_app(state)
@@ -74,7 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="fast: 60x (a 2-minute job takes 2 s); realistic: documented timings, 1x")
     serve.add_argument("--seed", type=int, default=0, help="seed for ids, timings and outcomes")
     serve.add_argument("--variant", action="append", default=[], metavar="PROVIDER.VARIANT=OPTION",
-                       help="select a documented alternative, e.g. apixo.fail_codes=s-apx4; repeatable")
+                       help="select a documented alternative (see each contract's variants); repeatable")
+    serve.add_argument("--allow-http-webhooks", action="store_true",
+                       help="let callbacks to a loopback receiver use http where a provider wants https")
+    serve.add_argument("--webhook-ca", metavar="FILE.pem", default=None,
+                       help="trust this CA (PEM) for https callbacks, e.g. a local receiver's test CA")
     serve.add_argument("--log-level", default="warning")
     serve.set_defaults(func=_serve)
 

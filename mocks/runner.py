@@ -17,7 +17,7 @@ PROFILES = {"fast": 60.0, "realistic": 1.0}
 
 
 def parse_variants(items: Iterable[str]) -> dict[str, dict[str, str]]:
-    """``["apixo.fail_codes=s-apx4"]`` -> ``{"apixo": {"fail_codes": "s-apx4"}}``."""
+    """``["p.colours=dark"]`` -> ``{"p": {"colours": "dark"}}``."""
     out: dict[str, dict[str, str]] = {}
     for item in items:
         name, sep, option = item.partition("=")
@@ -36,6 +36,8 @@ def create_state(
     profile: str = "fast",
     variants: Mapping[str, Mapping[str, str]] | None = None,
     clock: Clock | None = None,
+    allow_http_webhooks: bool = False,
+    webhook_ca: str | None = None,
 ) -> MockState:
     names = list(providers or available())
     variants = variants or {}
@@ -46,4 +48,7 @@ def create_state(
         raise ValueError(f"unknown profile {profile!r}; use one of {', '.join(PROFILES)}")
     contracts = {name: load(name, variants.get(name)) for name in names}
     clock = clock or Clock(speed=PROFILES[profile] if speed is None else speed)
-    return MockState(contracts=contracts, clock=clock, seed=seed)
+    return MockState(
+        contracts=contracts, clock=clock, seed=seed,
+        allow_http_webhooks=allow_http_webhooks, webhook_ca=webhook_ca,
+    )

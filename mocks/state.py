@@ -17,7 +17,10 @@ from mocks.billing import Ledger
 from mocks.clock import Clock
 from mocks.ids import make_id
 from mocks.lifecycle import Job, Outcome, plan_timeline
-from mocks.validation import RequestValidator
+from mocks.limits import Limiter
+from mocks.scenarios import Scenarios
+from mocks.validation import RequestValidator, validator_for
+from mocks.webhooks import Dispatcher
 
 __all__ = ["MockState", "ProviderRuntime", "UnknownJob"]
 
@@ -46,11 +49,18 @@ class MockState:
     seed: int = 0
     max_body_bytes: int = 1 << 20
     journal_size: int = 10_000
+    allow_http_webhooks: bool = False  # plain http callbacks to loopback, where a channel wants https
+    webhook_ca: str | None = None  # a PEM file of extra CAs trusted for https callbacks
+    chaos: dict[str, Any] | None = None  # a chaos profile that survives reset (veomock serve --chaos)
     providers: dict[str, ProviderRuntime] = field(init=False)
     jobs: dict[tuple[str, str], Job] = field(init=False)
     journal: deque[dict[str, Any]] = field(init=False)
+    webhooks: Dispatcher = field(init=False)
+    scenarios: Scenarios = field(init=False)
+    limits: Limiter = field(init=False)
 
     def __post_init__(self) -> None:
+        self.webhooks = Dispatcher(self, ca_file=self.webhook_ca)
         self.reset()
 
     def reset(self) -> None:
@@ -60,13 +70,16 @@ class MockState:
                 contract=contract,
                 rng=random.Random(f"{self.seed}:{name}"),
                 ledger=Ledger(contract.billing),
-                validators={m: RequestValidator(model) for m, model in contract.models.items()},
+                validators={m: validator_for(model) for m, model in contract.models.items()},
                 timing=dict(contract.timing),
             )
             for name, contract in self.contracts.items()
         }
         self.jobs = {}
         self.journal = deque(maxlen=self.journal_size)
+        self.webhooks.reset()
+        self.scenarios = Scenarios(self.contracts, chaos=self.chaos)
+        self.limits = Limiter(self.contracts)
 
     def now(self) -> float:
         return self.clock.now()
@@ -82,6 +95,7 @@ class MockState:
         params: dict[str, Any],
         request: dict[str, Any],
         outcome: Outcome | None = None,
+        timing: Mapping[str, tuple[float, float]] | None = None,
     ) -> Job:
         runtime = self.providers[provider]
         contract = runtime.contract
@@ -100,7 +114,7 @@ class MockState:
             params=params,
             price=model.price(params),
             created_at=now,
-            timeline=plan_timeline(now, runtime.timing, rng, outcome),
+            timeline=plan_timeline(now, {**runtime.timing, **(timing or {})}, rng, outcome),
             outcome=outcome,
             request=request,
             result_urls=[contract.media_path.replace("{job_id}", job_id)],
@@ -121,9 +135,10 @@ class MockState:
                 return job
         raise UnknownJob(job_id)
 
-    def view(self, job: Job, base_url: str) -> dict[str, Any]:
+    def view(self, job: Job, base_url: str, at: float | None = None) -> dict[str, Any]:
+        """The job as templates see it now (or at provider time ``at``)."""
         contract = self.providers[job.provider].contract
-        view = job.view(self.now(), contract.states, contract.media_type)
+        view = job.view(self.now() if at is None else at, contract.states, contract.media_type)
         view["result_urls"] = [base_url + path for path in view["result_urls"]]
         return view
 

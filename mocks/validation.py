@@ -10,7 +10,7 @@ import jsonschema_rs
 
 from contracts import Model
 
-__all__ = ["Invalid", "RequestValidator"]
+__all__ = ["Invalid", "RequestValidator", "validator_for"]
 
 
 @dataclass(frozen=True)
@@ -83,3 +83,15 @@ class RequestValidator:
             if when.is_valid(body) and not then.is_valid(body):
                 return Invalid(rule.message, "body", rule.id)
         return Invalid("the request body is invalid", "body")
+
+
+_VALIDATORS: dict[int, tuple[Model, RequestValidator]] = {}
+
+
+def validator_for(model: Model) -> RequestValidator:
+    """The validator of a (cached, read-only) model, compiled once."""
+    entry = _VALIDATORS.get(id(model))
+    if entry is None or entry[0] is not model:
+        entry = (model, RequestValidator(model))
+        _VALIDATORS[id(model)] = entry
+    return entry[1]

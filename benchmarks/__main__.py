@@ -1,0 +1,36 @@
+"""``python -m benchmarks``: HTTP throughput against bare Starlette, then the other suites."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    parser.add_argument("--seconds", type=int, default=5, help="seconds per wrk measurement")
+    parser.add_argument("--only", choices=["http", "webhooks", "conformance"], action="append")
+    args = parser.parse_args()
+    only = set(args.only or ["http", "webhooks", "conformance"])
+    if "http" in only:
+        from benchmarks import http
+
+        print("== HTTP: one uvicorn worker each, wrk -t1 -c32 ==")
+        print(http.report(http.run(seconds=args.seconds)))
+    for name in ("webhooks", "conformance"):
+        if name not in only:
+            continue
+        try:
+            module = importlib.import_module(f"benchmarks.{name}")
+        except ModuleNotFoundError:
+            print(f"== {name}: not available ==")
+            continue
+        print(f"== {name} ==")
+        result = module.main()
+        if asyncio.iscoroutine(result):
+            asyncio.run(result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,317 @@
+"""Scenarios, generated from a contract: a request, how the provider behaves, what the client must report.
+
+A :class:`Scenario` is data (it round-trips through JSON for replay files). :func:`catalogue`
+lists a deterministic set covering every behaviour the contract documents: success, every
+failure code, every refusing HTTP error, transient 429 and 5xx on submit and on status (with and
+without Retry-After), errors that never stop, a job that never ends, an invalid request, webhook
+duplicates, reordering, delay and loss, and each documented variant. :func:`scenarios` is the
+Hypothesis strategy behind exploration: it draws the request, the timings and the fault counts,
+and shrinks a failure to a minimal scenario.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
+from typing import Any
+
+from hypothesis import Phase, find, settings
+from hypothesis import strategies as st
+
+from contracts import Contract, Model, load
+from conformance.facts import webhook_body_fields
+from conformance.protocol import Capabilities
+from conformance.strategies import invalid_requests, valid_requests
+
+__all__ = [
+    "CATEGORY_OF_ERROR",
+    "KINDS",
+    "Scenario",
+    "catalogue",
+    "example_invalid_request",
+    "example_request",
+    "expected_categories",
+    "scenarios",
+    "without_webhooks",
+]
+
+KINDS = (
+    "success",
+    "job-failure",
+    "refused",
+    "transient",
+    "persistent",
+    "hang",
+    "invalid-request",
+    "webhook",
+)
+# Client-facing category of a refusal, by the meta-schema's error vocabulary; by status otherwise.
+CATEGORY_OF_ERROR = {
+    "invalid_request": "invalid_request",
+    "malformed_json": "invalid_request",
+    "model_not_found": "invalid_request",
+    "webhook_not_supported": "invalid_request",
+    "auth_missing": "auth",
+    "auth_invalid": "auth",
+    "forbidden": "auth",
+    "insufficient_balance": "insufficient_balance",
+    "spend_limit_exceeded": "insufficient_balance",
+    "rate_limited": "rate_limited",
+    "concurrency_limited": "rate_limited",
+}
+_CATEGORY_OF_STATUS = {400: "invalid_request", 401: "auth", 402: "insufficient_balance", 403: "auth", 429: "rate_limited"}
+_REFUSING = (400, 401, 402, 403)
+HOOK_PATH = "/veomock-hook"
+FOREVER = 1 << 20
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One run of a client: the job, the provider's behaviour, and what the client must report."""
+
+    id: str
+    provider: str
+    model: str
+    kind: str
+    request: dict[str, Any]
+    variants: dict[str, str] = field(default_factory=dict)
+    timing: tuple[float, float] = (1.0, 30.0)  # provider seconds queued, then running
+    outcome: dict[str, Any] = field(default_factory=lambda: {"state": "succeeded"})
+    rules: tuple[dict[str, Any], ...] = ()  # fault rules, in the mock's scenario-rule JSON shape
+    webhook: dict[str, Any] | None = None  # a delivery policy action, e.g. {"webhook": "duplicate"}
+    use_webhook: bool = False  # the job gives the client a webhook URL
+    timeout: float = 900.0  # the client's own timeout, provider seconds
+    expect: dict[str, Any] = field(default_factory=lambda: {"status": "succeeded"})
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["timing"] = list(self.timing)
+        out["rules"] = list(self.rules)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Scenario:
+        data = dict(data)
+        data["timing"] = tuple(data.get("timing", (1.0, 30.0)))
+        data["rules"] = tuple(data.get("rules", ()))
+        return cls(**data)
+
+    def plan(self) -> dict[str, Any]:
+        """What the harness arms before the client starts."""
+        out: dict[str, Any] = {"timing": self.timing, "outcome": self.outcome, "rules": list(self.rules)}
+        if self.webhook:
+            out["webhook"] = self.webhook
+        return out
+
+    @property
+    def key(self) -> str:
+        return json.dumps(self.to_json(), sort_keys=True)
+
+
+def expected_categories(contract: Contract, error: str) -> list[str]:
+    spec = contract.errors.get(error)
+    status = spec.status if spec else 400
+    out = [CATEGORY_OF_ERROR.get(error), _CATEGORY_OF_STATUS.get(status, "unavailable" if status >= 500 else None)]
+    return sorted({c for c in out if c})
+
+
+def _failure_categories(contract: Contract, state: str) -> list[str]:
+    if contract.states["failed"] != contract.states["error"]:
+        return [state]
+    return ["error", "failed"]
+
+
+_FIND = settings(database=None, derandomize=True, max_examples=200, phases=(Phase.generate,))
+
+
+@lru_cache(maxsize=256)
+def _example(provider: str, variants: str, model: str, invalid: bool) -> str:
+    contract = load(provider, json.loads(variants) or None)
+    m = contract.models[model]
+    if invalid:
+        has_rules = bool(m.rules)
+        found = find(
+            invalid_requests(m),
+            lambda mut: mut.reason.startswith("breaks rule") or not has_rules,
+            settings=_FIND,
+        )
+        return json.dumps(found.body)
+    fields = {path: st.just("https://example.com/hook") for path in webhook_body_fields(contract, m)}
+    return json.dumps(find(valid_requests(m, fields=fields), lambda body: True, settings=_FIND))
+
+
+def example_request(contract: Contract, model: Model | str) -> dict[str, Any]:
+    """The minimal valid request for ``model`` (Hypothesis's shrunk example: deterministic)."""
+    name = model if isinstance(model, str) else model.name
+    body: dict[str, Any] = json.loads(_example(contract.provider, json.dumps(contract.variants), name, False))
+    return without_webhooks(contract, name, body)
+
+
+def without_webhooks(contract: Contract, model: str, body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` without the fields that ask for a webhook: no callback unless a scenario wants one."""
+    body = json.loads(json.dumps(body))
+    for path in webhook_body_fields(contract, model):
+        node: Any = body
+        parts = path.split(".")
+        for part in parts[:-1]:
+            node = node.get(part, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(parts[-1], None)
+    return body
+
+
+def example_invalid_request(contract: Contract, model: Model | str) -> dict[str, Any]:
+    """A minimal invalid request, breaking a cross-field rule when the model has one."""
+    name = model if isinstance(model, str) else model.name
+    body: dict[str, Any] = json.loads(_example(contract.provider, json.dumps(contract.variants), name, True))
+    return body
+
+
+def _retryable(contract: Contract) -> list[str]:
+    return [name for name, spec in contract.errors.items() if spec.retryable and spec.status >= 429]
+
+
+def _refusing(contract: Contract) -> list[str]:
+    out, seen = [], set()
+    for name, spec in contract.errors.items():
+        if spec.status in (404, 405, 413, 415):
+            continue
+        if spec.status in _REFUSING or not spec.retryable:
+            signature = (spec.status, tuple(expected_categories(contract, name)))
+            if name in ("auth_missing",) or signature in seen:
+                continue
+            seen.add(signature)
+            out.append(name)
+    return out
+
+
+def _model_scenarios(contract: Contract, model: str, caps: Capabilities, suffix: str) -> list[Scenario]:
+    provider = contract.provider
+    base = example_request(contract, model)
+    timing = (contract.timing["queued"][0], contract.timing["running"][0])
+    done = sum(timing)
+    common: dict[str, Any] = {
+        "provider": provider,
+        "model": model,
+        "request": base,
+        "variants": dict(contract.variants) if suffix else {},
+        "timing": timing,
+        "timeout": max(900.0, done * 4),
+    }
+
+    def make(kind: str, name: str, **extra: Any) -> Scenario:
+        return Scenario(id=f"{provider}/{model}/{name}{suffix}", kind=kind, **{**common, **extra})
+
+    out = [make("success", "success")]
+    for failure in contract.failures:
+        expect = {
+            "status": "failed",
+            "categories": _failure_categories(contract, failure.state),
+            "code": True,
+        }
+        out.append(
+            make("job-failure", f"{failure.state}-{failure.code}", outcome={"state": failure.state, "code": failure.code},
+                 expect=expect)
+        )
+    if suffix:
+        return out
+    for name in _refusing(contract):
+        spec = contract.errors[name]
+        expect = {"status": "failed", "categories": expected_categories(contract, name), "http_status": spec.status}
+        rule = {"provider": provider, "operation": "submit", "times": FOREVER, "action": {"error": name}}
+        out.append(make("refused", f"refused-{name}", rules=(rule,), expect=expect))
+    retryable = _retryable(contract)
+    for name in retryable:
+        rule = {"provider": provider, "operation": "submit", "times": 2, "action": {"error": name}}
+        out.append(make("transient", f"transient-submit-{name}", rules=(rule,)))
+    limited = [n for n in retryable if contract.errors[n].status == 429]
+    unavailable = [n for n in retryable if contract.errors[n].status >= 500]
+    if limited:
+        rule = {"provider": provider, "operation": "submit", "times": 2, "action": {"error": limited[0], "retry_after": 7}}
+        out.append(make("transient", f"transient-submit-{limited[0]}-retry-after", rules=(rule,)))
+        rule = {"provider": provider, "operation": "status", "times": 1, "action": {"error": limited[0], "retry_after": 11}}
+        out.append(make("transient", f"transient-status-{limited[0]}-retry-after", rules=(rule,)))
+    if unavailable:
+        rule = {"provider": provider, "operation": "status", "times": 2, "action": {"error": unavailable[0]}}
+        out.append(make("transient", f"transient-status-{unavailable[0]}", rules=(rule,)))
+        rule = {"provider": provider, "operation": "submit", "times": FOREVER, "action": {"error": unavailable[0]}}
+        expect = {"status": "failed", "categories": ["unavailable"]}
+        out.append(make("persistent", f"persistent-{unavailable[0]}", rules=(rule,), expect=expect))
+    if limited:
+        rule = {"provider": provider, "operation": "submit", "times": FOREVER, "action": {"error": limited[0]}}
+        expect = {"status": "failed", "categories": ["rate_limited"]}
+        out.append(make("persistent", f"persistent-{limited[0]}", rules=(rule,), expect=expect))
+    out.append(
+        make("hang", "hang", timing=(timing[0], 10.0**7), timeout=300.0,
+             expect={"status": "failed", "categories": ["timeout"]})
+    )
+    out.append(
+        make("invalid-request", "invalid-request", request=example_invalid_request(contract, model),
+             expect={"status": "failed", "categories": ["invalid_request"]})
+    )
+    if caps.webhooks and _takes_webhooks(contract, model):
+        out.append(make("webhook", "webhook", use_webhook=True))
+        for mode in ("duplicate", "reorder", "delay", "drop"):
+            action: dict[str, Any] = {"webhook": mode, "seconds": 30} if mode == "delay" else {"webhook": mode}
+            out.append(make("webhook", f"webhook-{mode}", use_webhook=True, webhook=action))
+    return out
+
+
+def _takes_webhooks(contract: Contract, model: str) -> bool:
+    return bool(contract.webhooks.get("supported")) and any(
+        not channel.models or model in channel.models for channel in contract.webhook_channels
+    )
+
+
+def _variant_contracts(contract: Contract) -> Iterable[tuple[Contract, str]]:
+    for name, options in contract.variant_choices().items():
+        default = contract.raw["variants"][name]["default"]
+        for option in options:
+            if option != default:
+                yield load(contract.provider, {name: option}), f"[{name}={option}]"
+
+
+def catalogue(contract: Contract, capabilities: Capabilities | None = None) -> list[Scenario]:
+    """Every scenario the contract documents, for the models the client supports."""
+    caps = capabilities or Capabilities()
+    out: list[Scenario] = []
+    models = [m for m in contract.models if caps.supports(m)]
+    for model in models:
+        out.extend(_model_scenarios(contract, model, caps, ""))
+    if models:
+        for variant, suffix in _variant_contracts(contract):
+            out.extend(_model_scenarios(variant, models[0], caps, suffix))
+    return out
+
+
+def scenarios(contract: Contract, capabilities: Capabilities | None = None) -> st.SearchStrategy[Scenario]:
+    """Scenarios with drawn requests, timings and fault counts, shrinking towards the catalogue's."""
+    caps = capabilities or Capabilities()
+    table = catalogue(contract, caps)
+    if not table:
+        raise ValueError(f"{contract.provider}: the client supports none of its models")
+
+    @st.composite
+    def build(draw: Any) -> Scenario:
+        scenario: Scenario = draw(st.sampled_from(table))
+        variant = load(contract.provider, scenario.variants or None)
+        model = variant.models[scenario.model]
+        if scenario.kind != "invalid-request":
+            hooks = {p: st.just("https://example.com/hook") for p in webhook_body_fields(variant, model)}
+            body = draw(valid_requests(model, fields=hooks))
+            scenario = replace(scenario, request=without_webhooks(variant, model.name, body))
+        low_q, high_q = variant.timing["queued"]
+        low_r, high_r = variant.timing["running"]
+        if scenario.kind not in ("hang",):
+            queued = draw(st.integers(int(low_q), int(high_q)))
+            running = draw(st.integers(int(low_r), int(high_r)))
+            scenario = replace(scenario, timing=(float(queued), float(running)))
+        if scenario.kind == "transient":
+            times = draw(st.integers(1, caps.max_retries))
+            scenario = replace(scenario, rules=tuple({**r, "times": times} for r in scenario.rules))
+        return scenario
+
+    return build()

@@ -1,0 +1,245 @@
+"""What a request gets: scenarios (rules, magic inputs, chaos), rate limits and transport faults.
+
+:func:`screen` runs in every provider handler once the request is understood (key, model,
+prompt, job) and before it is answered. Its :class:`Verdict` says what to answer instead (a
+contract error), how a new job ends (outcome, timing), and which transport fault the outermost
+ASGI layer, :class:`TransportFaults`, applies to whatever the handler then sends: a delay, a hang
+until the client gives up (bounded by ``Scenarios.hang_cap``), a reset, a truncated body or a
+malformed one. Transport faults strike after the mock has done its work, as a network fault
+after a real server committed: a submit whose answer was reset still created its job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from contextlib import suppress
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from contracts import TERMINAL_STATES, Contract
+from mocks.lifecycle import Job, Outcome
+from mocks.limits import Refusal
+from mocks.responses import error_response
+from mocks.scenarios import Action, Facts, outcome_for
+
+if TYPE_CHECKING:
+    from mocks.state import MockState
+
+__all__ = ["FAULT_KEY", "MockApp", "TransportFault", "TransportFaults", "Verdict", "error_for", "screen"]
+
+FAULT_KEY = "veomock.fault"
+
+
+@dataclass(frozen=True)
+class TransportFault:
+    delay: float | None
+    fault: str | None
+    cap: float
+
+
+@dataclass
+class Verdict:
+    facts: Facts
+    response: Response | None = None
+    outcome: Outcome | None = None
+    timing: dict[str, tuple[float, float]] | None = None
+    note: dict[str, Any] = field(default_factory=dict)
+
+    def created(self, state: MockState, job: Job, callbacks: bool) -> None:
+        """After a submit created ``job``: adversarial webhook delivery, if a scenario asks for it."""
+        magic = "veomock" in f"{self.facts.prompt}{self.facts.key}"
+        if not callbacks or not (state.scenarios.active or magic):
+            return
+        action = state.scenarios.webhook_action(replace(self.facts, job=job.id))
+        if action is not None:
+            from mocks.webhooks import Policy
+
+            state.webhooks.set_policy(Policy.from_action(action.to_json()), job=job.id)
+            self.note["webhook"] = action.to_json()
+
+
+def _retry_header(contract: Contract, response: Response, seconds: int, explicit: bool) -> Response:
+    if explicit or (contract.rate_limits.get("retry_after") is not None and response.status_code == 429):
+        response.headers.setdefault("Retry-After", str(seconds))
+    return response
+
+
+def error_for(contract: Contract, action: Action) -> Response:
+    """The contract error an ``{"error": ...}`` action answers with (Retry-After as the contract says)."""
+    declared = contract.rate_limits.get("retry_after")
+    seconds = action.retry_after if action.retry_after is not None else declared
+    ctx = {"retry_after": seconds} if seconds is not None else None
+    response = error_response(contract, str(action.error), action.message, ctx)
+    if seconds is None:
+        return response
+    return _retry_header(contract, response, seconds, action.retry_after is not None)
+
+
+def _refuse(contract: Contract, refusal: Refusal) -> Response:
+    response = error_response(contract, refusal.error, refusal.message, {"retry_after": refusal.retry_after})
+    return _retry_header(contract, response, refusal.retry_after, False)
+
+
+def _carry_out(state: MockState, contract: Contract, request: Request, verdict: Verdict, action: Action,
+               job: Job | None) -> None:
+    if action.error is not None:
+        verdict.response = error_for(contract, action)
+    elif action.fail is not None or action.state is not None:
+        outcome = outcome_for(contract, action)
+        if verdict.facts.kind == "submit":
+            verdict.outcome = outcome
+        elif job is not None and outcome is not None and job.state_at(state.now()) not in TERMINAL_STATES:
+            job.force(outcome.state, state.now(), outcome)
+    if action.timing is not None:
+        verdict.timing = {k: (v, v) for k, v in action.timing.items()}
+    if action.delay is not None or action.fault is not None:
+        request.scope[FAULT_KEY] = TransportFault(action.delay, action.fault, state.scenarios.hang_cap)
+
+
+def screen(
+    state: MockState,
+    contract: Contract,
+    request: Request,
+    kind: str,
+    operation: str,
+    key: str | None,
+    *,
+    prompt: str | None = None,
+    model: str | None = None,
+    job: Job | None = None,
+) -> Verdict:
+    """Consult scenarios, magic inputs, chaos and rate limits for one request."""
+    if job is not None:
+        prompt = prompt if prompt is not None else job.params.get("prompt")
+        model = model or job.model
+    text = prompt if isinstance(prompt, str) else None
+    facts = Facts(contract.provider, kind, operation, key, text, model, job.id if job else None)
+    verdict = Verdict(facts)
+    scenarios = state.scenarios
+    if scenarios.active or "veomock" in (text or "") or "veomock" in (key or ""):
+        decision = scenarios.consult(facts)
+        if decision.problem is not None:
+            verdict.response = error_response(contract, "invalid_request", decision.problem)
+            verdict.note = {"scenario": "magic", "problem": decision.problem}
+        elif decision.action is not None:
+            verdict.note = {"scenario": decision.origin, "action": decision.action.to_json()}
+            _carry_out(state, contract, request, verdict, decision.action, job)
+    if verdict.response is None and key is not None and kind != "media":
+        now = state.now()
+        refusal = state.limits.admit(contract.provider, key, now)
+        if refusal is None and kind == "submit":
+            running = state.runtime(contract.provider).ledger.open_jobs(key, now)
+            refusal = state.limits.concurrency(contract.provider, key, running, now)
+        if refusal is not None:
+            verdict.response = _refuse(contract, refusal)
+            verdict.note = {**verdict.note, "limit": refusal.error}
+    return verdict
+
+
+def _transport(send: Send) -> asyncio.Transport | None:
+    """The connection under a server's ``send`` (uvicorn exposes it), if there is one."""
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    return transport if isinstance(transport, asyncio.Transport) else None
+
+
+def _abort(transport: asyncio.Transport) -> None:
+    """Close the connection with a TCP reset rather than an orderly shutdown."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+class _Exchange:
+    """One request under :class:`TransportFaults`: passes messages through or holds them back."""
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scope, self.receive, self.raw_send = scope, receive, send
+        self.fault: TransportFault | None = None
+        self.checked = False
+        self.start: Message | None = None
+        self.body = bytearray()
+
+    async def send(self, message: Message) -> None:
+        if not self.checked and message["type"] == "http.response.start":
+            self.checked = True
+            self.fault = self.scope.get(FAULT_KEY)
+            if self.fault is not None and self.fault.delay:
+                await anyio.sleep(self.fault.delay)
+        if self.fault is None or self.fault.fault is None:
+            await self.raw_send(message)
+        elif message["type"] == "http.response.start":
+            self.start = message
+        elif message["type"] == "http.response.body":
+            self.body += message.get("body", b"")
+        elif message["type"] == "http.response.pathsend":
+            self.body += await anyio.Path(message["path"]).read_bytes()
+
+    async def _disconnected(self, cap: float) -> bool:
+        with anyio.move_on_after(cap):
+            while (await self.receive())["type"] != "http.disconnect":
+                pass
+            return True
+        return False
+
+    async def finish(self) -> None:
+        if self.fault is None or self.fault.fault is None or self.start is None:
+            return
+        kind, body, transport = self.fault.fault, bytes(self.body), _transport(self.raw_send)
+        if kind == "malformed":
+            garbled = body[: len(body) // 2] or b"{"
+            headers = [(k, v) for k, v in self.start.get("headers", []) if k.lower() != b"content-length"]
+            headers.append((b"content-length", str(len(garbled)).encode()))
+            await self.raw_send({**self.start, "headers": headers})
+            await self.raw_send({"type": "http.response.body", "body": garbled})
+        elif kind == "truncate":
+            await self.raw_send(self.start)
+            more = transport is not None
+            cut = body[: len(body) // 2]
+            await self.raw_send({"type": "http.response.body", "body": cut, "more_body": more})
+            if transport is not None:
+                transport.close()
+                await self._disconnected(1.0)
+        elif kind == "reset":
+            if transport is None:
+                raise ConnectionResetError("veomock: connection reset (transport fault)")
+            _abort(transport)
+            await self._disconnected(1.0)
+        elif kind == "hang":
+            if await self._disconnected(self.fault.cap):
+                return
+            if transport is None:
+                raise TimeoutError(f"veomock: hung for {self.fault.cap:g} s (transport fault)")
+            _abort(transport)
+            await self._disconnected(1.0)
+
+
+class TransportFaults:
+    """Outermost ASGI layer: applies the transport fault a handler put in the request scope."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        exchange = _Exchange(scope, receive, send)
+        await self.app(scope, receive, exchange.send)
+        await exchange.finish()
+
+
+class MockApp(Starlette):
+    """Starlette with :class:`TransportFaults` outside every other layer (it needs the raw send)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return TransportFaults(super().build_middleware_stack())

@@ -1,0 +1,538 @@
+"""Webhook delivery on the mock clock: who asked for a callback, when it is due, every attempt.
+
+At submit, :func:`requested` reads the contract's channels over the request (URL, mode, event
+filter, models, ``when``) and refuses what the contract refuses: a plain-http URL on an
+``https_only`` channel, or any webhook where the contract declares none (``unsupported``).
+:meth:`Dispatcher.watch` then follows the job. A job's state is a function of its timeline and the
+time, so nothing fires by itself: each :meth:`Dispatcher.run_due` turns the timeline entries that
+now lie in the past into deliveries and attempts every delivery whose time has come, following
+the contract's ``delivery`` (timeout, retry delays, success). The Starlette lifespan calls it every
+few milliseconds while the clock runs; tests and ``POST /_veomock/webhooks/flush`` call it after
+advancing a frozen clock. A retry is due ``retry_delays[n]`` provider seconds after the attempt
+that failed, so advancing the clock by that much makes it due. Every attempt lands in the journal.
+
+Adversarial delivery comes from a :class:`Policy` set per job or per API key: through the control
+API (``POST /_veomock/webhooks {"policy": {...}}``) or by a scenario rule, whose action
+``{"webhook": "delay", "seconds": 30}`` becomes ``Policy.from_action(action)``; the rule engine
+calls ``state.webhooks.set_policy(policy, job=job.id)`` (or ``key=``) when the rule matches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import ssl
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from contracts import CANONICAL_STATES, TERMINAL_STATES, Contract
+from contracts.model import WebhookChannel, WebhookDelivery
+from mocks.lifecycle import Job
+
+if TYPE_CHECKING:
+    from mocks.state import MockState
+
+__all__ = ["MODES", "Callback", "Dispatcher", "Policy", "WebhookRefused", "control_routes", "requested"]
+
+MODES = ("duplicate", "reorder", "delay", "drop", "late")
+EVENTS = {"terminal": frozenset(TERMINAL_STATES), "every_state": frozenset(CANONICAL_STATES)}
+
+
+class WebhookRefused(Exception):
+    """A submit the contract refuses because of its webhook: the error to answer, and why."""
+
+    def __init__(self, error: str, message: str | None) -> None:
+        super().__init__(message or error)
+        self.error, self.message = error, message
+
+
+@dataclass(frozen=True)
+class Callback:
+    """What one request asked for on one channel: where to post, at which canonical states."""
+
+    channel: WebhookChannel
+    url: str
+    states: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Adversarial delivery: duplicate, reorder, delay (``seconds`` of provider time), drop, late."""
+
+    mode: str
+    seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown webhook policy {self.mode!r}; use one of {', '.join(MODES)}")
+        if self.seconds < 0:
+            raise ValueError(f"a webhook delay cannot be negative, got {self.seconds}")
+
+    @classmethod
+    def from_action(cls, action: Mapping[str, Any]) -> Policy:
+        """``{"webhook": "delay", "seconds": 30}`` (a scenario rule's action) -> a policy."""
+        mode = action.get("webhook", action.get("mode"))
+        return cls(str(mode), float(action.get("seconds", 0.0)))
+
+
+def _label(channel_expr: Any) -> str:
+    """``{{ header.x-webhook-url }}`` -> "the x-webhook-url header", for messages."""
+    text = str(channel_expr.source).strip("{} ").split("|")[0].strip()
+    root, _, name = text.partition(".")
+    return {"header": f"the {name} header", "query": f"query parameter {name}"}.get(root, name or text)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _present(value: Any) -> bool:
+    return value is not None and value != "" and value != [] and value != {}
+
+
+def requested(
+    contract: Contract, model: str, ctx: Mapping[str, Any], allow_http: bool = False
+) -> list[Callback]:
+    """The callbacks a submit asks for; raises :class:`WebhookRefused` for what the contract refuses."""
+    unsupported = contract.webhook_unsupported
+    if unsupported is not None and any(_present(expr.render(ctx)) for expr in unsupported.detect):
+        raise WebhookRefused(unsupported.rejected, None)
+    out = []
+    for channel in contract.webhook_channels:
+        if channel.models and model not in channel.models:
+            continue
+        if channel.when_from is not None and channel.when_from.render(ctx) not in channel.when_in:
+            continue
+        url = channel.url_from.render(ctx)
+        if not isinstance(url, str) or not url.strip():
+            continue  # absent, or a type error the request schema reports
+        error, label = channel.rejected or "invalid_request", _label(channel.url_from)
+        parts = urlsplit(url.strip())
+        wanted = "https://" if channel.https_only else "http(s)://"
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise WebhookRefused(error, f"{label} must be an absolute {wanted} URL such as "
+                                        f"https://example.com/hook, not {url!r}")
+        if channel.https_only and parts.scheme.lower() == "http":
+            local = _is_loopback(parts.hostname)
+            if not (allow_http and local):
+                hint = " (for a receiver on this machine, run veomock with --allow-http-webhooks)"
+                hint = hint if local else ""
+                message = f"{label} must be an https:// URL; plain http:// is rejected{hint}"
+                raise WebhookRefused(error, message)
+        events = channel.events
+        if channel.mode_from is not None:
+            mode = channel.mode_from.render(ctx)
+            if mode not in channel.modes:
+                known = ", ".join(channel.modes)
+                message = f"{_label(channel.mode_from)} must be one of {known}, not {mode!r}"
+                raise WebhookRefused(error, message)
+            events = channel.modes[mode]
+        states = EVENTS[events]
+        chosen = channel.filter_from.render(ctx) if channel.filter_from is not None else None
+        if isinstance(chosen, list) and chosen:
+            unknown = [name for name in chosen if name not in channel.filters]
+            if unknown:
+                known = ", ".join(channel.filters)
+                message = f"{_label(channel.filter_from)} may hold {known}, not {unknown[0]!r}"
+                raise WebhookRefused(error, message)
+            states = frozenset(s for name in chosen for s in channel.filters[name])
+        out.append(Callback(channel, url.strip(), states))
+    return out
+
+
+@dataclass(eq=False)
+class _Delivery:
+    seq: int
+    watch: _Watch
+    event: str  # the canonical state this callback reports
+    at: float  # provider time the job entered that state
+    body: Any
+    content: bytes
+    headers: dict[str, str]
+    due: float
+    copy: int = 1
+    policy: str | None = None
+    attempts: int = 0
+    until_seen: bool = False  # "late": wait until a status poll has seen the terminal state
+    outcome: str = "pending"  # then delivered, gave_up or dropped
+
+
+@dataclass(eq=False)
+class _Watch:
+    job: Job
+    callback: Callback
+    ctx: dict[str, Any]  # the submit request, as templates see it
+    emitted: set[tuple[float, str]] = field(default_factory=set)
+    pending: list[_Delivery] = field(default_factory=list)
+    held: list[tuple[str, float]] = field(default_factory=list)  # "reorder": events kept back
+    ended: bool = False
+    busy: bool = False
+    seen_terminal: float | None = None
+    checked: tuple[Any, ...] = ()  # the timeline as last read, and the time of its next entry
+
+
+@dataclass
+class _Session:
+    client: httpx.AsyncClient
+    gate: asyncio.Semaphore
+
+
+class Dispatcher:
+    """Delivers the callbacks of one :class:`~mocks.state.MockState`, on its clock."""
+
+    def __init__(self, state: MockState, ca_file: str | None = None, concurrency: int = 200) -> None:
+        self.state = state
+        self.concurrency = concurrency
+        self.timeout_cap = 30.0  # real seconds an attempt may take at most (and when the clock is frozen)
+        self.timeout_floor = 0.05  # real seconds an attempt gets at least, however fast the clock
+        self.tick = 0.01  # real seconds between background passes while the clock runs
+        self.verify: ssl.SSLContext | bool = True
+        if ca_file:
+            import certifi
+
+            context = ssl.create_default_context(cafile=certifi.where())
+            context.load_verify_locations(cafile=ca_file)
+            self.verify = context
+        self._background: tuple[asyncio.AbstractEventLoop, _Session] | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every watch, delivery and policy."""
+        self._watches: list[_Watch] = []
+        self._by_job: dict[tuple[str, str], list[_Watch]] = {}
+        self._job_policies: dict[str, Policy] = {}
+        self._key_policies: dict[str, Policy] = {}
+        self._seq = 0
+        self.counts = {"delivered": 0, "gave_up": 0, "dropped": 0, "attempts": 0}
+
+    # -- what the app calls ------------------------------------------------------------------
+
+    def requested(self, contract: Contract, model: str, ctx: Mapping[str, Any]) -> list[Callback]:
+        return requested(contract, model, ctx, allow_http=self.state.allow_http_webhooks)
+
+    def watch(self, job: Job, callbacks: list[Callback], base_url: str, ctx: Mapping[str, Any]) -> None:
+        """Follow ``job`` and post ``callbacks`` as its timeline unfolds."""
+        request = {k: ctx.get(k) for k in ("body", "header", "query")}
+        for callback in callbacks:
+            watch = _Watch(job, callback, {**request, "path": {}, "request": {"base_url": base_url}})
+            self._watches.append(watch)
+            self._by_job.setdefault((job.provider, job.id), []).append(watch)
+
+    def observed(self, job: Job, canonical: str) -> None:
+        """A client's status poll saw ``job`` in ``canonical``; releases "late" callbacks."""
+        if canonical not in TERMINAL_STATES:
+            return
+        for watch in self._by_job.get((job.provider, job.id), []):
+            if watch.seen_terminal is None:
+                watch.seen_terminal = self.state.now()
+
+    def set_policy(self, policy: Policy | None, *, job: str | None = None, key: str | None = None) -> None:
+        """Deliver the callbacks of one job (or of every job of one API key) adversarially."""
+        if (job is None) == (key is None):
+            raise ValueError("name exactly one of job or key")
+        table, name = (self._job_policies, job) if job is not None else (self._key_policies, key)
+        assert name is not None
+        if policy is None:
+            table.pop(name, None)
+        else:
+            table[name] = policy
+
+    def policies(self) -> dict[str, dict[str, dict[str, Any]]]:
+        def show(table: dict[str, Policy]) -> dict[str, dict[str, Any]]:
+            return {k: {"mode": p.mode, "seconds": p.seconds} for k, p in table.items()}
+
+        return {"jobs": show(self._job_policies), "keys": show(self._key_policies)}
+
+    def outstanding(self) -> list[dict[str, Any]]:
+        """Deliveries still to be attempted (or held back), for the control API and for tests."""
+        return [
+            {"job": d.watch.job.id, "provider": d.watch.job.provider, "url": d.watch.callback.url,
+             "event": d.event, "due": d.due, "attempts": d.attempts, "copy": d.copy, "policy": d.policy,
+             "waiting_for_poll": d.until_seen and d.watch.seen_terminal is None}
+            for w in self._watches for d in w.pending
+        ]
+
+    def idle(self) -> bool:
+        """No job still to reach a state someone listens for, and nothing left to deliver."""
+        return all(w.ended and not w.pending and not w.busy for w in self._watches)
+
+    # -- scheduling ----------------------------------------------------------------------------
+
+    def _policy(self, job: Job) -> Policy | None:
+        return self._job_policies.get(job.id) or self._key_policies.get(job.key)
+
+    def _render(self, watch: _Watch, event: str, at: float) -> tuple[Any, bytes, dict[str, str]]:
+        job = watch.job
+        contract = self.state.contracts[job.provider]
+        view = self.state.view(job, watch.ctx["request"]["base_url"], at=at)
+        ctx = {**watch.ctx, "job": view}
+        body = contract.status[event].body.render(ctx)
+        content = body.encode() if isinstance(body, str) else bytes(JSONResponse(body).body)
+        delivery = contract.webhook_delivery
+        headers = {k: str(t.render(ctx)) for k, t in (delivery.headers if delivery else {}).items()}
+        headers.update({k: str(t.render(ctx)) for k, t in watch.callback.channel.headers.items()})
+        if not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = "application/json"
+        return body, content, headers
+
+    def _schedule(self, watch: _Watch, event: str, at: float, due: float, policy: Policy | None) -> None:
+        body, content, headers = self._render(watch, event, at)
+        copies = 2 if policy and policy.mode == "duplicate" else 1
+        for copy in range(1, copies + 1):
+            self._seq += 1
+            late = bool(policy and policy.mode == "late" and event in TERMINAL_STATES)
+            mode = policy.mode if policy else None
+            delivery = _Delivery(self._seq, watch, event, at, body, content, headers, due, copy, mode)
+            delivery.until_seen = late
+            if policy and policy.mode == "drop":
+                self._finish(delivery, "dropped", None, "dropped by the webhook policy; never sent", None, {})
+                continue
+            watch.pending.append(delivery)
+
+    def _emit(self, watch: _Watch, now: float) -> None:
+        """Turn the timeline entries of ``watch``'s job that lie before ``now`` into deliveries."""
+        timeline = watch.job.timeline
+        mark = (timeline, len(timeline), timeline[-1])
+        unchanged = watch.checked[:3] == mark and watch.checked[0] is timeline
+        if watch.ended or (unchanged and now < watch.checked[3]):
+            return
+        upcoming = float("inf")
+        for i, (start, event) in enumerate(timeline):
+            if start > now:
+                upcoming = min(upcoming, start)
+                continue
+            if (start, event) in watch.emitted:
+                continue
+            watch.emitted.add((start, event))
+            if i + 1 < len(timeline) and timeline[i + 1][0] == start:
+                continue  # replaced at the same instant (a forced state): never observable
+            terminal = event in TERMINAL_STATES
+            watch.ended = watch.ended or terminal
+            if event not in watch.callback.states:
+                continue
+            policy = self._policy(watch.job)
+            if policy and policy.mode == "reorder" and not terminal:
+                watch.held.append((event, start))
+                continue
+            due = start + (policy.seconds if policy and policy.mode == "delay" else 0.0)
+            self._schedule(watch, event, start, due, policy)
+            if terminal and watch.held:  # reorder: the terminal callback first, then the rest, newest first
+                for held_event, held_at in reversed(watch.held):
+                    self._schedule(watch, held_event, held_at, due, policy)
+                watch.held.clear()
+        watch.checked = (*mark, upcoming)
+
+    def _next(self, watch: _Watch, now: float) -> _Delivery | None:
+        best = None
+        for d in watch.pending:
+            if d.until_seen:
+                if watch.seen_terminal is None:
+                    continue
+                d.due, d.until_seen = max(d.due, watch.seen_terminal), False
+            if d.due <= now and (best is None or (d.due, d.seq) < (best.due, best.seq)):
+                best = d
+        return best
+
+    def _collect(self) -> Iterator[_Watch]:
+        now = self.state.now()
+        for watch in self._watches:
+            self._emit(watch, now)
+            if not watch.busy and self._next(watch, now) is not None:
+                watch.busy = True
+                yield watch
+        if any(w.ended and not w.pending and not w.busy for w in self._watches):
+            self._prune()
+
+    def _prune(self) -> None:
+        done = [w for w in self._watches if w.ended and not w.pending and not w.busy and not w.held]
+        for watch in done:
+            key = (watch.job.provider, watch.job.id)
+            others = [w for w in self._by_job.get(key, []) if w is not watch]
+            if others:
+                self._by_job[key] = others
+            else:
+                self._by_job.pop(key, None)
+        ids = {id(w) for w in done}
+        self._watches = [w for w in self._watches if id(w) not in ids]
+
+    # -- delivery ------------------------------------------------------------------------------
+
+    def _real_timeout(self, provider_seconds: float) -> float:
+        speed = self.state.clock.speed
+        seconds = provider_seconds if speed == 0 else provider_seconds / speed
+        return min(self.timeout_cap, max(self.timeout_floor, seconds))
+
+    async def _drain(self, watch: _Watch, session: _Session) -> int:
+        """Send ``watch``'s due deliveries one after another, in order; returns how many attempts."""
+        made = 0
+        try:
+            while (delivery := self._next(watch, self.state.now())) is not None:
+                await self._attempt(delivery, session)
+                made += 1
+        finally:
+            watch.busy = False
+        return made
+
+    async def _attempt(self, d: _Delivery, session: _Session) -> None:
+        contract = self.state.contracts[d.watch.job.provider]
+        rules = contract.webhook_delivery or WebhookDelivery(30.0, (), "2xx", {}, "")
+        status: int | None = None
+        error: str | None = None
+        d.attempts += 1
+        started, url = self.state.now(), d.watch.callback.url
+        async with session.gate:
+            begin = time.perf_counter()
+            try:
+                async with asyncio.timeout(self._real_timeout(rules.timeout)):
+                    response = await session.client.post(url, content=d.content, headers=d.headers)
+                status = response.status_code
+            except TimeoutError:
+                error = f"no answer within {rules.timeout:g} s (provider time)"
+            except asyncio.CancelledError:
+                d.attempts -= 1  # shutting down: the attempt never happened; it stays due
+                raise
+            except Exception as exc:  # any failure is a failed attempt, never a lost delivery
+                error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            latency = round((time.perf_counter() - begin) * 1000, 3)
+        if status is not None and rules.succeeded(status):
+            outcome = "delivered"
+        else:
+            if status is not None:
+                error = f"HTTP {status}; success is {'exactly 200' if rules.success == '200' else 'any 2xx'}"
+            if d.attempts <= len(rules.retry_delays):
+                outcome = "retry"
+                d.due = self.state.now() + rules.retry_delays[d.attempts - 1]
+            else:
+                outcome = "gave_up"
+        self._finish(d, outcome, status, error, latency, {"time": started})
+
+    def _finish(
+        self, d: _Delivery, outcome: str, status: int | None, error: str | None,
+        latency: float | None, extra: dict[str, Any],
+    ) -> None:
+        if outcome != "retry" and d in d.watch.pending:
+            d.watch.pending.remove(d)
+        if outcome in self.counts:
+            self.counts[outcome] += 1
+        if outcome != "dropped":
+            self.counts["attempts"] += 1
+        job = d.watch.job
+        entry = {
+            "direction": "outbound",
+            "provider": job.provider,
+            "job": job.id,
+            "key": job.key,
+            "channel": d.watch.callback.channel.name,
+            "event": d.event,
+            "url": d.watch.callback.url,
+            "attempt": d.attempts,
+            "status": status,
+            "error": error,
+            "outcome": outcome,
+            "latency_ms": latency,
+            "headers": dict(d.headers),
+            "body": d.body,
+            "copy": d.copy,
+            "policy": d.policy,
+            **extra,
+        }
+        if outcome == "retry":
+            entry["next_attempt_at"] = d.due
+        self.state.record(entry)
+
+    # -- drivers -------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[_Session]:
+        loop = asyncio.get_running_loop()
+        if self._background is not None and self._background[0] is loop:
+            yield self._background[1]
+            return
+        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+        client = httpx.AsyncClient(verify=self.verify, timeout=None, limits=limits, trust_env=False)
+        async with client:
+            yield _Session(client, asyncio.Semaphore(self.concurrency))
+
+    async def run_due(self) -> int:
+        """Attempt every delivery due now and return once all are tried; the number of attempts."""
+        made = 0
+        async with self._session() as session:
+            while True:
+                tasks = [asyncio.create_task(self._drain(w, session)) for w in list(self._collect())]
+                if not tasks:
+                    return made
+                made += sum(await asyncio.gather(*tasks))
+
+    async def run_forever(self) -> None:
+        """Deliver in the background while the clock runs (a frozen clock waits for run_due)."""
+        tasks: set[asyncio.Task[int]] = set()
+        async with self._session() as session:
+            self._background = (asyncio.get_running_loop(), session)
+            try:
+                while True:
+                    if self.state.clock.speed > 0:
+                        for watch in list(self._collect()):
+                            task = asyncio.create_task(self._drain(watch, session))
+                            tasks.add(task)
+                            task.add_done_callback(tasks.discard)
+                    await asyncio.sleep(self.tick)
+            finally:
+                self._background = None
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    @asynccontextmanager
+    async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
+        """A Starlette lifespan: the background deliverer runs as long as the app does."""
+        task = asyncio.create_task(self.run_forever())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
+
+def control_routes(state: MockState) -> list[BaseRoute]:
+    """``/webhooks`` (GET: outstanding deliveries and policies; POST: set or clear a policy) and
+    ``/webhooks/flush`` (POST: attempt everything due now)."""
+
+    async def overview(request: Request) -> Response:
+        hooks = state.webhooks
+        if request.method == "POST":
+            try:
+                data = json.loads(await request.body() or b"{}")
+                spec = data["policy"]
+                policy = None if spec.get("mode") in (None, "none") else Policy.from_action(spec)
+                hooks.set_policy(policy, job=spec.get("job"), key=spec.get("key"))
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                example = '{"policy": {"mode": "delay", "seconds": 30, "job": "JOB_ID"}}'
+                return JSONResponse({"error": f"{exc}; send {example} (or \"key\" instead of \"job\")"}, 400)
+        return JSONResponse(
+            {"outstanding": hooks.outstanding(), "policies": hooks.policies(), "counts": hooks.counts}
+        )
+
+    async def flush(request: Request) -> Response:
+        attempts = await state.webhooks.run_due()
+        return JSONResponse({"attempts": attempts, "outstanding": len(state.webhooks.outstanding())})
+
+    return [
+        Route("/webhooks", overview, methods=["GET", "POST"]),
+        Route("/webhooks/flush", flush, methods=["POST"]),
+    ]

@@ -1,0 +1,33 @@
+"""Fixtures shared by the tests: a frozen-clock mock and a client for it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, settings
+from starlette.testclient import TestClient
+
+from contracts import available
+from mocks import Clock, MockState, build_app, create_state
+
+settings.register_profile("ci", derandomize=True, deadline=None, max_examples=60,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", deadline=None, max_examples=60)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+START = 1_767_965_610.0  # 2026-01-09T13:33:30Z, a fixed provider time for frozen clocks
+PROVIDERS = sorted(available())
+
+
+@pytest.fixture
+def state() -> MockState:
+    """Every provider, seeded, on a frozen clock that tests advance by hand."""
+    return create_state(seed=1, clock=Clock(speed=0, start=START))
+
+
+@pytest.fixture
+def client(state: MockState) -> Iterator[TestClient]:
+    with TestClient(build_app(state), base_url="http://127.0.0.1:8000") as c:
+        yield c

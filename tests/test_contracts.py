@@ -1,0 +1,113 @@
+"""Contracts load, validate at load time, cite their sources and explain their mistakes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from contracts import ContractError, available, load, load_file
+from tests.conftest import PROVIDERS
+
+ISSUE_PROVIDERS = {"pixazo", "apixo", "aivideoapi", "vtrix"}
+
+
+def test_every_provider_has_a_contract() -> None:
+    assert ISSUE_PROVIDERS <= set(available())
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_contract_loads_with_every_variant_option(provider: str) -> None:
+    contract = load(provider)
+    assert contract.provider == provider
+    for variant, options in contract.variant_choices().items():
+        for option in options:
+            assert load(provider, {variant: option}).variants[variant] == option
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_every_source_key_is_declared_and_points_somewhere(provider: str) -> None:
+    contract = load(provider)
+    for key, source in contract.raw["sources"].items():
+        assert source.get("file") or source.get("url"), key
+        if "file" in source:
+            assert (Path(__file__).resolve().parents[2] / source["file"]).exists(), f"{key}: {source['file']}"
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_canonical_lifecycle_is_mapped(provider: str) -> None:
+    contract = load(provider)
+    assert set(contract.states) == {"queued", "running", "succeeded", "failed", "error"}
+    assert contract.status.keys() == contract.states.keys()
+
+
+def _mutated(tmp_path: Path, change: dict[str, object], provider: str = "apixo") -> Path:
+    data = yaml.safe_load(load(provider).file.read_text())
+    for dotted, value in change.items():
+        node = data
+        *parents, last = dotted.split(".")
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node[part]
+        if value is ...:
+            del node[last]
+        else:
+            node[last] = value
+    path = tmp_path / f"{provider}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_typo_in_a_key_names_file_path_and_suggestion(tmp_path: Path) -> None:
+    path = _mutated(tmp_path, {"auth.headr": "Authorization"})
+    with pytest.raises(ContractError) as info:
+        load_file(path)
+    err = info.value
+    assert err.file == str(path)
+    assert err.where == "auth"
+    assert "headr" in err.message
+    assert err.hint == "did you mean 'header'?"
+
+
+def test_missing_required_section_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(ContractError, match="'lifecycle' is a required property"):
+        load_file(_mutated(tmp_path, {"lifecycle": ...}))
+
+
+def test_undeclared_source_key_is_refused_with_a_suggestion(tmp_path: Path) -> None:
+    with pytest.raises(ContractError) as info:
+        load_file(_mutated(tmp_path, {"auth.source": "S-APX9 Endpoint"}))
+    assert info.value.where == "auth.source"
+    assert "did you mean" in (info.value.hint or "")
+
+
+def test_bad_template_fails_at_load_time(tmp_path: Path) -> None:
+    with pytest.raises(ContractError) as info:
+        load_file(_mutated(tmp_path, {"responses.submit.body": {"id": "{{ job.id | shout }}"}}))
+    assert info.value.where == "responses.submit.body"
+    assert "unknown filter 'shout'" in info.value.message
+
+
+def test_unknown_model_in_operation_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ContractError) as info:
+        load_file(_mutated(tmp_path, {"operations.0.models": ["veo-3-2"]}))
+    assert info.value.where == "operations[0].models"
+    assert info.value.hint == "did you mean 'veo-3-1'?"
+
+
+def test_invalid_request_schema_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ContractError, match="not a valid JSON Schema"):
+        load_file(_mutated(tmp_path, {"models.veo-3-1.request.schema": {"type": "objekt"}}))
+
+
+def test_unknown_variant_option_suggests_the_closest(tmp_path: Path) -> None:
+    with pytest.raises(ContractError) as info:
+        load("apixo", {"fail_codes": "s-apx5"})
+    assert "s-apx" in (info.value.hint or "")
+
+
+def test_yaml_syntax_error_gives_line(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("format: 1\nprovider: [unclosed\n")
+    with pytest.raises(ContractError, match="line"):
+        load_file(path)

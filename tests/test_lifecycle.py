@@ -1,0 +1,71 @@
+"""Jobs are pure state machines over a timeline; the clock is passed in."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from mocks.clock import Clock
+from mocks.lifecycle import Job, Outcome, plan_timeline
+
+
+def _job(outcome: Outcome = Outcome()) -> Job:
+    timeline = plan_timeline(100.0, {"queued": (2, 2), "running": (10, 10)}, random.Random(1), outcome)
+    return Job("j", "p", "m", "k", "k", {}, 1.0, 100.0, timeline, outcome)
+
+
+def test_states_follow_the_timeline() -> None:
+    job = _job()
+    assert [job.state_at(t) for t in (100, 101.9, 102, 111.9, 112, 10_000)] == [
+        "queued", "queued", "running", "running", "succeeded", "succeeded"]
+    assert job.progress_at(107) == 0.5
+    assert job.progress_at(100) is None
+    assert job.terminal_at() == 112
+
+
+def test_view_exposes_times_only_when_they_happened() -> None:
+    job = _job(Outcome("failed", "X", "bad"))
+    names = {s: s.upper() for s in ("queued", "running", "succeeded", "failed", "error")}
+    early = job.view(101, names, "video/mp4")
+    assert early["completed_at"] is None and early["fail_code"] is None and early["status"] == "QUEUED"
+    late = job.view(200, names, "video/mp4")
+    assert late["completed_at"] == 112 and late["elapsed"] == 12 and late["fail_code"] == "X"
+    assert late["result_urls"] == []
+
+
+def test_force_terminal_state_now() -> None:
+    job = _job()
+    job.force("error", 105, Outcome("error", "E", "boom"))
+    assert job.state_at(104.9) == "queued" or job.state_at(104.9) == "running"
+    assert job.state_at(105) == "error"
+    assert job.outcome.code == "E"
+
+
+def test_force_running_keeps_the_planned_end() -> None:
+    job = _job()
+    job.force("running", 101)
+    assert job.state_at(101) == "running"
+    assert job.state_at(112) == "succeeded"
+
+
+def test_a_finished_job_cannot_go_back() -> None:
+    job = _job()
+    with pytest.raises(ValueError, match="already ended"):
+        job.force("running", 500)
+
+
+def test_clock_scales_and_advances() -> None:
+    real = [0.0]
+    clock = Clock(speed=10, start=1000.0, monotonic=lambda: real[0])
+    assert clock.now() == 1000.0
+    real[0] = 2.0
+    assert clock.now() == 1020.0
+    clock.advance(5)
+    assert clock.now() == 1025.0
+    clock.set_speed(0)
+    real[0] = 50.0
+    assert clock.now() == 1025.0
+    assert clock.real_seconds(10) == float("inf")
+    with pytest.raises(ValueError):
+        clock.advance(-1)
