@@ -1,13 +1,15 @@
-"""The ``veomock`` command: serve the mocks, check the contracts."""
+"""The ``veomock`` command: serve the mocks, check the contracts, list every failure mode."""
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import json
+import os
 import sys
 from collections.abc import Sequence
 
 from contracts import ContractError, available, load
-
 from mocks.runner import PROFILES, create_state, parse_variants
 
 __all__ = ["main"]
@@ -27,20 +29,66 @@ def _serve(args: argparse.Namespace) -> int:
             variants=parse_variants(args.variant),
             allow_http_webhooks=args.allow_http_webhooks,
             webhook_ca=args.webhook_ca,
+            chaos=_read_chaos(args.chaos),
         )
     except (ContractError, ValueError, OSError) as exc:
         print(f"veomock: {exc}", file=sys.stderr)
         return 2
-    app = build_app(state)
+    app = build_app(state, control_token=args.control_token or None)
     base = f"http://{args.host}:{args.port}"
     speed = state.clock.speed
     print(f"veomock on {base} (provider time runs {speed:g}x real time, seed {args.seed})")
     for name, contract in state.contracts.items():
         variants = ", ".join(f"{k}={v}" for k, v in contract.variants.items()) or "no variants"
         print(f"  {name:<12} {base}   (real: {contract.upstream}; {variants})")
-    print(f"  control      {base}{CONTROL_PREFIX}")
+    guard = "token in X-Veomock-Token" if args.control_token else "no token"
+    print(f"  control      {base}{CONTROL_PREFIX}   ({guard})")
+    if args.chaos:
+        print(f"  chaos        {args.chaos}")
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.control_token:
+        print("veomock: warning: the control API is reachable beyond this machine; consider --control-token",
+              file=sys.stderr)
     sys.stdout.flush()
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    return 0
+
+
+def _read_chaos(path: str | None) -> dict[str, object] | None:
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict):
+        example = '{"seed": 7, "faults": {"error:internal": 0.05}}'
+        raise ValueError(f"{path}: a chaos profile is an object like {example}")
+    return data
+
+
+def _failures(args: argparse.Namespace) -> int:
+    from mocks.failures import catalogue, render_markdown, render_text
+
+    names = list(available())
+    for name in args.provider:
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            print(f"veomock: no provider {name!r}; {hint}known: {', '.join(names)}", file=sys.stderr)
+            return 2
+    try:
+        contracts = {name: load(name) for name in (args.provider or names)}
+    except ContractError as exc:
+        print(f"veomock: {exc}", file=sys.stderr)
+        return 2
+    entries = catalogue(contracts)
+    if args.json:
+        print(json.dumps(entries, indent=2, ensure_ascii=False))
+    elif args.markdown:
+        print(render_markdown(entries), end="")
+    else:
+        print(render_text(entries))
     return 0
 
 
@@ -81,8 +129,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="let callbacks to a loopback receiver use http where a provider wants https")
     serve.add_argument("--webhook-ca", metavar="FILE.pem", default=None,
                        help="trust this CA (PEM) for https callbacks, e.g. a local receiver's test CA")
+    serve.add_argument("--chaos", metavar="FILE.json", default=None,
+                       help='seeded chaos profile, e.g. {"seed": 7, "faults": {"error:internal": 0.05}}')
+    serve.add_argument("--control-token", metavar="TOKEN", default=os.environ.get("VEOMOCK_CONTROL_TOKEN"),
+                       help="control calls need header X-Veomock-Token: TOKEN (env VEOMOCK_CONTROL_TOKEN)")
     serve.add_argument("--log-level", default="warning")
     serve.set_defaults(func=_serve)
+
+    failures = sub.add_parser("failures", help="list every failure mode of every provider, and its trigger")
+    failures.add_argument("--provider", action="append", default=[], metavar="NAME",
+                          help="only this provider; repeatable")
+    shape = failures.add_mutually_exclusive_group()
+    shape.add_argument("--json", action="store_true", help="print the catalogue as JSON")
+    shape.add_argument("--markdown", action="store_true", help="print tables for the README cookbook")
+    failures.set_defaults(func=_failures)
 
     check = sub.add_parser("contracts", help="load and check every contract and variant")
     check.set_defaults(func=_contracts)

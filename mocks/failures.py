@@ -27,7 +27,7 @@ _START = 1_767_965_610.0
 _TRANSPORT = {
     "delay=3": "the normal answer, 3 s (real time) late",
     "hang": "no answer at all: the connection stays open until the client times out and closes it",
-    "reset": "the connection is reset (TCP RST) before any response; the work was done (a submit made its job)",
+    "reset": "the connection is reset (TCP RST) before any response, after the work (a submit made its job)",
     "truncate": "status and headers, then half the body, then the connection closes",
     "malformed": "the normal status with a body that is not JSON (the first half of the real one)",
 }
@@ -136,8 +136,8 @@ def _http_errors(contract: Contract) -> list[dict[str, Any]]:
             body = raw.decode("utf-8", errors="replace")
         headers = {k: v for k, v in response.headers.items() if k not in ("content-length", "content-type")}
         out.append({
-            "name": name, "status": spec.status, "retryable": spec.retryable, "headers": headers, "body": body,
-            "source": spec.source, "evidence": spec.evidence,
+            "name": name, "status": spec.status, "retryable": spec.retryable, "headers": headers,
+            "body": body, "source": spec.source, "evidence": spec.evidence,
             **_triggers(contract, f"error={name}", {"error": name}, f"error:{name}"),
             "client_sees": f"HTTP {spec.status} at once, body {json.dumps(body, ensure_ascii=False)}",
         })
@@ -154,7 +154,8 @@ def _task_failures(contract: Contract, model: Model) -> list[dict[str, Any]]:
         out.append({
             "code": failure.code, "state": failure.state, "status": shown, "message": failure.message,
             "refunded": refund, "source": failure.source,
-            **_triggers(contract, f"fail={_quote(failure.code)}", {"fail": failure.code}, f"fail:{failure.code}"),
+            **_triggers(contract, f"fail={_quote(failure.code)}", {"fail": failure.code},
+                        f"fail:{failure.code}"),
             "status_body": _status_body(contract, model, outcome),
             "client_sees": f"the submit succeeds; once the job ends, polling shows status {shown!r} "
                            f"with code {failure.code!r}" + ("; the charge is refunded" if refund else ""),
@@ -205,7 +206,8 @@ def render_text(entries: list[dict[str, Any]]) -> str:
     ]
     for p in entries:
         sub = p["submit"]
-        lines += ["", f"{p['provider']} ({p['title']}): {sub['method']} {sub['path']}, key in {sub['auth_header']}"]
+        head = f"{p['provider']} ({p['title']}): {sub['method']} {sub['path']}, key in {sub['auth_header']}"
+        lines += ["", head]
         lines.append("  HTTP errors")
         for e in p["http_errors"]:
             lines.append(f"    {e['name']:<22} {e['status']}  prompt {e['prompt']}  key {e['key']}")
@@ -214,15 +216,17 @@ def render_text(entries: list[dict[str, Any]]) -> str:
         lines.append("  Task failures (the submit succeeds; polling shows the failure)")
         for f in p["task_failures"]:
             refund = "refunded" if f["refunded"] else "not refunded"
-            lines.append(f"    {str(f['code']):<22} {f['state']} (status {f['status']!r}, {refund})  prompt {f['prompt']}")
+            shown = f"{f['state']} (status {f['status']!r}, {refund})"
+            lines.append(f"    {f['code']!s:<22} {shown}  prompt {f['prompt']}  key {f['key']}")
             lines.append(f"      poll body {_one_line(f['status_body'])}")
         lines.append("  Transport faults")
         for t in p["transport"]:
             lines.append(f"    {t['fault']:<10} prompt {t['prompt']:<18} {t['client_sees']}")
         lim = p["limits"]
-        lines.append(f"  Limits: {lim['requests_per_minute'] or 'no'} requests/min, {lim['concurrent_jobs'] or 'no'} "
-                     f"concurrent jobs, Retry-After {lim['retry_after'] if lim['retry_after'] is not None else 'none'}"
-                     f"; over a limit: HTTP {lim['status']} (set with POST /_veomock/limits)")
+        retry = lim["retry_after"] if lim["retry_after"] is not None else "none"
+        lines.append(f"  Limits: {lim['requests_per_minute'] or 'no'} requests/min, "
+                     f"{lim['concurrent_jobs'] or 'no'} concurrent jobs, Retry-After {retry}; "
+                     f"over a limit: HTTP {lim['status']} (change with POST /_veomock/limits)")
     return "\n".join(lines)
 
 
@@ -230,10 +234,11 @@ def render_markdown(entries: list[dict[str, Any]]) -> str:
     """Tables for the README cookbook."""
     out: list[str] = []
     for p in entries:
-        out += ["", f"#### {p['provider']}", "", "| failure | what the client sees | magic prompt | magic API key |",
-                "|---|---|---|---|"]
+        out += ["", f"#### {p['provider']}", "",
+                "| failure | what the client sees | magic prompt | magic API key |", "|---|---|---|---|"]
         for e in p["http_errors"]:
-            out.append(f"| `{e['name']}` | HTTP {e['status']} `{_one_line(e['body'])}` | `{e['prompt']}` | `{e['key']}` |")
+            seen = f"HTTP {e['status']} `{_one_line(e['body'])}`"
+            out.append(f"| `{e['name']}` | {seen} | `{e['prompt']}` | `{e['key']}` |")
         for f in p["task_failures"]:
             seen = f"job ends {f['state']}, status `{f['status']}`, code `{f['code']}`"
             out.append(f"| task `{f['code']}` | {seen} | `{f['prompt']}` | `{f['key']}` |")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from contracts import available, load
-
 from mocks.clock import Clock
 from mocks.state import MockState
 
@@ -38,6 +38,7 @@ def create_state(
     clock: Clock | None = None,
     allow_http_webhooks: bool = False,
     webhook_ca: str | None = None,
+    chaos: Mapping[str, Any] | None = None,
 ) -> MockState:
     names = list(providers or available())
     variants = variants or {}
@@ -51,4 +52,5 @@ def create_state(
     return MockState(
         contracts=contracts, clock=clock, seed=seed,
         allow_http_webhooks=allow_http_webhooks, webhook_ca=webhook_ca,
+        chaos=dict(chaos) if chaos else None,
     )

@@ -195,7 +195,7 @@ class _Session:
 class Dispatcher:
     """Delivers the callbacks of one :class:`~mocks.state.MockState`, on its clock."""
 
-    def __init__(self, state: MockState, ca_file: str | None = None, concurrency: int = 200) -> None:
+    def __init__(self, state: MockState, ca_file: str | None = None, concurrency: int = 100) -> None:
         self.state = state
         self.concurrency = concurrency
         self.timeout_cap = 30.0  # real seconds an attempt may take at most (and when the clock is frozen)

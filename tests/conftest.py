@@ -11,6 +11,7 @@ from starlette.testclient import TestClient
 
 from contracts import available
 from mocks import Clock, MockState, build_app, create_state
+from tests.live import LiveServer, Switch, serve_in_thread
 
 settings.register_profile("ci", derandomize=True, deadline=None, max_examples=60,
                           suppress_health_check=[HealthCheck.too_slow])
@@ -31,3 +32,16 @@ def state() -> MockState:
 def client(state: MockState) -> Iterator[TestClient]:
     with TestClient(build_app(state), base_url="http://127.0.0.1:8000") as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def _live_socket() -> Iterator[tuple[str, Switch]]:
+    with serve_in_thread() as served:
+        yield served
+
+
+@pytest.fixture
+def live_server(_live_socket: tuple[str, Switch], state: MockState) -> LiveServer:
+    """The ``state`` mock over a real socket (uvicorn on 127.0.0.1): ``live_server.url``."""
+    url, switch = _live_socket
+    return LiveServer(url, state, switch).serve(state)

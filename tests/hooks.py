@@ -146,10 +146,11 @@ class Mock:
 
 
 @asynccontextmanager
-async def mock(**options: Any) -> AsyncIterator[Mock]:
-    """A mock on a frozen clock; plain-http loopback receivers are allowed unless told otherwise."""
+async def mock(*providers: str, **options: Any) -> AsyncIterator[Mock]:
+    """A mock of ``providers`` (default: all) on a frozen clock; plain-http loopback receivers are
+    allowed unless told otherwise."""
     options.setdefault("allow_http_webhooks", True)
-    state = create_state(seed=1, clock=Clock(speed=0, start=START), **options)
+    state = create_state(list(providers) or None, seed=1, clock=Clock(speed=0, start=START), **options)
     transport = httpx.ASGITransport(app=build_app(state))
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
         yield Mock(state, client)

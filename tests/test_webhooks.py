@@ -30,7 +30,7 @@ def anyio_backend() -> str:
 @pytest.mark.parametrize(("provider", "name"), CHANNELS, ids=CHANNEL_IDS)
 async def test_terminal_callback_carries_the_status_response(provider: str, name: str) -> None:
     channel = channel_of(provider, name)
-    async with mock() as m, Receiver() as hook:
+    async with mock(provider) as m, Receiver() as hook:
         job = await m.job_for(provider, channel, hook.url("/done"))
         end = job.terminal_at()
         assert end is not None
@@ -58,7 +58,7 @@ async def test_terminal_callback_carries_the_status_response(provider: str, name
 @pytest.mark.parametrize(("provider", "name"), CHANNELS, ids=CHANNEL_IDS)
 async def test_forced_failure_is_called_back_with_the_failure_body(provider: str, name: str) -> None:
     channel = channel_of(provider, name)
-    async with mock() as m, Receiver() as hook:
+    async with mock(provider) as m, Receiver() as hook:
         job = await m.job_for(provider, channel, hook.url())
         m.state.clock.advance(1)
         force_state(m.state, job, "failed")
@@ -70,7 +70,7 @@ async def test_forced_failure_is_called_back_with_the_failure_body(provider: str
 
 async def test_callback_headers_follow_the_contract() -> None:
     channel = channel_of("aivideoapi", "callback")
-    async with mock() as m, Receiver() as hook:
+    async with mock("aivideoapi") as m, Receiver() as hook:
         done = await m.job_for("aivideoapi", channel, hook.url())
         broken = await m.job_for("aivideoapi", channel, hook.url())
         m.state.clock.advance(1)
@@ -87,7 +87,7 @@ async def test_callback_headers_follow_the_contract() -> None:
 
 async def test_sync_mode_posts_every_state_in_order() -> None:
     channel = channel_of("pixazo", "header")
-    async with mock() as m, Receiver() as hook:
+    async with mock("pixazo") as m, Receiver() as hook:
         job = await m.job_for("pixazo", channel, hook.url(), mode="sync")
         seen = []
         for start, state in job.timeline:
@@ -101,7 +101,7 @@ async def test_sync_mode_posts_every_state_in_order() -> None:
 
 async def test_sync_mode_after_a_jump_still_posts_every_state_in_order() -> None:
     channel = channel_of("pixazo", "header")
-    async with mock() as m, Receiver() as hook:
+    async with mock("pixazo") as m, Receiver() as hook:
         job = await m.job_for("pixazo", channel, hook.url(), mode="sync")
         m.finish(job)
         assert await m.state.webhooks.run_due() == 3
@@ -111,7 +111,7 @@ async def test_sync_mode_after_a_jump_still_posts_every_state_in_order() -> None
 
 async def test_terminal_mode_is_the_default() -> None:
     channel = channel_of("pixazo", "header")
-    async with mock() as m, Receiver() as hook:
+    async with mock("pixazo") as m, Receiver() as hook:
         job = await m.job_for("pixazo", channel, hook.url())
         m.finish(job)
         assert await m.state.webhooks.run_due() == 1
@@ -124,7 +124,7 @@ async def test_terminal_mode_is_the_default() -> None:
 )
 async def test_event_filter_selects_the_callbacks(events: list[str] | None, expected: list[str]) -> None:
     channel = channel_of("pixazo", "body")
-    async with mock() as m, Receiver() as hook:
+    async with mock("pixazo") as m, Receiver() as hook:
         job = await m.job_for("pixazo", channel, hook.url(), events=events)
         m.finish(job)
         await m.state.webhooks.run_due()
@@ -135,7 +135,7 @@ async def test_event_filter_selects_the_callbacks(events: list[str] | None, expe
 async def test_a_callback_url_without_callback_mode_is_not_used() -> None:
     channel = channel_of("apixo", "callback")
     assert channel.when_from is not None
-    async with mock() as m, Receiver() as hook:
+    async with mock("apixo") as m, Receiver() as hook:
         request = request_for("apixo", channel, hook.url())
         request.body["request_type"] = "async"
         assert (await m.submit("apixo", request)).status_code == 200
@@ -149,7 +149,7 @@ async def test_a_callback_url_without_callback_mode_is_not_used() -> None:
 async def test_retries_follow_the_contract_schedule_then_give_up(provider: str, name: str) -> None:
     channel, delivery = channel_of(provider, name), load(provider).webhook_delivery
     assert delivery is not None
-    async with mock() as m, Receiver(healthy(503)) as hook:
+    async with mock(provider) as m, Receiver(healthy(503)) as hook:
         job = await m.job_for(provider, channel, hook.url())
         m.finish(job)
         assert await m.state.webhooks.run_due() == 1
@@ -174,7 +174,7 @@ async def test_retries_follow_the_contract_schedule_then_give_up(provider: str, 
 async def test_a_receiver_failing_then_healthy_gets_it_once(provider: str, name: str) -> None:
     channel, delivery = channel_of(provider, name), load(provider).webhook_delivery
     assert delivery is not None and delivery.retry_delays
-    async with mock() as m, Receiver(failing(1)) as hook:
+    async with mock(provider) as m, Receiver(failing(1)) as hook:
         job = await m.job_for(provider, channel, hook.url())
         m.finish(job)
         await m.state.webhooks.run_due()
@@ -191,7 +191,7 @@ async def test_a_receiver_failing_then_healthy_gets_it_once(provider: str, name:
 async def test_success_means_what_the_contract_says(provider: str) -> None:
     channel, delivery = load(provider).webhook_channels[0], load(provider).webhook_delivery
     assert delivery is not None
-    async with mock() as m, Receiver(healthy(204)) as hook:
+    async with mock(provider) as m, Receiver(healthy(204)) as hook:
         job = await m.job_for(provider, channel, hook.url())
         m.finish(job)
         await m.state.webhooks.run_due()
@@ -203,7 +203,7 @@ async def test_success_means_what_the_contract_says(provider: str) -> None:
 
 async def test_an_unreachable_receiver_is_a_failed_attempt() -> None:
     channel = channel_of("aivideoapi", "callback")
-    async with mock() as m:
+    async with mock("aivideoapi") as m:
         async with Receiver() as gone:
             url = gone.url()
         job = await m.job_for("aivideoapi", channel, url)
@@ -216,7 +216,7 @@ async def test_an_unreachable_receiver_is_a_failed_attempt() -> None:
 async def test_a_slow_receiver_times_out_and_is_retried() -> None:
     channel = channel_of("pixazo", "header")
     release = asyncio.Event()
-    async with mock() as m, Receiver(hanging(release)) as hook:
+    async with mock("pixazo") as m, Receiver(hanging(release)) as hook:
         m.state.webhooks.timeout_cap = 0.2  # real seconds: the contract's timeout, cut short for the test
         job = await m.job_for("pixazo", channel, hook.url())
         m.finish(job)
@@ -245,7 +245,7 @@ def _tls(tmp_path: Path) -> tuple[ssl.SSLContext, str]:
 async def test_https_receiver_with_a_trusted_ca(provider: str, name: str, tmp_path: Path) -> None:
     server, pem = _tls(tmp_path)
     channel = channel_of(provider, name)
-    async with mock(allow_http_webhooks=False, webhook_ca=pem) as m, Receiver(ssl_context=server) as hook:
+    async with mock(provider, allow_http_webhooks=False, webhook_ca=pem) as m, Receiver(ssl_context=server) as hook:
         assert hook.url().startswith("https://")
         job = await m.job_for(provider, channel, hook.url())
         m.finish(job)
@@ -258,7 +258,7 @@ async def test_https_receiver_with_a_trusted_ca(provider: str, name: str, tmp_pa
 async def test_https_receiver_with_an_unknown_ca_fails_verification(tmp_path: Path) -> None:
     server, _ = _tls(tmp_path)
     channel = channel_of("apixo", "callback")
-    async with mock(allow_http_webhooks=False) as m, Receiver(ssl_context=server) as hook:
+    async with mock("apixo", allow_http_webhooks=False) as m, Receiver(ssl_context=server) as hook:
         job = await m.job_for("apixo", channel, hook.url())
         m.finish(job)
         await m.state.webhooks.run_due()
@@ -269,7 +269,7 @@ async def test_https_receiver_with_an_unknown_ca_fails_verification(tmp_path: Pa
 
 async def test_many_jobs_deliver_every_callback_once() -> None:
     channel = channel_of("aivideoapi", "callback")
-    async with mock() as m, Receiver(failing(100)) as hook:
+    async with mock("aivideoapi") as m, Receiver(failing(100)) as hook:
         jobs = [await m.job_for("aivideoapi", channel, hook.url(f"/{i}"), key=f"sk-load-{i}") for i in range(300)]
         m.advance_to(max(j.terminal_at() or 0 for j in jobs))
         assert await m.state.webhooks.run_due() == 300
@@ -282,7 +282,7 @@ async def test_many_jobs_deliver_every_callback_once() -> None:
 
 async def test_reset_forgets_outstanding_deliveries() -> None:
     channel = channel_of("aivideoapi", "callback")
-    async with mock() as m, Receiver() as hook:
+    async with mock("aivideoapi") as m, Receiver() as hook:
         job = await m.job_for("aivideoapi", channel, hook.url())
         m.state.reset()
         m.finish(job)
