@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint serve bench clean
+.PHONY: install test lint serve bench conformance clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,6 +20,12 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check contracts mocks conformance tests
 	$(BIN)/mypy
+
+# Every reference client in examples/clients/ against its provider's mock, every scenario.
+conformance: $(STAMP)
+	@set -e; for p in $$($(BIN)/python -c "from contracts import available; print(' '.join(available()))"); do \
+		$(BIN)/veomock check --provider $$p --junit $(VENV)/conformance-$$p.xml $(ARGS) \
+			-- $(BIN)/python -m examples.clients.$$p; done
 
 serve: $(STAMP)
 	$(BIN)/veomock serve $(ARGS)

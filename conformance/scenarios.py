@@ -20,10 +20,10 @@ from typing import Any
 from hypothesis import Phase, find, settings
 from hypothesis import strategies as st
 
-from contracts import Contract, Model, load
 from conformance.facts import submit_operation, webhook_body_fields
 from conformance.protocol import Capabilities
 from conformance.strategies import Mutation, invalid_requests, valid_requests
+from contracts import Contract, Model, load
 
 __all__ = [
     "CATEGORY_OF_ERROR",
@@ -61,7 +61,13 @@ CATEGORY_OF_ERROR = {
     "rate_limited": "rate_limited",
     "concurrency_limited": "rate_limited",
 }
-_CATEGORY_OF_STATUS = {400: "invalid_request", 401: "auth", 402: "insufficient_balance", 403: "auth", 429: "rate_limited"}
+_CATEGORY_OF_STATUS = {
+    400: "invalid_request",
+    401: "auth",
+    402: "insufficient_balance",
+    403: "auth",
+    429: "rate_limited",
+}
 _REFUSING = (400, 401, 402, 403)
 HOOK_PATH = "/veomock-hook"
 FOREVER = 1 << 20
@@ -114,7 +120,10 @@ class Scenario:
 def expected_categories(contract: Contract, error: str) -> list[str]:
     spec = contract.errors.get(error)
     status = spec.status if spec else 400
-    out = [CATEGORY_OF_ERROR.get(error), _CATEGORY_OF_STATUS.get(status, "unavailable" if status >= 500 else None)]
+    out = [
+        CATEGORY_OF_ERROR.get(error),
+        _CATEGORY_OF_STATUS.get(status, "unavailable" if status >= 500 else None),
+    ]
     return sorted({c for c in out if c})
 
 
@@ -222,14 +231,22 @@ def _model_scenarios(
             "code": True,
         }
         out.append(
-            make("job-failure", f"{failure.state}-{failure.code}", outcome={"state": failure.state, "code": failure.code},
-                 expect=expect)
+            make(
+                "job-failure",
+                f"{failure.state}-{failure.code}",
+                outcome={"state": failure.state, "code": failure.code},
+                expect=expect,
+            )
         )
     if not full:
         return out
     for name in _refusing(contract):
         spec = contract.errors[name]
-        expect = {"status": "failed", "categories": expected_categories(contract, name), "http_status": spec.status}
+        expect = {
+            "status": "failed",
+            "categories": expected_categories(contract, name),
+            "http_status": spec.status,
+        }
         rule = {"provider": provider, "operation": "submit", "times": FOREVER, "action": {"error": name}}
         out.append(make("refused", f"refused-{name}", rules=(rule,), expect=expect))
     retryable = _retryable(contract)
@@ -239,32 +256,63 @@ def _model_scenarios(
     limited = [n for n in retryable if contract.errors[n].status == 429]
     unavailable = [n for n in retryable if contract.errors[n].status >= 500]
     if limited:
-        rule = {"provider": provider, "operation": "submit", "times": 2, "action": {"error": limited[0], "retry_after": 7}}
+        rule = {
+            "provider": provider,
+            "operation": "submit",
+            "times": 2,
+            "action": {"error": limited[0], "retry_after": 7},
+        }
         out.append(make("transient", f"transient-submit-{limited[0]}-retry-after", rules=(rule,)))
-        rule = {"provider": provider, "operation": "status", "times": 1, "action": {"error": limited[0], "retry_after": 11}}
+        rule = {
+            "provider": provider,
+            "operation": "status",
+            "times": 1,
+            "action": {"error": limited[0], "retry_after": 11},
+        }
         out.append(make("transient", f"transient-status-{limited[0]}-retry-after", rules=(rule,)))
     if unavailable:
         rule = {"provider": provider, "operation": "status", "times": 2, "action": {"error": unavailable[0]}}
         out.append(make("transient", f"transient-status-{unavailable[0]}", rules=(rule,)))
-        rule = {"provider": provider, "operation": "submit", "times": FOREVER, "action": {"error": unavailable[0]}}
+        rule = {
+            "provider": provider,
+            "operation": "submit",
+            "times": FOREVER,
+            "action": {"error": unavailable[0]},
+        }
         expect = {"status": "failed", "categories": ["unavailable"]}
         out.append(make("persistent", f"persistent-{unavailable[0]}", rules=(rule,), expect=expect))
     if limited:
-        rule = {"provider": provider, "operation": "submit", "times": FOREVER, "action": {"error": limited[0]}}
+        rule = {
+            "provider": provider,
+            "operation": "submit",
+            "times": FOREVER,
+            "action": {"error": limited[0]},
+        }
         expect = {"status": "failed", "categories": ["rate_limited"]}
         out.append(make("persistent", f"persistent-{limited[0]}", rules=(rule,), expect=expect))
     out.append(
-        make("hang", "hang", timing=(timing[0], 10.0**7), timeout=300.0,
-             expect={"status": "failed", "categories": ["timeout"]})
+        make(
+            "hang",
+            "hang",
+            timing=(timing[0], 10.0**7),
+            timeout=300.0,
+            expect={"status": "failed", "categories": ["timeout"]},
+        )
     )
     out.append(
-        make("invalid-request", "invalid-request", request=example_invalid_request(contract, model),
-             expect={"status": "failed", "categories": ["invalid_request"]})
+        make(
+            "invalid-request",
+            "invalid-request",
+            request=example_invalid_request(contract, model),
+            expect={"status": "failed", "categories": ["invalid_request"]},
+        )
     )
     if caps.webhooks and _takes_webhooks(contract, model):
         out.append(make("webhook", "webhook", use_webhook=True))
         for mode in ("duplicate", "reorder", "delay", "drop"):
-            action: dict[str, Any] = {"webhook": mode, "seconds": 30} if mode == "delay" else {"webhook": mode}
+            action: dict[str, Any] = (
+                {"webhook": mode, "seconds": 30} if mode == "delay" else {"webhook": mode}
+            )
             out.append(make("webhook", f"webhook-{mode}", use_webhook=True, webhook=action))
     return out
 
@@ -293,8 +341,11 @@ def catalogue(contract: Contract, capabilities: Capabilities | None = None) -> l
         if i > 0:
             out.append(
                 Scenario(
-                    id=f"{contract.provider}/{model}/invalid-request", provider=contract.provider, model=model,
-                    kind="invalid-request", request=example_invalid_request(contract, model),
+                    id=f"{contract.provider}/{model}/invalid-request",
+                    provider=contract.provider,
+                    model=model,
+                    kind="invalid-request",
+                    request=example_invalid_request(contract, model),
                     expect={"status": "failed", "categories": ["invalid_request"]},
                 )
             )

@@ -1,18 +1,15 @@
-"""The mock as the suite runs it: a real socket on 127.0.0.1, a recorder, and the scenario driver.
+"""The mock as the suite runs it: a real socket on 127.0.0.1, virtual time, and the journal.
 
-:class:`Harness` wraps the generic mock app (``mocks.build_app``) in one ASGI layer that
+:class:`Harness` is one mock (``mocks.build_app`` for a provider and its variants) in one thin
+ASGI layer. A scenario is armed through the mock's own scenario rules (``state.scenarios``):
+fault rules first, then how the job ends, how long it takes and how its webhooks are delivered.
+Time is virtual: the mock's clock is frozen and moves only when the client waits, through
+``POST /_veomock/clock``, after which the layer runs the webhook deliveries that fell due. A
+client that never waits would spin forever on a frozen clock, so past a budget of requests without
+a clock advance each request moves provider time on by one poll interval. Checks read what
+happened from the mock's journal (:meth:`Harness.exchanges`).
 
-- records every exchange (request headers and body, response status, headers and body) next to
-  the mock's own journal entry, so checks can read what went over the wire;
-- applies the scenario: the planned timeline and outcome of the job the client creates, webhook
-  policies, and fault rules (``{"operation", "times", "action": {"error", "retry_after"}}``,
-  the JSON shape of mock scenario rules) answered in the provider's own error envelope;
-- runs due webhook deliveries after every clock advance (virtual time: the mock's clock is
-  frozen and moves only when the client waits, through ``POST /_veomock/clock``);
-- keeps a client that never waits from spinning forever: past a budget of requests without a
-  clock advance, each request moves provider time on by one poll interval.
-
-:class:`ServerThread` serves any ASGI app with uvicorn on a socket bound before the thread
+:class:`ServerThread` serves the current harness with uvicorn on a socket bound before the thread
 starts, so clients can connect at once (the kernel queues them) with no readiness polling.
 """
 
@@ -25,16 +22,14 @@ import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 import uvicorn
-from starlette.routing import compile_path
 
-from contracts import Contract, Operation
+from contracts import Contract
 from mocks import CONTROL_PREFIX, MockState, build_app, create_state
 from mocks.clock import Clock
-from mocks.lifecycle import Job, Outcome
-from mocks.responses import error_response, resolve_error
+from mocks.lifecycle import Job
 
 __all__ = ["Exchange", "Harness", "ServerThread"]
 
@@ -92,31 +87,19 @@ class Exchange:
         }
 
 
-def _decode(raw: bytes, content_type: str) -> Any:
-    if not raw:
+def _headers(pairs: Any) -> dict[str, str]:
+    return {str(k).lower(): str(v) for k, v in (pairs or [])}
+
+
+def _parse(text: Any, content_type: str) -> Any:
+    if text is None or text == "":
         return None
     if "json" in content_type:
         try:
-            return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            return json.loads(text)
+        except (json.JSONDecodeError, TypeError):
             pass
-    if content_type.startswith("text/") or "json" in content_type or "xml" in content_type:
-        return raw.decode("utf-8", "replace")
-    return None
-
-
-class _Rule:
-    def __init__(self, rule: dict[str, Any]) -> None:
-        self.operation = rule.get("operation")
-        self.times = int(rule.get("times", 1 << 30))
-        self.action = dict(rule["action"])
-        self.match = dict(rule.get("match") or {})
-        self.used = 0
-
-    def applies(self, kind: str | None, name: str | None) -> bool:
-        if self.used >= self.times:
-            return False
-        return self.operation is None or self.operation in (kind, name)
+    return text
 
 
 class Harness:
@@ -135,64 +118,87 @@ class Harness:
         )
         self.contract: Contract = self.state.contracts[provider]
         self.app = build_app(self.state)
-        self._routes = [
-            (op, compile_path(op.path)[0]) for op in self.contract.operations
-        ]
-        self._media = compile_path(self.contract.media_path)[0]
-        self.exchanges: list[Exchange] = []
-        self._lock = threading.Lock()
+        self._kinds = {op.name: op.kind for op in self.contract.operations}
+        self._kinds["media"] = "media"
+        self.requests = 0
         self.begin({})
 
     # -- scenario --------------------------------------------------------------------------------
 
     def begin(self, plan: dict[str, Any]) -> None:
-        """Reset the mock and arm a plan: ``timing`` (queued, running), ``outcome`` (state, code),
-        ``rules`` (fault rules), ``webhook`` (a delivery policy action)."""
+        """Reset the mock and arm a plan through its scenario rules: ``rules`` (faults, in order),
+        then how the job ends (``outcome``), how long it takes (``timing``) and how its webhooks
+        are delivered (``webhook``)."""
         self.state.reset()
-        self.exchanges = []
-        self.plan = plan
-        self.rules = [_Rule(r) for r in plan.get("rules", [])]
+        self.state.scenarios.clear()
         self.spin = 0
-        self.started_at = self.state.now()
-        self.jobs: list[Job] = []
-
-    def _arm_job(self, job: Job) -> None:
-        plan = self.plan
-        created = job.created_at
-        outcome = job.outcome
-        wanted = plan.get("outcome")
-        if wanted:
-            state = wanted.get("state", "succeeded")
-            code = wanted.get("code")
-            message = None
-            if code is not None:
-                failure = self.contract.failure(code)
-                message = failure.message if failure else None
-            outcome = Outcome(state, code, message)
+        self.requests = 0
+        for rule in plan.get("rules", []):
+            self.state.scenarios.add({**rule, "provider": self.provider})
+        action: dict[str, Any] = {}
+        outcome = plan.get("outcome") or {}
+        if outcome.get("code") is not None:
+            action["fail"] = outcome["code"]
+        elif outcome.get("state", "succeeded") != "succeeded":
+            action["state"] = outcome["state"]
         if "timing" in plan:
             queued, running = plan["timing"]
-            job.timeline = [(created, "queued"), (created + queued, "running"), (created + queued + running, outcome.state)]
-        else:
-            job.timeline = [*job.timeline[:-1], (job.timeline[-1][0], outcome.state)]
-        job.outcome = outcome
+            action["timing"] = {"queued": float(queued), "running": float(running)}
+        if action:
+            self.state.scenarios.add({"provider": self.provider, "operation": "submit", "action": action})
         if plan.get("webhook"):
-            from mocks.webhooks import Policy
+            self.state.scenarios.add({"provider": self.provider, "operation": "submit", "action": plan["webhook"]})
 
-            self.state.webhooks.set_policy(Policy.from_action(plan["webhook"]), job=job.id)
-        self.jobs.append(job)
+    def jobs(self) -> list[Job]:
+        return list(self.state.jobs.values())
+
+    def exchanges(self) -> list[Exchange]:
+        """The provider calls in the mock's journal, as checks read them."""
+        out = []
+        for entry in self.state.journal:
+            if entry.get("direction") != "inbound":
+                continue
+            request, response = entry.get("request") or {}, entry.get("response") or {}
+            headers, answer = _headers(request.get("headers")), _headers(response.get("headers"))
+            body_text = request.get("body")
+            raw = body_text.encode() if isinstance(body_text, str) else b""
+            reply = response.get("body")
+            size = len(reply.encode()) if isinstance(reply, str) else int(answer.get("content-length", 0) or 0)
+            operation = entry.get("operation")
+            action = entry.get("action") or {}
+            out.append(
+                Exchange(
+                    seq=len(out),
+                    time=float(entry["time"]),
+                    method=str(entry.get("method")),
+                    path=str(entry.get("path")),
+                    query=dict(parse_qsl(urlsplit(str(entry.get("url", ""))).query)),
+                    headers=headers,
+                    body=_parse(body_text, headers.get("content-type", "")),
+                    raw_body=raw,
+                    status=int(entry.get("status") or 0),
+                    response_headers=answer,
+                    response_body=_parse(reply, answer.get("content-type", "")),
+                    response_bytes=size,
+                    operation=operation,
+                    kind=self._kinds.get(operation) if operation else None,
+                    job=entry.get("job"),
+                    state=entry.get("state"),
+                    injected=action.get("error") if isinstance(action, dict) else None,
+                    entry=entry,
+                )
+            )
+        return out
+
+    def journal(self) -> list[dict[str, Any]]:
+        return list(self.state.journal)
+
+    async def _deliver(self) -> None:
+        """Attempt the webhook deliveries now due (none to look at is the common, cheap case)."""
+        if not self.state.webhooks.idle():
+            await self.state.webhooks.run_due()
 
     # -- ASGI ------------------------------------------------------------------------------------
-
-    def _classify(self, method: str, path: str, query: dict[str, str]) -> tuple[Operation | None, str | None]:
-        for op, regex in self._routes:
-            match = regex.match(path)
-            if match and op.method == method:
-                job_id = None
-                if op.id_from is not None:
-                    value = op.id_from.render({"path": match.groupdict(), "query": query})
-                    job_id = None if value is None else str(value)
-                return op, job_id
-        return None, None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -203,127 +209,20 @@ class Harness:
             await self.app(scope, receive, send)
             if path == f"{CONTROL_PREFIX}/clock" and scope["method"] == "POST":
                 self.spin = 0
-                await self.state.webhooks.run_due()
+                await self._deliver()
             return
-        await self._provider_call(scope, receive, send)
-
-    async def _provider_call(self, scope: Scope, receive: Receive, send: Send) -> None:
-        chunks = []
-        while True:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
-        raw = b"".join(chunks)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        query_text = scope.get("query_string", b"").decode("latin-1")
-        query = dict(parse_qsl(query_text))
-        method, path = scope["method"], scope["path"]
         self.spin += 1
+        self.requests += 1
+        if self.requests > REQUEST_CAP:
+            body = b"veomock conformance: request cap reached; the client never stopped"
+            await send({"type": "http.response.start", "status": 503, "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.body", "body": body})
+            return
         if self.spin > SPIN_BUDGET:
-            interval = self.contract.poll_interval or 1.0
-            self.clock.advance(max(1.0, interval))
-            await self.state.webhooks.run_due()
-        op, job_id = self._classify(method, path, query)
-        exchange = Exchange(
-            seq=len(self.exchanges),
-            time=self.state.now(),
-            method=method,
-            path=path,
-            query=query,
-            headers=headers,
-            body=_decode(raw, headers.get("content-type", "application/json")),
-            raw_body=raw,
-            operation=op.name if op else ("media" if self._media.match(path) else None),
-            kind=op.kind if op else ("media" if self._media.match(path) else None),
-            job=job_id,
-        )
-        self.exchanges.append(exchange)
-        if len(self.exchanges) > REQUEST_CAP:
-            await self._answer(exchange, send, 503, {"content-type": "text/plain"}, b"conformance: request cap")
-            return
-        rule = next((r for r in self.rules if r.applies(exchange.kind, exchange.operation)), None)
-        if rule is not None and "error" in rule.action:
-            rule.used += 1
-            await self._inject(exchange, rule.action, send)
-            return
-        before = len(self.state.journal)
-
-        async def replay() -> Message:
-            return {"type": "http.request", "body": raw, "more_body": False}
-
-        captured: dict[str, Any] = {"status": 0, "headers": {}, "body": []}
-
-        async def capture(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                captured["status"] = message["status"]
-                captured["headers"] = {
-                    k.decode("latin-1").lower(): v.decode("latin-1") for k, v in message.get("headers", [])
-                }
-            elif message["type"] == "http.response.body":
-                captured["body"].append(message.get("body", b""))
-            await send(message)
-
-        await self.app(scope, replay, capture)
-        body = b"".join(captured["body"])
-        exchange.status = captured["status"]
-        exchange.response_headers = captured["headers"]
-        exchange.response_bytes = len(body)
-        exchange.response_body = _decode(body, exchange.response_headers.get("content-type", ""))
-        entries = list(self.state.journal)[before:]
-        inbound = [e for e in entries if e.get("direction") == "inbound"]
-        if inbound:
-            exchange.entry = inbound[0]
-            exchange.job = exchange.job or inbound[0].get("job")
-            exchange.state = inbound[0].get("state")
-        if exchange.kind == "submit" and exchange.job:
-            try:
-                job = self.state.job(self.provider, exchange.job)
-            except KeyError:
-                return
-            self._arm_job(job)
-
-    async def _inject(self, exchange: Exchange, action: dict[str, Any], send: Send) -> None:
-        name = str(action["error"])
-        spec = resolve_error(self.contract, name)
-        retry_after = action.get("retry_after")
-        ctx = {"retry_after": retry_after if retry_after is not None else 1}
-        response = error_response(self.contract, name, None, ctx)
-        headers = {k.lower(): v for k, v in response.headers.items()}
-        if retry_after is not None:
-            headers["retry-after"] = str(retry_after)
-        else:
-            headers.pop("retry-after", None)
-        exchange.injected = spec.name
-        self.state.record(
-            {
-                "direction": "inbound",
-                "provider": self.provider,
-                "operation": exchange.operation,
-                "method": exchange.method,
-                "path": exchange.path,
-                "status": spec.status,
-                "key": None,
-                "injected": spec.name,
-            }
-        )
-        exchange.entry = self.state.journal[-1]
-        await self._answer(exchange, send, spec.status, headers, bytes(response.body))
-
-    async def _answer(self, exchange: Exchange, send: Send, status: int, headers: dict[str, str], body: bytes) -> None:
-        headers = {**headers, "content-length": str(len(body))}
-        exchange.status = status
-        exchange.response_headers = headers
-        exchange.response_bytes = len(body)
-        exchange.response_body = _decode(body, headers.get("content-type", ""))
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+            # A client that never waits would spin forever on a frozen clock: let time pass.
+            self.clock.advance(max(1.0, self.contract.poll_interval or 1.0))
+            await self._deliver()
+        await self.app(scope, receive, send)
 
 
 class _Switch:
@@ -355,6 +254,8 @@ class ServerThread:
         self.switch = _Switch()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted sockets inherit this: no Nagle delay between a response's head and its body.
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.bind((host, port))
         self.sock.listen(128)
         self.host, self.port = self.sock.getsockname()[:2]
@@ -387,4 +288,3 @@ class ServerThread:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-

@@ -133,15 +133,15 @@ class _Handlers:
                     value = expr.render(ctx)
                     if value is not None:
                         body[field] = value
+            invalid = self.runtime.validators[model_name].check(body)
+            if invalid:
+                response = error_response(contract, "invalid_request", invalid.message)
+                return self._journal(request, op.name, response, key, rule=invalid.rule)
             try:
                 callbacks = state.webhooks.requested(contract, model_name, ctx)
             except WebhookRefused as refusal:
                 response = error_response(contract, refusal.error, refusal.message)
                 return self._journal(request, op.name, response, key)
-            invalid = self.runtime.validators[model_name].check(body)
-            if invalid:
-                response = error_response(contract, "invalid_request", invalid.message)
-                return self._journal(request, op.name, response, key, rule=invalid.rule)
             params = {name: expr.render(ctx) for name, expr in model.params.items()}
             prompt = params.get("prompt")
             verdict = screen(state, contract, request, "submit", op.name, key, prompt=prompt, model=model_name)

@@ -146,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("contracts", help="load and check every contract and variant")
     check.set_defaults(func=_contracts)
+
+    from conformance.cli import add_arguments, run_check
+
+    grade = sub.add_parser("check", help="grade a client against a provider's mock: check --provider P -- CMD")
+    add_arguments(grade)
+    grade.set_defaults(func=run_check)
     return parser
 
 

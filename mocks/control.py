@@ -124,6 +124,7 @@ class Control:
             runtime.ledger.forget(key)
         state.limits.forget(key)
         state.scenarios.forget(key)
+        state.webhooks.forget(key)
         state.journal = deque((e for e in state.journal if e.get("key") != key), maxlen=state.journal.maxlen)
 
     def clock(self, advance: float | None = None, speed: float | None = None) -> dict[str, float]:

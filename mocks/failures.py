@@ -237,7 +237,7 @@ def render_markdown(entries: list[dict[str, Any]]) -> str:
         out += ["", f"#### {p['provider']}", "",
                 "| failure | what the client sees | magic prompt | magic API key |", "|---|---|---|---|"]
         for e in p["http_errors"]:
-            seen = f"HTTP {e['status']} `{_one_line(e['body'])}`"
+            seen = f"HTTP {e['status']} `{_one_line(e['body'])}`".replace("|", "\\|")
             out.append(f"| `{e['name']}` | {seen} | `{e['prompt']}` | `{e['key']}` |")
         for f in p["task_failures"]:
             seen = f"job ends {f['state']}, status `{f['status']}`, code `{f['code']}`"

@@ -134,10 +134,12 @@ def screen(
             _carry_out(state, contract, request, verdict, decision.action, job)
     if verdict.response is None and key is not None and kind != "media":
         now = state.now()
-        refusal = state.limits.admit(contract.provider, key, now)
-        if refusal is None and kind == "submit":
-            running = state.runtime(contract.provider).ledger.open_jobs(key, now)
-            refusal = state.limits.concurrency(contract.provider, key, running, now)
+        provider, limits = contract.provider, state.limits
+        refusal = limits.admit(provider, key, now)
+        capped = kind == "submit" and limits.effective(provider, key).concurrent_jobs is not None
+        if refusal is None and capped:
+            running = state.runtime(provider).ledger.open_jobs(key, now)
+            refusal = limits.concurrency(provider, key, running, now)
         if refusal is not None:
             verdict.response = _refuse(contract, refusal)
             verdict.note = {**verdict.note, "limit": refusal.error}
@@ -145,17 +147,17 @@ def screen(
 
 
 def _transport(send: Send) -> asyncio.Transport | None:
-    """The connection under a server's ``send`` (uvicorn exposes it), if there is one."""
+    """The connection under a server's ``send`` (uvicorn exposes it, asyncio or uvloop), if any."""
     transport = getattr(getattr(send, "__self__", None), "transport", None)
-    return transport if isinstance(transport, asyncio.Transport) else None
+    needed = ("abort", "close", "get_extra_info")
+    return transport if all(callable(getattr(transport, n, None)) for n in needed) else None
 
 
 def _abort(transport: asyncio.Transport) -> None:
     """Close the connection with a TCP reset rather than an orderly shutdown."""
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with suppress(OSError, AttributeError, TypeError, ValueError):
+        sock = transport.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     transport.abort()
 
 

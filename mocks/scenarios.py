@@ -60,7 +60,7 @@ _ACTION_KEYS = ("error", "message", "retry_after", "fail", "state", "timing", "d
 _RULE_KEYS = ("id", "provider", "operation", "match", "times", "action")
 _MATCH_KEYS = ("key", "prompt_contains", "model")
 MAGIC_NAMES = (
-    *(k for k in _ACTION_KEYS if k != "timing"), "queued", "running", "on", "times",
+    *(k for k in _ACTION_KEYS if k != "timing"), "queued", "running", "seconds", "on", "times",
 )
 _PROMPT_TOKEN = re.compile(r"veomock:(\S*)")
 _KEY_TOKEN = re.compile(r"veomock-([a-z_]+)([=,].*)?$")
@@ -72,9 +72,12 @@ class RuleError(ValueError):
 
 def _hint(word: str, choices: Iterable[str]) -> str:
     options = sorted({str(c) for c in choices})
+    stems = {option.split(":")[0]: option for option in options}
     close = difflib.get_close_matches(str(word), options, n=1, cutoff=0.6)
-    text = f"; did you mean {close[0]!r}?" if close else ""
-    return f"{text} Known: {', '.join(options)}"
+    close = close or [stems[c] for c in difflib.get_close_matches(str(word), list(stems), n=1, cutoff=0.6)]
+    if close:
+        return f"; did you mean {close[0]!r}? Known: {', '.join(options)}"
+    return f"; known: {', '.join(options)}"
 
 
 def _number(value: Any, what: str, low: float, high: float) -> float:
@@ -159,7 +162,13 @@ def parse_action(data: Any, contracts: Iterable[Contract], any_code: bool = Fals
         name = data["webhook"]
         if name not in WEBHOOK_ACTIONS:
             raise RuleError(f"unknown webhook action {name!r}{_hint(name, WEBHOOK_ACTIONS)}")
-        return Action(webhook=str(name), options={k: v for k, v in data.items() if k != "webhook"})
+        options = {k: v for k, v in data.items() if k != "webhook"}
+        for key in options:
+            if key != "seconds":
+                raise RuleError(f"a webhook action takes only 'seconds' (for delay), not {key!r}")
+        if "seconds" in options:
+            options["seconds"] = _number(options["seconds"], "seconds", 0, 1e9)
+        return Action(webhook=str(name), options=options)
     for key in data:
         if key not in _ACTION_KEYS:
             raise RuleError(f"unknown action key {key!r}{_hint(key, _ACTION_KEYS)}")

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import certifi
 import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = ["MODES", "Callback", "Dispatcher", "Policy", "WebhookRefused", "control_routes", "requested"]
 
 MODES = ("duplicate", "reorder", "delay", "drop", "late")
+DEFAULT_DELAY = 60.0  # provider seconds a "delay" policy holds a callback back when not told
 EVENTS = {"terminal": frozenset(TERMINAL_STATES), "every_state": frozenset(CANONICAL_STATES)}
 
 
@@ -80,9 +82,12 @@ class Policy:
 
     @classmethod
     def from_action(cls, action: Mapping[str, Any]) -> Policy:
-        """``{"webhook": "delay", "seconds": 30}`` (a scenario rule's action) -> a policy."""
-        mode = action.get("webhook", action.get("mode"))
-        return cls(str(mode), float(action.get("seconds", 0.0)))
+        """``{"webhook": "delay", "seconds": 30}`` (a scenario rule's action) -> a policy.
+
+        A delay without ``seconds`` holds each callback back for :data:`DEFAULT_DELAY`."""
+        mode = str(action.get("webhook", action.get("mode")))
+        default = DEFAULT_DELAY if mode == "delay" else 0.0
+        return cls(mode, float(action.get("seconds", default)))
 
 
 def _label(channel_expr: Any) -> str:
@@ -195,19 +200,19 @@ class _Session:
 class Dispatcher:
     """Delivers the callbacks of one :class:`~mocks.state.MockState`, on its clock."""
 
-    def __init__(self, state: MockState, ca_file: str | None = None, concurrency: int = 100) -> None:
+    def __init__(self, state: MockState, ca_file: str | None = None, concurrency: int = 64) -> None:
         self.state = state
+        # Attempts in flight at once, and idle connections kept: httpx's pool slows down as it grows,
+        # and about 64 gives the best throughput to one local receiver.
         self.concurrency = concurrency
+        self.keepalive = 8
         self.timeout_cap = 30.0  # real seconds an attempt may take at most (and when the clock is frozen)
-        self.timeout_floor = 0.05  # real seconds an attempt gets at least, however fast the clock
+        self.timeout_floor = 1.0  # real seconds an attempt gets at least: receivers do not run on our clock
         self.tick = 0.01  # real seconds between background passes while the clock runs
-        self.verify: ssl.SSLContext | bool = True
+        # One TLS context for every client: building one per client costs tens of milliseconds.
+        self.verify = ssl.create_default_context(cafile=certifi.where())
         if ca_file:
-            import certifi
-
-            context = ssl.create_default_context(cafile=certifi.where())
-            context.load_verify_locations(cafile=ca_file)
-            self.verify = context
+            self.verify.load_verify_locations(cafile=ca_file)
         self._background: tuple[asyncio.AbstractEventLoop, _Session] | None = None
         self.reset()
 
@@ -219,6 +224,15 @@ class Dispatcher:
         self._key_policies: dict[str, Policy] = {}
         self._seq = 0
         self.counts = {"delivered": 0, "gave_up": 0, "dropped": 0, "attempts": 0}
+
+    def forget(self, key: str) -> None:
+        """Forget one API key's watches, deliveries and policies (a namespaced reset)."""
+        gone = {id(w) for w in self._watches if w.job.key == key}
+        self._watches = [w for w in self._watches if id(w) not in gone]
+        for ident in [i for i, ws in self._by_job.items() if any(id(w) in gone for w in ws)]:
+            self._job_policies.pop(ident[1], None)
+            del self._by_job[ident]
+        self._key_policies.pop(key, None)
 
     # -- what the app calls ------------------------------------------------------------------
 
@@ -266,6 +280,16 @@ class Dispatcher:
              "waiting_for_poll": d.until_seen and d.watch.seen_terminal is None}
             for w in self._watches for d in w.pending
         ]
+
+    def next_due(self) -> float | None:
+        """When something is next due (a delivery, or a state change someone listens for), or None."""
+        now, times = self.state.now(), []
+        for w in self._watches:
+            self._emit(w, now)
+            times += [d.due for d in w.pending if not d.until_seen or w.seen_terminal is not None]
+            if not w.ended and w.checked and w.checked[3] < float("inf"):
+                times.append(w.checked[3])
+        return min(times, default=None)
 
     def idle(self) -> bool:
         """No job still to reach a state someone listens for, and nothing left to deliver."""
@@ -434,6 +458,7 @@ class Dispatcher:
         job = d.watch.job
         entry = {
             "direction": "outbound",
+            "method": "POST",
             "provider": job.provider,
             "job": job.id,
             "key": job.key,
@@ -463,7 +488,7 @@ class Dispatcher:
         if self._background is not None and self._background[0] is loop:
             yield self._background[1]
             return
-        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.keepalive)
         client = httpx.AsyncClient(verify=self.verify, timeout=None, limits=limits, trust_env=False)
         async with client:
             yield _Session(client, asyncio.Semaphore(self.concurrency))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, settings
 from starlette.testclient import TestClient
@@ -31,6 +32,19 @@ def state() -> MockState:
 @pytest.fixture
 def client(state: MockState) -> Iterator[TestClient]:
     with TestClient(build_app(state), base_url="http://127.0.0.1:8000") as c:
+        yield c
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def asgi_client(state: MockState) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client for the ``state`` mock in-process (httpx.ASGITransport, no socket)."""
+    transport = httpx.ASGITransport(app=build_app(state))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as c:
         yield c
 
 

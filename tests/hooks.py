@@ -88,7 +88,8 @@ def request_for(
         if op.kind != "submit" or (channel and channel.models and not set(channel.models) & set(op.models)):
             continue
         body = copy.deepcopy(data["body"])
-        headers = {**(auth_headers(contract, key) if key else auth_headers(contract)), **data.get("headers", {})}
+        auth = auth_headers(contract, key) if key else auth_headers(contract)
+        headers = {**auth, **data.get("headers", {})}
         query: dict[str, str] = {}
         _strip(contract, body, headers)
         if channel is not None and url is not None:

@@ -7,7 +7,7 @@ not run: tests drive webhook deliveries with ``state.webhooks.run_due()`` as in-
 
 from __future__ import annotations
 
-import asyncio
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,8 +43,8 @@ class _Server(uvicorn.Server):
         super().__init__(config)
         self.ready = threading.Event()
 
-    async def startup(self, sockets: list[object] | None = None) -> None:
-        await super().startup(sockets=sockets)  # type: ignore[arg-type]
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
         self.ready.set()
 
 
@@ -68,7 +68,7 @@ def serve_in_thread() -> Iterator[tuple[str, Switch]]:
     config = uvicorn.Config(switch, host="127.0.0.1", port=0, log_level="error", access_log=False,
                             timeout_graceful_shutdown=2)
     server = _Server(config)
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread = threading.Thread(target=server.run, daemon=True)  # the event loop veomock serve uses
     thread.start()
     if not server.ready.wait(10):
         raise RuntimeError("uvicorn did not start within 10 s")

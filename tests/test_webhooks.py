@@ -8,6 +8,7 @@ give-up, the timeout, HTTPS with a trusted CA. No sleeps: tests await the dispat
 from __future__ import annotations
 
 import asyncio
+import itertools
 import ssl
 from pathlib import Path
 
@@ -162,7 +163,7 @@ async def test_retries_follow_the_contract_schedule_then_give_up(provider: str, 
         assert await m.state.webhooks.run_due() == 0
         entries = m.outbound(job)
         times = [e["time"] for e in entries]
-        assert [round(b - a, 6) for a, b in zip(times, times[1:], strict=False)] == list(delivery.retry_delays)
+        assert [round(b - a, 6) for a, b in itertools.pairwise(times)] == list(delivery.retry_delays)
         assert [e["attempt"] for e in entries] == list(range(1, len(delivery.retry_delays) + 2))
         assert all(e["status"] == 503 and "503" in e["error"] for e in entries)
         assert [e["outcome"] for e in entries] == ["retry"] * len(delivery.retry_delays) + ["gave_up"]
@@ -245,7 +246,8 @@ def _tls(tmp_path: Path) -> tuple[ssl.SSLContext, str]:
 async def test_https_receiver_with_a_trusted_ca(provider: str, name: str, tmp_path: Path) -> None:
     server, pem = _tls(tmp_path)
     channel = channel_of(provider, name)
-    async with mock(provider, allow_http_webhooks=False, webhook_ca=pem) as m, Receiver(ssl_context=server) as hook:
+    trusting = mock(provider, allow_http_webhooks=False, webhook_ca=pem)
+    async with trusting as m, Receiver(ssl_context=server) as hook:
         assert hook.url().startswith("https://")
         job = await m.job_for(provider, channel, hook.url())
         m.finish(job)
@@ -267,17 +269,12 @@ async def test_https_receiver_with_an_unknown_ca_fails_verification(tmp_path: Pa
         assert all(r.answered is None for r in hook.received)
 
 
-async def test_many_jobs_deliver_every_callback_once() -> None:
-    channel = channel_of("aivideoapi", "callback")
-    async with mock("aivideoapi") as m, Receiver(failing(100)) as hook:
-        jobs = [await m.job_for("aivideoapi", channel, hook.url(f"/{i}"), key=f"sk-load-{i}") for i in range(300)]
-        m.advance_to(max(j.terminal_at() or 0 for j in jobs))
-        assert await m.state.webhooks.run_due() == 300
-        m.state.clock.advance(180)
-        assert await m.state.webhooks.run_due() == 100
-        ok = [r.path for r in hook.received if r.answered == 200]
-        assert sorted(ok) == sorted(f"/{i}" for i in range(300))
-        assert m.state.webhooks.idle()
+async def test_a_thousand_concurrent_jobs_lose_nothing() -> None:
+    from benchmarks.webhooks import deliver_many
+
+    result = await deliver_many(1000, 0.5)
+    assert (result["delivered"], result["lost"], result["duplicated"]) == (1000, 0, 0)
+    assert result["attempts"] == 1500 and result["gave_up"] == 0
 
 
 async def test_reset_forgets_outstanding_deliveries() -> None:

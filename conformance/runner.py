@@ -1,0 +1,304 @@
+"""Run a client through scenarios against the mock and grade it.
+
+Two adapters start a client: :class:`CommandAdapter` runs any program (the subprocess protocol of
+PROTOCOL.md), :class:`PythonAdapter` calls a Python function in this process with the same job and
+environment. :class:`Runner` owns one server (a real socket on 127.0.0.1), one :class:`Harness`
+per variant set, and turns each scenario into a :class:`Result`: the checks that applied, their
+failures, and a replay file when something failed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+import shlex
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from conformance.checks import Failure, Run, run_checks
+from conformance.facts import api_key
+from conformance.protocol import (
+    ENV_API_KEY,
+    ENV_BASE_URL,
+    ENV_CLOCK_URL,
+    ENV_PROVIDER,
+    ENV_WEBHOOK_ADDR,
+    Capabilities,
+    Job,
+    Outcome,
+    ProtocolError,
+)
+from conformance.scenarios import HOOK_PATH, Scenario
+from conformance.server import Harness, ServerThread
+from contracts import Contract
+from mocks import CONTROL_PREFIX
+from mocks.lifecycle import Job as MockJob
+from mocks.media import clip_for
+
+__all__ = ["Adapter", "CommandAdapter", "PythonAdapter", "Result", "Runner", "load_python"]
+
+ClientFunc = Callable[[dict[str, Any], Mapping[str, str]], Mapping[str, Any]]
+
+
+class Adapter(Protocol):
+    """Starts the client on one job and returns (outcome JSON or None, problem, stderr)."""
+
+    def describe(self) -> str: ...
+
+    def run(self, job: Job, env: Mapping[str, str]) -> tuple[Any, str | None, str]: ...
+
+
+class PythonAdapter:
+    """A client as a Python function ``func(job: dict, env: Mapping[str, str]) -> outcome dict``."""
+
+    def __init__(self, func: ClientFunc, spec: str | None = None) -> None:
+        self.func = func
+        self.spec = spec or f"{func.__module__}:{getattr(func, '__qualname__', func)}"
+
+    def describe(self) -> str:
+        return f"--python {self.spec}"
+
+    def run(self, job: Job, env: Mapping[str, str]) -> tuple[Any, str | None, str]:
+        try:
+            return dict(self.func(job.to_json(), dict(env))), None, ""
+        except Exception as exc:
+            return None, f"the client raised {type(exc).__name__}: {exc}", ""
+
+
+def load_python(spec: str) -> ClientFunc:
+    """``package.module:function`` (a file path works for the module too) -> the function."""
+    module_name, _, attr = spec.partition(":")
+    if not attr:
+        raise ValueError(f"{spec!r} must look like module:function")
+    if module_name.endswith(".py") or "/" in module_name:
+        path = Path(module_name).resolve()
+        sys.path.insert(0, str(path.parent))
+        module_name = path.stem
+    module = importlib.import_module(module_name)
+    func: ClientFunc = getattr(module, attr)
+    return func
+
+
+class CommandAdapter:
+    """A client as a program: job JSON on stdin, outcome JSON (the last line) on stdout."""
+
+    def __init__(self, argv: Sequence[str], timeout: float = 120.0, cwd: str | None = None) -> None:
+        if not argv:
+            raise ValueError("give the client command after --")
+        self.argv = list(argv)
+        self.timeout = timeout
+        self.cwd = cwd
+
+    def describe(self) -> str:
+        return "-- " + shlex.join(self.argv)
+
+    def run(self, job: Job, env: Mapping[str, str]) -> tuple[Any, str | None, str]:
+        try:
+            done = subprocess.run(
+                self.argv,
+                input=json.dumps(job.to_json()),
+                capture_output=True,
+                text=True,
+                env={**os.environ, **env},
+                timeout=self.timeout,
+                cwd=self.cwd,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            stderr = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+            return None, f"the client ran past {self.timeout:g} real seconds and was stopped", stderr
+        except OSError as exc:
+            return None, f"the client could not start: {exc}", ""
+        lines = [line for line in done.stdout.splitlines() if line.strip()]
+        if done.returncode != 0:
+            return None, f"the client exited with status {done.returncode}", done.stderr
+        if not lines:
+            return None, "the client printed no outcome", done.stderr
+        try:
+            return json.loads(lines[-1]), None, done.stderr
+        except json.JSONDecodeError as exc:
+            return None, f"the last line of stdout is not JSON ({exc.msg}): {lines[-1][:200]!r}", done.stderr
+
+
+@dataclass
+class Result:
+    scenario: Scenario
+    applied: list[str]
+    failures: list[Failure]
+    run: Run
+    replay: Path | None = None
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def _media_size(contract: Contract, job: MockJob) -> int:
+    clip = clip_for(job.params.get("aspect_ratio"), job.params.get("duration"), contract.default_aspect)
+    return clip.stat().st_size if clip.exists() else 0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text).strip("_")
+
+
+@dataclass
+class Runner:
+    """Grades one client (``adapter``) for one provider. Use as a context manager."""
+
+    provider: str
+    adapter: Adapter
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    seed: int = 0
+    replay_dir: Path | None = None
+    checks: Sequence[str] | None = None
+
+    def __post_init__(self) -> None:
+        self._server: ServerThread | None = None
+        self._harnesses: dict[str, Harness] = {}
+
+    def __enter__(self) -> Runner:
+        self._server = ServerThread()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None, "use the Runner as a context manager"
+        return self._server.base_url
+
+    def harness(self, variants: Mapping[str, str]) -> Harness:
+        key = json.dumps(dict(variants), sort_keys=True)
+        if key not in self._harnesses:
+            self._harnesses[key] = Harness(self.provider, dict(variants), seed=self.seed)
+        return self._harnesses[key]
+
+    def run(self, scenario: Scenario) -> Result:
+        if scenario.provider != self.provider:
+            raise ValueError(f"scenario {scenario.id} is for {scenario.provider}, not {self.provider}")
+        assert self._server is not None, "use the Runner as a context manager"
+        harness = self.harness(scenario.variants)
+        harness.begin(scenario.plan())
+        self._server.use(harness)
+        contract = harness.contract
+        key = api_key(contract)
+        env = {
+            ENV_BASE_URL: self.base_url,
+            ENV_API_KEY: key,
+            ENV_PROVIDER: self.provider,
+            ENV_CLOCK_URL: f"{self.base_url}{CONTROL_PREFIX}/clock",
+        }
+        webhook_url = None
+        if self.capabilities.webhooks:
+            port = _free_port()
+            env[ENV_WEBHOOK_ADDR] = f"127.0.0.1:{port}"
+            if scenario.use_webhook:
+                webhook_url = f"http://127.0.0.1:{port}{HOOK_PATH}"
+        job = Job(
+            provider=self.provider,
+            model=scenario.model,
+            request=scenario.request,
+            timeout=scenario.timeout,
+            download=self.capabilities.downloads,
+            webhook_url=webhook_url,
+        )
+        raw, problem, stderr = self.adapter.run(job, env)
+        self._server.use(None)
+        outcome = None
+        if problem is None:
+            try:
+                outcome = Outcome.from_json(raw)
+            except ProtocolError as exc:
+                problem = f"the outcome breaks the protocol: {exc}"
+        jobs = harness.jobs()
+        run = Run(
+            scenario=scenario,
+            contract=contract,
+            capabilities=self.capabilities,
+            job=job,
+            api_key=key,
+            exchanges=harness.exchanges(),
+            journal=harness.journal(),
+            outcome=outcome,
+            problem=problem,
+            stderr=stderr,
+            base_url=self.base_url,
+            expected_urls={j.id: [self.base_url + u for u in j.result_urls] for j in jobs},
+            completed_at={j.id: t for j in jobs if (t := j.terminal_at()) is not None},
+            media_sizes={j.id: _media_size(contract, j) for j in jobs},
+        )
+        applied, failures = run_checks(run, self.checks)
+        result = Result(scenario, applied, failures, run)
+        if failures and self.replay_dir is not None:
+            result.replay = self.write_replay(result)
+        reproduce = self.reproduce(result.replay)
+        result.failures = [
+            Failure(**{**f.to_json(), "reproduce": reproduce}) for f in failures
+        ]
+        return result
+
+    def run_all(self, scenarios: Iterable[Scenario], progress: Callable[[Result], None] | None = None) -> list[Result]:
+        out = []
+        for scenario in scenarios:
+            result = self.run(scenario)
+            out.append(result)
+            if progress is not None:
+                progress(result)
+        return out
+
+    # -- replay --------------------------------------------------------------------------------
+
+    def write_replay(self, result: Result) -> Path:
+        assert self.replay_dir is not None
+        self.replay_dir.mkdir(parents=True, exist_ok=True)
+        path = self.replay_dir / f"{_slug(result.scenario.id)}.json"
+        run = result.run
+        data = {
+            "format": 1,
+            "provider": self.provider,
+            "seed": self.seed,
+            "client": self.adapter.describe(),
+            "capabilities": self.capabilities.to_json(),
+            "scenario": result.scenario.to_json(),
+            "outcome": run.outcome.to_json() if run.outcome else None,
+            "problem": run.problem,
+            "failures": [f.to_json() for f in result.failures],
+            "journal": [_jsonable(e) for e in run.journal],
+        }
+        path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+        return path
+
+    def reproduce(self, replay: Path | None) -> str:
+        target = f"--replay {shlex.quote(str(replay))}" if replay else "--scenario ID"
+        return f"veomock check --provider {self.provider} {target} {self.adapter.describe()}"
+
+
+def _jsonable(entry: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(json.dumps(entry, default=str))
+    return out
+
+
+def read_replay(path: Path | str) -> tuple[Scenario, dict[str, Any]]:
+    """The scenario of a replay file, and the whole file."""
+    data = json.loads(Path(path).read_text())
+    if data.get("format") != 1 or "scenario" not in data:
+        raise ValueError(f"{path} is not a veomock replay file")
+    return Scenario.from_json(data["scenario"]), data

@@ -1,0 +1,1 @@
+"""Examples: reference clients (clients/) and deliberately broken ones (broken/)."""

@@ -1,0 +1,271 @@
+"""Deliberately broken clients: each is a reference client with one named defect, paired with the
+conformance check that must catch it. The suite's tests require every one to be caught.
+
+Run one as a subprocess client: ``python -m examples.broken NAME`` (job on stdin, outcome on stdout).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from examples.clients.aivideoapi import AivideoapiClient
+from examples.clients.apixo import ApixoClient
+from examples.clients.base import ApiError, Client, Status, run
+from examples.clients.pixazo import PixazoClient
+from examples.clients.vtrix import VtrixClient
+
+__all__ = ["CATALOGUE", "Broken", "by_name"]
+
+
+@dataclass(frozen=True)
+class Broken:
+    name: str
+    provider: str
+    client: type[Client]
+    catches: str  # the check that must fail
+    defect: str
+    kinds: tuple[str, ...] = ()  # scenario kinds that show the defect (every kind when empty)
+
+    def generate(self, job: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+        return run(self.client, job, env)
+
+
+# -- requests ----------------------------------------------------------------------------------
+
+
+class ApixoNoBearer(ApixoClient):
+    auth_prefix = ""
+
+
+class PixazoBearerAuth(PixazoClient):
+    auth_header = "Authorization"
+    auth_prefix = "Bearer "
+
+
+class VtrixTextBody(VtrixClient):
+    def post_json(self, path: str, body: Any, **kwargs: Any) -> httpx.Response:
+        return self.send("POST", path, content=json.dumps(body).encode(), headers={"Content-Type": "text/plain"})
+
+
+class AivideoapiRenamesModel(AivideoapiClient):
+    def submit(self, model: str, body: dict[str, Any]) -> str:
+        return super().submit(model, {**body, "model": "veo-3.1"})
+
+
+class ApixoWrongPath(ApixoClient):
+    def submit(self, model: str, body: dict[str, Any]) -> str:
+        return str(self.post_json("/api/v1/generateTask/veo3", body).json()["data"]["taskId"])
+
+
+class PixazoDropsOptionalFields(PixazoClient):
+    def submit(self, model: str, body: dict[str, Any]) -> str:
+        return super().submit(model, {k: v for k, v in body.items() if k in ("prompt", "image_urls")} | {"seed": 7})
+
+
+# -- polling -----------------------------------------------------------------------------------
+
+
+class PixazoPollsFast(PixazoClient):
+    poll_interval = 1.0
+
+
+class ApixoEagerFirstPoll(ApixoClient):
+    first_poll_after = 0.0
+
+
+class VtrixPollsAfterEnd(VtrixClient):
+    def wait(self, model: str, job_id: str, timeout: float) -> Status:
+        status = super().wait(model, job_id, timeout)
+        for _ in range(2):
+            self.sleep(self.poll_interval)
+            self.status(model, job_id)
+        return status
+
+
+class AivideoapiIgnoresTimeout(AivideoapiClient):
+    def wait(self, model: str, job_id: str, timeout: float) -> Status:
+        return super().wait(model, job_id, timeout * 3)
+
+
+class PixazoGivesUpEarly(PixazoClient):
+    def wait(self, model: str, job_id: str, timeout: float) -> Status:
+        return super().wait(model, job_id, timeout / 3)
+
+
+# -- results -----------------------------------------------------------------------------------
+
+
+class ApixoReadsWrongField(ApixoClient):
+    def read(self, body: Any) -> Status:
+        status = super().read(body)
+        if status.state == "succeeded":
+            status.urls = list(body["data"].get("resultUrls") or [])
+        return status
+
+
+class VtrixReportsTaskUrl(VtrixClient):
+    def read(self, body: Any) -> Status:
+        status = super().read(body)
+        if status.state == "succeeded":
+            status.urls = [f"{self.base_url}/model/v1/generation/task/{body['id']}"]
+        return status
+
+    def download(self, url: str) -> int:
+        return 0
+
+
+class AivideoapiSkipsDownload(AivideoapiClient):
+    def download(self, url: str) -> int:
+        return 0
+
+
+class PixazoPartialDownload(PixazoClient):
+    def download(self, url: str) -> int:
+        with self.http.stream("GET", url) as response:
+            return len(next(response.iter_bytes(1024)))
+
+
+class VtrixStrictStatus(VtrixClient):
+    def read(self, body: Any) -> Status:
+        if body["status"] not in ("in_progress", "completed", "failed"):
+            return Status("error", code="UNKNOWN_STATUS", message=f"unexpected status {body['status']!r}")
+        return super().read(body)
+
+
+# -- failures ----------------------------------------------------------------------------------
+
+
+class ApixoMessageAsCode(ApixoClient):
+    def read(self, body: Any) -> Status:
+        status = super().read(body)
+        if status.state == "failed":
+            status.code = status.message
+        return status
+
+
+class PixazoErrorAsFailed(PixazoClient):
+    def read(self, body: Any) -> Status:
+        status = super().read(body)
+        if status.state == "error":
+            status.state = "failed"
+        return status
+
+
+class VtrixNumericCode(VtrixClient):
+    def read(self, body: Any) -> Status:
+        status = super().read(body)
+        if status.state == "failed" and status.code and status.code.isdigit():
+            status.code = str(int(status.code))
+        return status
+
+
+class PixazoBalanceIsAuth(PixazoClient):
+    def category(self, error: ApiError) -> str:
+        return "auth" if error.status == 402 else super().category(error)
+
+
+class PixazoBadOutcome(PixazoClient):
+    def generate(self, job: Any) -> dict[str, Any]:
+        outcome = super().generate(job)
+        return {"result": "ok" if outcome["status"] == "succeeded" else "error", "task": outcome.get("job_id")}
+
+
+# -- retries -----------------------------------------------------------------------------------
+
+
+class AivideoapiRetries4xx(AivideoapiClient):
+    retry_statuses = (400, 401, 402, 403, 429, 500, 502, 503, 504)
+
+
+class ApixoNoRetry(ApixoClient):
+    max_retries = 0
+
+
+class PixazoIgnoresRetryAfter(PixazoClient):
+    def retry_wait(self, attempt: int, response: httpx.Response | None) -> float:
+        return self.backoff * 2**attempt
+
+
+class VtrixNoBackoff(VtrixClient):
+    def retry_wait(self, attempt: int, response: httpx.Response | None) -> float:
+        return 0.0
+
+
+class ApixoShrinkingBackoff(ApixoClient):
+    def retry_wait(self, attempt: int, response: httpx.Response | None) -> float:
+        return 8.0 / 2**attempt
+
+
+class AivideoapiRetriesForever(AivideoapiClient):
+    max_retries = 12
+
+
+class AivideoapiRetriesSpendLimit(AivideoapiClient):
+    def retryable(self, response: httpx.Response) -> bool:
+        return response.status_code in self.retry_statuses
+
+
+CATALOGUE = (
+    Broken("apixo-no-bearer", "apixo", ApixoNoBearer, "request.auth", "sends the key without 'Bearer '", ("success",)),
+    Broken("pixazo-bearer-auth", "pixazo", PixazoBearerAuth, "request.auth",
+           "sends Authorization: Bearer instead of Ocp-Apim-Subscription-Key", ("success",)),
+    Broken("vtrix-text-body", "vtrix", VtrixTextBody, "request.content_type", "posts JSON as text/plain", ("success",)),
+    Broken("aivideoapi-renames-model", "aivideoapi", AivideoapiRenamesModel, "request.body",
+           "rewrites the model id to veo-3.1", ("success",)),
+    Broken("pixazo-drops-fields", "pixazo", PixazoDropsOptionalFields, "request.body",
+           "drops optional fields and adds a seed", ("success",)),
+    Broken("apixo-wrong-path", "apixo", ApixoWrongPath, "request.routes", "submits to /generateTask/veo3", ("success",)),
+    Broken("pixazo-polls-fast", "pixazo", PixazoPollsFast, "polling.interval", "polls every second", ("success",)),
+    Broken("apixo-eager-first-poll", "apixo", ApixoEagerFirstPoll, "polling.interval",
+           "polls at once instead of after 60 s", ("success",)),
+    Broken("vtrix-polls-after-end", "vtrix", VtrixPollsAfterEnd, "polling.stops_at_terminal",
+           "polls twice more after the task ended", ("success",)),
+    Broken("aivideoapi-ignores-timeout", "aivideoapi", AivideoapiIgnoresTimeout, "polling.timeout",
+           "waits three times its timeout", ("hang",)),
+    Broken("pixazo-gives-up-early", "pixazo", PixazoGivesUpEarly, "polling.timeout",
+           "gives up at a third of its timeout", ("hang",)),
+    Broken("apixo-reads-wrong-field", "apixo", ApixoReadsWrongField, "result.success",
+           "reads data.resultUrls instead of the JSON in data.resultJson", ("success",)),
+    Broken("vtrix-reports-task-url", "vtrix", VtrixReportsTaskUrl, "result.success",
+           "reports the task URL instead of output[].content[].url", ("success",)),
+    Broken("aivideoapi-skips-download", "aivideoapi", AivideoapiSkipsDownload, "result.download",
+           "never downloads the result", ("success",)),
+    Broken("pixazo-partial-download", "pixazo", PixazoPartialDownload, "result.download",
+           "reads only the first KiB of the file", ("success",)),
+    Broken("vtrix-strict-status", "vtrix", VtrixStrictStatus, "result.success",
+           "treats the CLI status names (pending, processing) as errors", ("success",)),
+    Broken("apixo-message-as-code", "apixo", ApixoMessageAsCode, "failure.code",
+           "reports failMsg as the failure code", ("job-failure",)),
+    Broken("pixazo-error-as-failed", "pixazo", PixazoErrorAsFailed, "failure.kind",
+           "reports a system ERROR as a generation failure", ("job-failure",)),
+    Broken("vtrix-numeric-code", "vtrix", VtrixNumericCode, "failure.code",
+           "turns the code 002014001 into 2014001", ("job-failure",)),
+    Broken("pixazo-balance-is-auth", "pixazo", PixazoBalanceIsAuth, "failure.category",
+           "reports a 402 as an auth failure", ("refused",)),
+    Broken("pixazo-bad-outcome", "pixazo", PixazoBadOutcome, "outcome.protocol",
+           "prints its own result object instead of the protocol's outcome", ("success",)),
+    Broken("aivideoapi-retries-4xx", "aivideoapi", AivideoapiRetries4xx, "retry.not_retryable",
+           "retries 400, 401, 402 and 403", ("refused",)),
+    Broken("aivideoapi-retries-spend-limit", "aivideoapi", AivideoapiRetriesSpendLimit, "retry.not_retryable",
+           "retries the 429 spend_limit_exceeded, which is marked not retryable", ("refused",)),
+    Broken("apixo-no-retry", "apixo", ApixoNoRetry, "retry.transient", "never retries 429 or 5xx", ("transient",)),
+    Broken("pixazo-ignores-retry-after", "pixazo", PixazoIgnoresRetryAfter, "retry.retry_after",
+           "backs off 1 s, 2 s whatever Retry-After says", ("transient",)),
+    Broken("vtrix-no-backoff", "vtrix", VtrixNoBackoff, "retry.backoff", "retries at once, without waiting",
+           ("transient",)),
+    Broken("apixo-shrinking-backoff", "apixo", ApixoShrinkingBackoff, "retry.backoff",
+           "waits 8 s, then 4 s, then 2 s", ("transient",)),
+    Broken("aivideoapi-retries-forever", "aivideoapi", AivideoapiRetriesForever, "retry.gives_up",
+           "retries a failing request twelve times", ("persistent",)),
+)
+
+
+def by_name(name: str) -> Broken:
+    for broken in CATALOGUE:
+        if broken.name == name:
+            return broken
+    raise KeyError(f"no broken client {name!r}; known: {', '.join(b.name for b in CATALOGUE)}")

@@ -1,0 +1,216 @@
+"""What every reference client shares: HTTP with retries and backoff, the polling loop, downloads,
+and the veomock adapter protocol (job JSON in, outcome JSON out; see conformance/PROTOCOL.md).
+
+A provider client subclasses :class:`Client` and says only what differs: where to submit, where
+to poll, how to read a status body. Only httpx and the standard library are used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+__all__ = ["ApiError", "Client", "Status", "main", "run"]
+
+TERMINAL = ("succeeded", "failed", "error")
+_TLS = ssl.create_default_context()  # built once: loading the CA bundle is the slow part of a client
+
+
+class ApiError(Exception):
+    """An HTTP error the client gave up on (not retryable, or retried too often)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.status = response.status_code
+        try:
+            self.body: Any = response.json()
+        except ValueError:
+            self.body = response.text
+        super().__init__(f"HTTP {self.status}: {str(self.body)[:200]}")
+
+
+@dataclass
+class Status:
+    """A status body, read: a canonical state, and the result or the failure."""
+
+    state: str  # queued, running, succeeded, failed, error
+    urls: list[str] = field(default_factory=list)
+    code: str | None = None
+    message: str | None = None
+
+
+class Client:
+    """An async-job video client: submit, poll until done, download the result."""
+
+    auth_header = "Authorization"
+    auth_prefix = "Bearer "
+    poll_interval = 5.0  # seconds between status polls
+    first_poll_after = 0.0  # seconds to wait before the first poll
+    max_retries = 3  # retries of one request on 429, 5xx and network errors
+    backoff = 1.0  # first retry wait; doubles each time
+    retry_statuses = (429, 500, 502, 503, 504)
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        http: httpx.Client | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.http = http or httpx.Client(timeout=30.0, verify=_TLS)
+        self.sleep = sleep
+        self.now = now
+
+    # -- what a provider client defines ----------------------------------------------------------
+
+    def submit(self, model: str, body: dict[str, Any]) -> str:
+        raise NotImplementedError
+
+    def status(self, model: str, job_id: str) -> Any:
+        raise NotImplementedError
+
+    def read(self, body: Any) -> Status:
+        raise NotImplementedError
+
+    # -- HTTP ------------------------------------------------------------------------------------
+
+    def headers(self) -> dict[str, str]:
+        return {self.auth_header: f"{self.auth_prefix}{self.api_key}"}
+
+    def retryable(self, response: httpx.Response) -> bool:
+        return response.status_code in self.retry_statuses
+
+    def retry_wait(self, attempt: int, response: httpx.Response | None) -> float:
+        """Exponential backoff, never shorter than the server's Retry-After."""
+        wait = self.backoff * 2**attempt
+        if response is not None:
+            try:
+                wait = max(wait, float(response.headers.get("retry-after", "")))
+            except ValueError:
+                pass
+        return wait
+
+    def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One API call, retried with backoff on 429, 5xx and network errors."""
+        headers = {**self.headers(), **kwargs.pop("headers", {})}
+        for attempt in range(self.max_retries + 1):
+            response = None
+            try:
+                response = self.http.request(method, self.base_url + path, headers=headers, **kwargs)
+            except httpx.TransportError:
+                if attempt == self.max_retries:
+                    raise
+            else:
+                if response.is_success:
+                    return response
+                if not self.retryable(response) or attempt == self.max_retries:
+                    raise ApiError(response)
+            self.sleep(self.retry_wait(attempt, response))
+        raise AssertionError("unreachable")
+
+    def post_json(self, path: str, body: Any, **kwargs: Any) -> httpx.Response:
+        content = json.dumps(body).encode()
+        return self.send("POST", path, content=content, headers={"Content-Type": "application/json"}, **kwargs)
+
+    # -- the job ---------------------------------------------------------------------------------
+
+    def wait(self, model: str, job_id: str, timeout: float) -> Status:
+        """Poll until the job ends; TimeoutError when ``timeout`` seconds pass first."""
+        start = self.now()
+        if self.first_poll_after:
+            self.sleep(self.first_poll_after)
+        while True:
+            status = self.read(self.status(model, job_id))
+            if status.state in TERMINAL:
+                return status
+            if self.now() - start >= timeout:
+                raise TimeoutError(f"job {job_id} still {status.state} after {timeout:g}s")
+            self.sleep(self.poll_interval)
+
+    def download(self, url: str) -> int:
+        response = self.http.get(url)
+        response.raise_for_status()
+        return len(response.content)
+
+    def category(self, error: ApiError) -> str:
+        """The protocol's category for an HTTP error the client gave up on."""
+        if error.status == 402:
+            return "insufficient_balance"
+        if error.status in (401, 403):
+            return "auth"
+        if error.status == 429:
+            return "rate_limited"
+        if error.status >= 500:
+            return "unavailable"
+        return "invalid_request"
+
+    def failure_category(self, status: Status) -> str:
+        return status.state
+
+    def generate(self, job: Mapping[str, Any]) -> dict[str, Any]:
+        """Run one job to its end and describe it as a protocol outcome."""
+        model = str(job["model"])
+        job_id = None
+        try:
+            job_id = self.submit(model, dict(job["request"]))
+            status = self.wait(model, job_id, float(job.get("timeout", 900)))
+            if status.state != "succeeded":
+                return {"status": "failed", "job_id": job_id, "category": self.failure_category(status),
+                        "code": status.code, "message": status.message}
+            sizes = [self.download(url) for url in status.urls] if job.get("download", True) else []
+            return {"status": "succeeded", "job_id": job_id, "urls": status.urls, "downloaded": sizes}
+        except ApiError as exc:
+            return {"status": "failed", "job_id": job_id, "category": self.category(exc),
+                    "http_status": exc.status, "message": str(exc)}
+        except TimeoutError as exc:
+            return {"status": "failed", "job_id": job_id, "category": "timeout", "message": str(exc)}
+        except httpx.HTTPStatusError as exc:
+            return {"status": "failed", "job_id": job_id, "category": "expired", "message": str(exc)}
+        except httpx.TransportError as exc:
+            return {"status": "failed", "job_id": job_id, "category": "unavailable", "message": str(exc)}
+
+
+class _VirtualTime:
+    """Waiting on the mock's clock (VEOMOCK_CLOCK_URL): sleep advances it, now reads the sum."""
+
+    def __init__(self, url: str, http: httpx.Client) -> None:
+        self.url, self.http, self.elapsed = url, http, 0.0
+
+    def sleep(self, seconds: float) -> None:
+        self.http.post(self.url, json={"advance": seconds}).raise_for_status()
+        self.elapsed += seconds
+
+    def now(self) -> float:
+        return self.elapsed
+
+
+def run(cls: type[Client], job: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """The in-process adapter entry: build the client from the environment and run the job."""
+    http = httpx.Client(timeout=30.0, verify=_TLS)
+    try:
+        clock_url = env.get("VEOMOCK_CLOCK_URL")
+        timing: dict[str, Any] = {}
+        if clock_url:
+            virtual = _VirtualTime(clock_url, http)
+            timing = {"sleep": virtual.sleep, "now": virtual.now}
+        client = cls(env["VEOMOCK_BASE_URL"], env["VEOMOCK_API_KEY"], http=http, **timing)
+        return client.generate(job)
+    finally:
+        http.close()
+
+
+def main(cls: type[Client]) -> None:
+    """The subprocess adapter entry: job JSON on stdin, outcome JSON on stdout."""
+    job = json.load(sys.stdin)
+    print(json.dumps(run(cls, job, os.environ)))

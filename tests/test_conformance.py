@@ -1,0 +1,233 @@
+"""The conformance suite graded: reference clients pass, every broken client is caught.
+
+Runs in-process (PythonAdapter) for speed, plus a few scenarios through the subprocess adapter,
+the CLI, the replay files, the reports and the pytest plugin. Time is the mock's virtual clock:
+nothing here sleeps.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import conformance
+from conformance.checks import CHECKS
+from conformance.cli import explore
+from conformance.facts import extract, result_paths
+from conformance.protocol import Capabilities, Outcome, ProtocolError
+from conformance.runner import CommandAdapter, PythonAdapter, Runner, read_replay
+from conformance.scenarios import catalogue, scenarios
+from conformance.server import Harness
+from contracts import available, load
+from examples.broken import CATALOGUE, Broken
+from mocks.cli import main as veomock
+
+ROOT = Path(__file__).resolve().parent.parent
+PROVIDERS = sorted(available())
+REFERENCE = {p: f"examples.clients.{p}" for p in PROVIDERS}
+
+
+def _reference(provider: str) -> PythonAdapter:
+    module = importlib.import_module(REFERENCE[provider])
+    return PythonAdapter(module.generate, f"{REFERENCE[provider]}:generate")
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_reference_client_passes_every_applicable_check(provider: str) -> None:
+    contract = load(provider)
+    with Runner(provider, _reference(provider)) as runner:
+        results = runner.run_all(catalogue(contract))
+    failures = [f.render() for r in results for f in r.failures]
+    assert not failures, "\n\n".join(failures)
+    applied = {name for r in results for name in r.applied}
+    assert applied >= {n for n in CHECKS if not n.startswith("webhook.")}, sorted(set(CHECKS) - applied)
+
+
+@pytest.mark.parametrize("broken", CATALOGUE, ids=[b.name for b in CATALOGUE])
+def test_broken_client_is_caught_by_its_check(broken: Broken) -> None:
+    contract = load(broken.provider)
+    chosen = [s for s in catalogue(contract) if not broken.kinds or s.kind in broken.kinds]
+    with Runner(broken.provider, PythonAdapter(broken.generate, broken.name)) as runner:
+        results = runner.run_all(chosen)
+    caught = {f.check for r in results for f in r.failures}
+    assert broken.catches in caught, f"{broken.name} ({broken.defect}) was not caught; failed checks: {caught}"
+
+
+def test_the_catalogue_spreads_over_providers_and_checks() -> None:
+    assert len(CATALOGUE) >= 20
+    assert {b.provider for b in CATALOGUE} == set(PROVIDERS)
+    assert all(b.catches in CHECKS for b in CATALOGUE)
+    families = Counter(b.catches.split(".")[0] for b in CATALOGUE)
+    assert set(families) >= {"request", "polling", "result", "failure", "retry", "outcome"}
+    assert len({b.name for b in CATALOGUE}) == len(CATALOGUE)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_reference_client_passes_as_a_subprocess(provider: str) -> None:
+    contract = load(provider)
+    wanted = ("success", "job-failure", "transient")
+    chosen = [s for s in catalogue(contract) if s.kind in wanted and not s.variants][:3]
+    adapter = CommandAdapter([sys.executable, "-m", REFERENCE[provider]], cwd=str(ROOT))
+    with Runner(provider, adapter) as runner:
+        results = runner.run_all(chosen)
+    failures = [f.render() for r in results for f in r.failures]
+    assert not failures, "\n\n".join(failures)
+
+
+def test_a_broken_subprocess_client_is_caught_and_replayed(tmp_path: Path) -> None:
+    broken = next(b for b in CATALOGUE if b.name == "pixazo-polls-fast")
+    contract = load(broken.provider)
+    scenario = next(s for s in catalogue(contract) if s.kind == "success")
+    adapter = CommandAdapter([sys.executable, "-m", "examples.broken", broken.name], cwd=str(ROOT))
+    with Runner(broken.provider, adapter, replay_dir=tmp_path) as runner:
+        result = runner.run(scenario)
+    assert {f.check for f in result.failures} == {"polling.interval"}
+    failure = result.failures[0]
+    assert "contracts/pixazo.yaml: lifecycle.poll_interval.min" == failure.contract
+    assert result.replay is not None and str(result.replay) in failure.reproduce
+    assert failure.reproduce.startswith("veomock check --provider pixazo --replay ")
+    replayed, data = read_replay(result.replay)
+    assert replayed == scenario
+    assert data["journal"] and data["seed"] == 0 and data["failures"][0]["check"] == "polling.interval"
+
+
+def test_cli_check_writes_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    junit, report = tmp_path / "junit.xml", tmp_path / "report.json"
+    status = veomock(
+        ["check", "--provider", "pixazo", "--kind", "job-failure", "--python", "examples.clients.pixazo:generate",
+         "--replay-dir", str(tmp_path), "-q", "--junit", str(junit), "--json", str(report)]
+    )
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert re.search(r"^\d+ passed, 0 failed$", out, re.MULTILINE)
+    data = json.loads(report.read_text())
+    assert data["failed"] == 0 and data["passed"] == len(data["scenarios"]) > 0
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "0" and int(suite.get("tests", "0")) > 0
+
+
+def test_cli_check_fails_a_broken_client_and_replays_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["check", "--provider", "pixazo", "--kind", "job-failure", "--replay-dir", str(tmp_path), "-q",
+            "--", sys.executable, "-m", "examples.broken", "pixazo-error-as-failed"]
+    assert veomock(args) == 1
+    out = capsys.readouterr().out
+    assert "failure.kind failed in pixazo/veo-3-1-fast/error-ERROR" in out
+    command = re.search(r"Reproduce with: veomock (.*)$", out, re.MULTILINE)
+    assert command is not None
+    replay = next(tmp_path.glob("*.json"))
+    assert veomock(["check", "--provider", "pixazo", "--replay", str(replay), "--replay-dir", str(tmp_path), "-q"]) == 1
+    assert "0 passed, 1 failed" in capsys.readouterr().out
+
+
+def test_cli_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert veomock(["check", "--provider", "apixo"]) == 2
+    assert "name the client" in capsys.readouterr().err
+
+
+def test_exploration_shrinks_a_failure_to_a_minimal_scenario(tmp_path: Path) -> None:
+    broken = next(b for b in CATALOGUE if b.name == "apixo-message-as-code")
+    contract = load(broken.provider)
+    with Runner(broken.provider, PythonAdapter(broken.generate), replay_dir=tmp_path) as runner:
+        minimal = explore(runner, scenarios(contract), 30)
+    assert minimal is not None and minimal.replay is not None
+    assert minimal.scenario.kind == "job-failure"
+    assert {f.check for f in minimal.failures} == {"failure.code"}
+
+
+def test_exploration_passes_a_reference_client() -> None:
+    contract = load("vtrix")
+    with Runner("vtrix", _reference("vtrix")) as runner:
+        assert explore(runner, scenarios(contract), 8) is None
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_result_paths_read_what_the_mock_serves(provider: str) -> None:
+    harness = Harness(provider)
+    contract = harness.contract
+    paths = result_paths(contract)
+    for failure in contract.failures:
+        harness.begin({"outcome": {"state": failure.state, "code": failure.code}, "timing": (0, 1)})
+        job = _submit(harness)
+        harness.clock.advance(5)
+        view = harness.state.view(job, "http://mock")
+        body = contract.status[view["state"]].body.render({"job": view})
+        codes = extract(body, paths.failure_code)
+        assert len(codes) == 1 and str(codes[0]).strip(), (failure, body)
+    harness.begin({"timing": (0, 1)})
+    job = _submit(harness)
+    harness.clock.advance(5)
+    view = harness.state.view(job, "http://mock")
+    body = contract.status["succeeded"].body.render({"job": view})
+    assert extract(body, paths.urls) == view["result_urls"]
+    submit = contract.submit.body.render({"job": view, "request": {"base_url": "http://mock"}})
+    assert extract(submit, paths.job_id) == [job.id]
+
+
+def _submit(harness: Harness) -> Any:
+    from starlette.testclient import TestClient
+
+    from conformance.facts import api_key, auth_headers, submit_operation
+    from conformance.scenarios import example_request
+
+    contract = harness.contract
+    model = next(iter(contract.models))
+    op = submit_operation(contract, model)
+    with TestClient(harness.app) as client:
+        response = client.post(op.path, json=example_request(contract, model), headers=auth_headers(contract, api_key(contract)))
+    assert response.is_success, response.text
+    return harness.jobs()[-1]
+
+
+def test_protocol_refuses_bad_outcomes() -> None:
+    assert Outcome.from_json({"status": "succeeded", "urls": ["u"]}).urls == ("u",)
+    with pytest.raises(ProtocolError, match="category"):
+        Outcome.from_json({"status": "failed"})
+    with pytest.raises(ProtocolError, match="status"):
+        Outcome.from_json({"result": "ok"})
+    with pytest.raises(ProtocolError, match="unknown capabilities"):
+        Capabilities.from_json({"polling": True, "telepathy": True})
+
+
+def test_conformance_names_no_provider() -> None:
+    names = set(PROVIDERS) | {load(p).title.lower() for p in PROVIDERS}
+    for path in sorted((ROOT / "conformance").rglob("*")):
+        if path.suffix not in (".py", ".md"):
+            continue
+        text = path.read_text().lower()
+        for name in names:
+            assert not re.search(rf"\b{re.escape(name)}\b", text), f"{path.name} names {name!r}"
+
+
+def test_public_api() -> None:
+    for name in conformance.__all__:
+        assert hasattr(conformance, name), name
+    assert sorted(conformance.__all__) == conformance.__all__
+
+
+def test_pytest_plugin(tmp_path: Path) -> None:
+    test_file = tmp_path / "test_client.py"
+    test_file.write_text(
+        "import pytest\n"
+        "from examples.clients.vtrix import generate\n\n"
+        "@pytest.mark.veomock(provider='vtrix', kinds=['success', 'job-failure'])\n"
+        "def test_vtrix_client(veomock_check):\n"
+        "    veomock_check(generate)\n\n"
+        "def test_mock_fixture(veomock_mock):\n"
+        "    assert veomock_mock.base_url.startswith('http://127.0.0.1:')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "conformance.pytest_plugin", "-p", "no:cacheprovider",
+         str(test_file)],
+        capture_output=True, text=True, cwd=str(ROOT), check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 passed" in done.stdout
