@@ -11,6 +11,7 @@ come from the contract.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Callable, Iterable, Iterator
@@ -290,7 +291,7 @@ def _download(run: Run) -> Iterator[Problem]:
     if outcome.status != "succeeded":
         return
     expires = run.contract.media_expires_after
-    fetched = {}
+    fetched: dict[str, Exchange] = {}
     for exchange in run.media:
         if exchange.status == 200:
             fetched.setdefault(_path_of(exchange), exchange)
@@ -342,7 +343,7 @@ def _failure_code(run: Run) -> Iterator[Problem]:
     paths = result_paths(run.contract)
     outcome = run.outcome
     assert outcome is not None
-    codes = []
+    codes: list[str] = []
     for job in run.jobs:
         codes.extend(str(c) for c in extract(run.terminal_body(job), paths.failure_code))
     if outcome.status != "failed":
@@ -499,7 +500,7 @@ def _auth(run: Run) -> Iterator[Problem]:
                 observed=f"{exchange.method} {exchange.path} sent {auth.header}: {value!r}",
                 expected=f"{auth.header}: {wanted!r}",
                 path="auth.header" if value is None else "auth.scheme",
-                fix=f"send '{auth.header}: {'Bearer ' if auth.scheme == 'bearer' else ''}<API key>' on every call",
+                fix=f"send '{auth.header}: {wanted.replace(run.api_key, '<API key>')}' on every call",
             )
             return
 
@@ -563,7 +564,7 @@ def _interval(run: Run) -> Iterator[Problem]:
             return
         if minimum is None:
             continue
-        for before, after in zip(polls, polls[1:], strict=False):
+        for before, after in itertools.pairwise(polls):
             if not 200 <= before.status < 300:
                 continue  # a retry after an error: the retry checks judge it
             gap = after.time - before.time
@@ -615,7 +616,7 @@ def _timeout(run: Run) -> Iterator[Problem]:
         return
     start = submits[0].time
     polls = run.polls(submits[0].job or "")
-    gaps = [b.time - a.time for a, b in zip(polls, polls[1:], strict=False)]
+    gaps = [b.time - a.time for a, b in itertools.pairwise(polls)]
     slack = max([*gaps, run.contract.poll_interval or 0.0, 1.0])
     elapsed = last.time - start
     if elapsed > limit + slack + _EPSILON:
@@ -694,7 +695,7 @@ def _retried(run: Run) -> bool:
 @check("retry.backoff", "retries wait, and wait longer each time", _retried)
 def _backoff(run: Run) -> Iterator[Problem]:
     for chain in run.chains():
-        waits = [b.time - a.time for a, b in zip(chain, chain[1:], strict=False)]
+        waits = [b.time - a.time for a, b in itertools.pairwise(chain)]
         if not waits:
             continue
         if any(w <= _EPSILON for w in waits):
@@ -705,7 +706,7 @@ def _backoff(run: Run) -> Iterator[Problem]:
                 fix="wait before retrying (exponential backoff, e.g. 1s, 2s, 4s)",
             )
             return
-        for earlier, later in zip(waits, waits[1:], strict=False):
+        for earlier, later in itertools.pairwise(waits):
             if later < earlier - _EPSILON:
                 yield Problem(
                     observed=f"waits {_waits(waits)} between attempts",
@@ -738,7 +739,7 @@ def _retry_after(exchange: Exchange) -> float | None:
 )
 def _honours_retry_after(run: Run) -> Iterator[Problem]:
     api = run.api
-    for before, after in zip(api, api[1:], strict=False):
+    for before, after in itertools.pairwise(api):
         wait = _retry_after(before)
         if wait is None or before.status < 400:
             continue
@@ -749,7 +750,8 @@ def _honours_retry_after(run: Run) -> Iterator[Problem]:
                 else ("rate_limits.retry_after")
             )
             yield Problem(
-                observed=f"next request {after.time - before.time:g}s after a {before.status} with Retry-After: {wait:g}",
+                observed=f"next request {after.time - before.time:g}s after a {before.status} "
+                f"with Retry-After: {wait:g}",
                 expected=f"at least {wait:g}s",
                 path=path,
                 fix="wait at least the Retry-After seconds before the next request",
@@ -790,7 +792,8 @@ def _ack(run: Run) -> Iterator[Problem]:
     for entry in run.webhooks():
         if entry.get("outcome") in ("retry", "gave_up"):
             yield Problem(
-                observed=f"callback {entry.get('event')} attempt {entry.get('attempt')}: {entry.get('error')}",
+                observed=f"callback {entry.get('event')}, attempt {entry.get('attempt')}: "
+                f"{entry.get('error')}",
                 expected="2xx within the delivery timeout",
                 path="webhooks.delivery.timeout",
                 fix="answer callbacks with 2xx at once and do the work afterwards",

@@ -71,8 +71,10 @@ def to_json(results: Sequence[Result], provider: str, client: str) -> dict[str, 
     return {
         "provider": provider,
         "client": client,
-        "checks": {name: {"title": spec.title, **_tally(results).get(name, {"scenarios": 0, "failed": 0})}
-                   for name, spec in CHECKS.items()},
+        "checks": {
+            name: {"title": spec.title, **_tally(results).get(name, {"scenarios": 0, "failed": 0})}
+            for name, spec in CHECKS.items()
+        },
         "scenarios": [
             {
                 "id": r.scenario.id,
@@ -99,7 +101,12 @@ def write_junit(path: Path | str, results: Sequence[Result], provider: str) -> N
     cases = [(r, name) for r in results for name in r.applied]
     failed = sum(1 for r, name in cases if any(f.check == name for f in r.failures))
     suite = ET.Element(
-        "testsuite", name=f"veomock.{provider}", tests=str(len(cases)), failures=str(failed), errors="0", skipped="0"
+        "testsuite",
+        name=f"veomock.{provider}",
+        tests=str(len(cases)),
+        failures=str(failed),
+        errors="0",
+        skipped="0",
     )
     for result, name in cases:
         case = ET.SubElement(suite, "testcase", classname=result.scenario.id, name=name)

@@ -250,12 +250,12 @@ class Runner:
         if failures and self.replay_dir is not None:
             result.replay = self.write_replay(result)
         reproduce = self.reproduce(result.replay)
-        result.failures = [
-            Failure(**{**f.to_json(), "reproduce": reproduce}) for f in failures
-        ]
+        result.failures = [Failure(**{**f.to_json(), "reproduce": reproduce}) for f in failures]
         return result
 
-    def run_all(self, scenarios: Iterable[Scenario], progress: Callable[[Result], None] | None = None) -> list[Result]:
+    def run_all(
+        self, scenarios: Iterable[Scenario], progress: Callable[[Result], None] | None = None
+    ) -> list[Result]:
         out = []
         for scenario in scenarios:
             result = self.run(scenario)

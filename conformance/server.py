@@ -147,14 +147,16 @@ class Harness:
         if action:
             self.state.scenarios.add({"provider": self.provider, "operation": "submit", "action": action})
         if plan.get("webhook"):
-            self.state.scenarios.add({"provider": self.provider, "operation": "submit", "action": plan["webhook"]})
+            self.state.scenarios.add(
+                {"provider": self.provider, "operation": "submit", "action": plan["webhook"]}
+            )
 
     def jobs(self) -> list[Job]:
         return list(self.state.jobs.values())
 
     def exchanges(self) -> list[Exchange]:
         """The provider calls in the mock's journal, as checks read them."""
-        out = []
+        out: list[Exchange] = []
         for entry in self.state.journal:
             if entry.get("direction") != "inbound":
                 continue
@@ -163,7 +165,9 @@ class Harness:
             body_text = request.get("body")
             raw = body_text.encode() if isinstance(body_text, str) else b""
             reply = response.get("body")
-            size = len(reply.encode()) if isinstance(reply, str) else int(answer.get("content-length", 0) or 0)
+            size = (
+                len(reply.encode()) if isinstance(reply, str) else int(answer.get("content-length", 0) or 0)
+            )
             operation = entry.get("operation")
             action = entry.get("action") or {}
             out.append(
@@ -215,7 +219,9 @@ class Harness:
         self.requests += 1
         if self.requests > REQUEST_CAP:
             body = b"veomock conformance: request cap reached; the client never stopped"
-            await send({"type": "http.response.start", "status": 503, "headers": [(b"content-type", b"text/plain")]})
+            await send(
+                {"type": "http.response.start", "status": 503, "headers": [(b"content-type", b"text/plain")]}
+            )
             await send({"type": "http.response.body", "body": body})
             return
         if self.spin > SPIN_BUDGET:

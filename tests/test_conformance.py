@@ -59,7 +59,9 @@ def test_broken_client_is_caught_by_its_check(broken: Broken) -> None:
     with Runner(broken.provider, PythonAdapter(broken.generate, broken.name)) as runner:
         results = runner.run_all(chosen)
     caught = {f.check for r in results for f in r.failures}
-    assert broken.catches in caught, f"{broken.name} ({broken.defect}) was not caught; failed checks: {caught}"
+    assert broken.catches in caught, (
+        f"{broken.name} ({broken.defect}) was not caught; failed checks: {caught}"
+    )
 
 
 def test_the_catalogue_spreads_over_providers_and_checks() -> None:
@@ -92,7 +94,7 @@ def test_a_broken_subprocess_client_is_caught_and_replayed(tmp_path: Path) -> No
         result = runner.run(scenario)
     assert {f.check for f in result.failures} == {"polling.interval"}
     failure = result.failures[0]
-    assert "contracts/pixazo.yaml: lifecycle.poll_interval.min" == failure.contract
+    assert failure.contract == "contracts/pixazo.yaml: lifecycle.poll_interval.min"
     assert result.replay is not None and str(result.replay) in failure.reproduce
     assert failure.reproduce.startswith("veomock check --provider pixazo --replay ")
     replayed, data = read_replay(result.replay)
@@ -103,8 +105,22 @@ def test_a_broken_subprocess_client_is_caught_and_replayed(tmp_path: Path) -> No
 def test_cli_check_writes_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     junit, report = tmp_path / "junit.xml", tmp_path / "report.json"
     status = veomock(
-        ["check", "--provider", "pixazo", "--kind", "job-failure", "--python", "examples.clients.pixazo:generate",
-         "--replay-dir", str(tmp_path), "-q", "--junit", str(junit), "--json", str(report)]
+        [
+            "check",
+            "--provider",
+            "pixazo",
+            "--kind",
+            "job-failure",
+            "--python",
+            "examples.clients.pixazo:generate",
+            "--replay-dir",
+            str(tmp_path),
+            "-q",
+            "--junit",
+            str(junit),
+            "--json",
+            str(report),
+        ]
     )
     out = capsys.readouterr().out
     assert status == 0, out
@@ -115,16 +131,36 @@ def test_cli_check_writes_reports(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert suite is not None and suite.get("failures") == "0" and int(suite.get("tests", "0")) > 0
 
 
-def test_cli_check_fails_a_broken_client_and_replays_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["check", "--provider", "pixazo", "--kind", "job-failure", "--replay-dir", str(tmp_path), "-q",
-            "--", sys.executable, "-m", "examples.broken", "pixazo-error-as-failed"]
+def test_cli_check_fails_a_broken_client_and_replays_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [
+        "check",
+        "--provider",
+        "pixazo",
+        "--kind",
+        "job-failure",
+        "--replay-dir",
+        str(tmp_path),
+        "-q",
+        "--",
+        sys.executable,
+        "-m",
+        "examples.broken",
+        "pixazo-error-as-failed",
+    ]
     assert veomock(args) == 1
     out = capsys.readouterr().out
     assert "failure.kind failed in pixazo/veo-3-1-fast/error-ERROR" in out
     command = re.search(r"Reproduce with: veomock (.*)$", out, re.MULTILINE)
     assert command is not None
     replay = next(tmp_path.glob("*.json"))
-    assert veomock(["check", "--provider", "pixazo", "--replay", str(replay), "--replay-dir", str(tmp_path), "-q"]) == 1
+    assert (
+        veomock(
+            ["check", "--provider", "pixazo", "--replay", str(replay), "--replay-dir", str(tmp_path), "-q"]
+        )
+        == 1
+    )
     assert "0 passed, 1 failed" in capsys.readouterr().out
 
 
@@ -182,7 +218,9 @@ def _submit(harness: Harness) -> Any:
     model = next(iter(contract.models))
     op = submit_operation(contract, model)
     with TestClient(harness.app) as client:
-        response = client.post(op.path, json=example_request(contract, model), headers=auth_headers(contract, api_key(contract)))
+        response = client.post(
+            op.path, json=example_request(contract, model), headers=auth_headers(contract, api_key(contract))
+        )
     assert response.is_success, response.text
     return harness.jobs()[-1]
 
@@ -225,9 +263,21 @@ def test_pytest_plugin(tmp_path: Path) -> None:
         "    assert veomock_mock.base_url.startswith('http://127.0.0.1:')\n"
     )
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "conformance.pytest_plugin", "-p", "no:cacheprovider",
-         str(test_file)],
-        capture_output=True, text=True, cwd=str(ROOT), check=False,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "conformance.pytest_plugin",
+            "-p",
+            "no:cacheprovider",
+            str(test_file),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=str(ROOT),
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 passed" in done.stdout

@@ -25,7 +25,6 @@ from mocks.clock import Clock
 from mocks.responses import resolve_error
 from mocks.validation import RequestValidator
 
-
 EXAMPLES = 40
 HOOK = "https://127.0.0.1:9/veomock-hook"  # loopback, nothing listens: no traffic leaves the machine
 

@@ -48,7 +48,9 @@ class PixazoBearerAuth(PixazoClient):
 
 class VtrixTextBody(VtrixClient):
     def post_json(self, path: str, body: Any, **kwargs: Any) -> httpx.Response:
-        return self.send("POST", path, content=json.dumps(body).encode(), headers={"Content-Type": "text/plain"})
+        return self.send(
+            "POST", path, content=json.dumps(body).encode(), headers={"Content-Type": "text/plain"}
+        )
 
 
 class AivideoapiRenamesModel(AivideoapiClient):
@@ -63,7 +65,9 @@ class ApixoWrongPath(ApixoClient):
 
 class PixazoDropsOptionalFields(PixazoClient):
     def submit(self, model: str, body: dict[str, Any]) -> str:
-        return super().submit(model, {k: v for k, v in body.items() if k in ("prompt", "image_urls")} | {"seed": 7})
+        return super().submit(
+            model, {k: v for k, v in body.items() if k in ("prompt", "image_urls")} | {"seed": 7}
+        )
 
 
 # -- polling -----------------------------------------------------------------------------------
@@ -171,7 +175,10 @@ class PixazoBalanceIsAuth(PixazoClient):
 class PixazoBadOutcome(PixazoClient):
     def generate(self, job: Any) -> dict[str, Any]:
         outcome = super().generate(job)
-        return {"result": "ok" if outcome["status"] == "succeeded" else "error", "task": outcome.get("job_id")}
+        return {
+            "result": "ok" if outcome["status"] == "succeeded" else "error",
+            "task": outcome.get("job_id"),
+        }
 
 
 # -- retries -----------------------------------------------------------------------------------
@@ -187,7 +194,7 @@ class ApixoNoRetry(ApixoClient):
 
 class PixazoIgnoresRetryAfter(PixazoClient):
     def retry_wait(self, attempt: int, response: httpx.Response | None) -> float:
-        return self.backoff * 2**attempt
+        return self.backoff * 2.0**attempt
 
 
 class VtrixNoBackoff(VtrixClient):
@@ -197,7 +204,7 @@ class VtrixNoBackoff(VtrixClient):
 
 class ApixoShrinkingBackoff(ApixoClient):
     def retry_wait(self, attempt: int, response: httpx.Response | None) -> float:
-        return 8.0 / 2**attempt
+        return 8.0 / 2.0**attempt
 
 
 class AivideoapiRetriesForever(AivideoapiClient):
@@ -210,57 +217,220 @@ class AivideoapiRetriesSpendLimit(AivideoapiClient):
 
 
 CATALOGUE = (
-    Broken("apixo-no-bearer", "apixo", ApixoNoBearer, "request.auth", "sends the key without 'Bearer '", ("success",)),
-    Broken("pixazo-bearer-auth", "pixazo", PixazoBearerAuth, "request.auth",
-           "sends Authorization: Bearer instead of Ocp-Apim-Subscription-Key", ("success",)),
-    Broken("vtrix-text-body", "vtrix", VtrixTextBody, "request.content_type", "posts JSON as text/plain", ("success",)),
-    Broken("aivideoapi-renames-model", "aivideoapi", AivideoapiRenamesModel, "request.body",
-           "rewrites the model id to veo-3.1", ("success",)),
-    Broken("pixazo-drops-fields", "pixazo", PixazoDropsOptionalFields, "request.body",
-           "drops optional fields and adds a seed", ("success",)),
-    Broken("apixo-wrong-path", "apixo", ApixoWrongPath, "request.routes", "submits to /generateTask/veo3", ("success",)),
-    Broken("pixazo-polls-fast", "pixazo", PixazoPollsFast, "polling.interval", "polls every second", ("success",)),
-    Broken("apixo-eager-first-poll", "apixo", ApixoEagerFirstPoll, "polling.interval",
-           "polls at once instead of after 60 s", ("success",)),
-    Broken("vtrix-polls-after-end", "vtrix", VtrixPollsAfterEnd, "polling.stops_at_terminal",
-           "polls twice more after the task ended", ("success",)),
-    Broken("aivideoapi-ignores-timeout", "aivideoapi", AivideoapiIgnoresTimeout, "polling.timeout",
-           "waits three times its timeout", ("hang",)),
-    Broken("pixazo-gives-up-early", "pixazo", PixazoGivesUpEarly, "polling.timeout",
-           "gives up at a third of its timeout", ("hang",)),
-    Broken("apixo-reads-wrong-field", "apixo", ApixoReadsWrongField, "result.success",
-           "reads data.resultUrls instead of the JSON in data.resultJson", ("success",)),
-    Broken("vtrix-reports-task-url", "vtrix", VtrixReportsTaskUrl, "result.success",
-           "reports the task URL instead of output[].content[].url", ("success",)),
-    Broken("aivideoapi-skips-download", "aivideoapi", AivideoapiSkipsDownload, "result.download",
-           "never downloads the result", ("success",)),
-    Broken("pixazo-partial-download", "pixazo", PixazoPartialDownload, "result.download",
-           "reads only the first KiB of the file", ("success",)),
-    Broken("vtrix-strict-status", "vtrix", VtrixStrictStatus, "result.success",
-           "treats the CLI status names (pending, processing) as errors", ("success",)),
-    Broken("apixo-message-as-code", "apixo", ApixoMessageAsCode, "failure.code",
-           "reports failMsg as the failure code", ("job-failure",)),
-    Broken("pixazo-error-as-failed", "pixazo", PixazoErrorAsFailed, "failure.kind",
-           "reports a system ERROR as a generation failure", ("job-failure",)),
-    Broken("vtrix-numeric-code", "vtrix", VtrixNumericCode, "failure.code",
-           "turns the code 002014001 into 2014001", ("job-failure",)),
-    Broken("pixazo-balance-is-auth", "pixazo", PixazoBalanceIsAuth, "failure.category",
-           "reports a 402 as an auth failure", ("refused",)),
-    Broken("pixazo-bad-outcome", "pixazo", PixazoBadOutcome, "outcome.protocol",
-           "prints its own result object instead of the protocol's outcome", ("success",)),
-    Broken("aivideoapi-retries-4xx", "aivideoapi", AivideoapiRetries4xx, "retry.not_retryable",
-           "retries 400, 401, 402 and 403", ("refused",)),
-    Broken("aivideoapi-retries-spend-limit", "aivideoapi", AivideoapiRetriesSpendLimit, "retry.not_retryable",
-           "retries the 429 spend_limit_exceeded, which is marked not retryable", ("refused",)),
-    Broken("apixo-no-retry", "apixo", ApixoNoRetry, "retry.transient", "never retries 429 or 5xx", ("transient",)),
-    Broken("pixazo-ignores-retry-after", "pixazo", PixazoIgnoresRetryAfter, "retry.retry_after",
-           "backs off 1 s, 2 s whatever Retry-After says", ("transient",)),
-    Broken("vtrix-no-backoff", "vtrix", VtrixNoBackoff, "retry.backoff", "retries at once, without waiting",
-           ("transient",)),
-    Broken("apixo-shrinking-backoff", "apixo", ApixoShrinkingBackoff, "retry.backoff",
-           "waits 8 s, then 4 s, then 2 s", ("transient",)),
-    Broken("aivideoapi-retries-forever", "aivideoapi", AivideoapiRetriesForever, "retry.gives_up",
-           "retries a failing request twelve times", ("persistent",)),
+    Broken(
+        "apixo-no-bearer",
+        "apixo",
+        ApixoNoBearer,
+        "request.auth",
+        "sends the key without 'Bearer '",
+        ("success",),
+    ),
+    Broken(
+        "pixazo-bearer-auth",
+        "pixazo",
+        PixazoBearerAuth,
+        "request.auth",
+        "sends Authorization: Bearer instead of Ocp-Apim-Subscription-Key",
+        ("success",),
+    ),
+    Broken(
+        "vtrix-text-body",
+        "vtrix",
+        VtrixTextBody,
+        "request.content_type",
+        "posts JSON as text/plain",
+        ("success",),
+    ),
+    Broken(
+        "aivideoapi-renames-model",
+        "aivideoapi",
+        AivideoapiRenamesModel,
+        "request.body",
+        "rewrites the model id to veo-3.1",
+        ("success",),
+    ),
+    Broken(
+        "pixazo-drops-fields",
+        "pixazo",
+        PixazoDropsOptionalFields,
+        "request.body",
+        "drops optional fields and adds a seed",
+        ("success",),
+    ),
+    Broken(
+        "apixo-wrong-path",
+        "apixo",
+        ApixoWrongPath,
+        "request.routes",
+        "submits to /generateTask/veo3",
+        ("success",),
+    ),
+    Broken(
+        "pixazo-polls-fast", "pixazo", PixazoPollsFast, "polling.interval", "polls every second", ("success",)
+    ),
+    Broken(
+        "apixo-eager-first-poll",
+        "apixo",
+        ApixoEagerFirstPoll,
+        "polling.interval",
+        "polls at once instead of after 60 s",
+        ("success",),
+    ),
+    Broken(
+        "vtrix-polls-after-end",
+        "vtrix",
+        VtrixPollsAfterEnd,
+        "polling.stops_at_terminal",
+        "polls twice more after the task ended",
+        ("success",),
+    ),
+    Broken(
+        "aivideoapi-ignores-timeout",
+        "aivideoapi",
+        AivideoapiIgnoresTimeout,
+        "polling.timeout",
+        "waits three times its timeout",
+        ("hang",),
+    ),
+    Broken(
+        "pixazo-gives-up-early",
+        "pixazo",
+        PixazoGivesUpEarly,
+        "polling.timeout",
+        "gives up at a third of its timeout",
+        ("hang",),
+    ),
+    Broken(
+        "apixo-reads-wrong-field",
+        "apixo",
+        ApixoReadsWrongField,
+        "result.success",
+        "reads data.resultUrls instead of the JSON in data.resultJson",
+        ("success",),
+    ),
+    Broken(
+        "vtrix-reports-task-url",
+        "vtrix",
+        VtrixReportsTaskUrl,
+        "result.success",
+        "reports the task URL instead of output[].content[].url",
+        ("success",),
+    ),
+    Broken(
+        "aivideoapi-skips-download",
+        "aivideoapi",
+        AivideoapiSkipsDownload,
+        "result.download",
+        "never downloads the result",
+        ("success",),
+    ),
+    Broken(
+        "pixazo-partial-download",
+        "pixazo",
+        PixazoPartialDownload,
+        "result.download",
+        "reads only the first KiB of the file",
+        ("success",),
+    ),
+    Broken(
+        "vtrix-strict-status",
+        "vtrix",
+        VtrixStrictStatus,
+        "result.success",
+        "treats the CLI status names (pending, processing) as errors",
+        ("success",),
+    ),
+    Broken(
+        "apixo-message-as-code",
+        "apixo",
+        ApixoMessageAsCode,
+        "failure.code",
+        "reports failMsg as the failure code",
+        ("job-failure",),
+    ),
+    Broken(
+        "pixazo-error-as-failed",
+        "pixazo",
+        PixazoErrorAsFailed,
+        "failure.kind",
+        "reports a system ERROR as a generation failure",
+        ("job-failure",),
+    ),
+    Broken(
+        "vtrix-numeric-code",
+        "vtrix",
+        VtrixNumericCode,
+        "failure.code",
+        "turns the code 002014001 into 2014001",
+        ("job-failure",),
+    ),
+    Broken(
+        "pixazo-balance-is-auth",
+        "pixazo",
+        PixazoBalanceIsAuth,
+        "failure.category",
+        "reports a 402 as an auth failure",
+        ("refused",),
+    ),
+    Broken(
+        "pixazo-bad-outcome",
+        "pixazo",
+        PixazoBadOutcome,
+        "outcome.protocol",
+        "prints its own result object instead of the protocol's outcome",
+        ("success",),
+    ),
+    Broken(
+        "aivideoapi-retries-4xx",
+        "aivideoapi",
+        AivideoapiRetries4xx,
+        "retry.not_retryable",
+        "retries 400, 401, 402 and 403",
+        ("refused",),
+    ),
+    Broken(
+        "aivideoapi-retries-spend-limit",
+        "aivideoapi",
+        AivideoapiRetriesSpendLimit,
+        "retry.not_retryable",
+        "retries the 429 spend_limit_exceeded, which is marked not retryable",
+        ("refused",),
+    ),
+    Broken(
+        "apixo-no-retry", "apixo", ApixoNoRetry, "retry.transient", "never retries 429 or 5xx", ("transient",)
+    ),
+    Broken(
+        "pixazo-ignores-retry-after",
+        "pixazo",
+        PixazoIgnoresRetryAfter,
+        "retry.retry_after",
+        "backs off 1 s, 2 s whatever Retry-After says",
+        ("transient",),
+    ),
+    Broken(
+        "vtrix-no-backoff",
+        "vtrix",
+        VtrixNoBackoff,
+        "retry.backoff",
+        "retries at once, without waiting",
+        ("transient",),
+    ),
+    Broken(
+        "apixo-shrinking-backoff",
+        "apixo",
+        ApixoShrinkingBackoff,
+        "retry.backoff",
+        "waits 8 s, then 4 s, then 2 s",
+        ("transient",),
+    ),
+    Broken(
+        "aivideoapi-retries-forever",
+        "aivideoapi",
+        AivideoapiRetriesForever,
+        "retry.gives_up",
+        "retries a failing request twelve times",
+        ("persistent",),
+    ),
 )
 
 

@@ -2,7 +2,9 @@
 
 Create answers {code, msg, data: {taskId}}; the task object is bare: pending, processing, then
 completed (output.urls) or failed (error.code, error.message). Errors are {error: {code, message,
-type}}; spend_limit_exceeded is a 429 that no retry can clear, so it is not retried.
+type}}; spend_limit_exceeded is a 429 that no retry can clear, so it is not retried. With a
+callback_url the task is posted back when it ends (the body is the task object); the client stops
+polling once a callback told it the end, and keeps polling in case no callback comes.
 """
 
 from __future__ import annotations
@@ -40,6 +42,12 @@ class AivideoapiClient(Client):
             return Status(state, code=error.get("code"), message=error.get("message"))
         return Status(state)
 
+    def with_webhook(self, body: dict[str, Any], url: str) -> dict[str, Any]:
+        return {**body, "callback_url": url}
+
+    def job_of(self, callback: Any) -> str | None:
+        return callback.get("id") if isinstance(callback, dict) else None
+
     def retryable(self, response: httpx.Response) -> bool:
         if response.status_code == 429:
             try:
@@ -52,6 +60,9 @@ class AivideoapiClient(Client):
         if _error_code(error.body) in ("insufficient_credits", *FINAL_429):
             return "insufficient_balance"
         return super().category(error)
+
+
+CAPABILITIES = {"polling": True, "webhooks": True}
 
 
 def generate(job: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:

@@ -7,18 +7,21 @@ to poll, how to read a status body. Only httpx and the standard library are used
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import ssl
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-__all__ = ["ApiError", "Client", "Status", "main", "run"]
+__all__ = ["ApiError", "Client", "Receiver", "Status", "main", "run"]
 
 TERMINAL = ("succeeded", "failed", "error")
 _TLS = ssl.create_default_context()  # built once: loading the CA bundle is the slow part of a client
@@ -46,6 +49,47 @@ class Status:
     message: str | None = None
 
 
+class Receiver:
+    """A webhook receiver: answers every callback with 200 at once and keeps the JSON bodies."""
+
+    def __init__(self, addr: str) -> None:
+        host, _, port = addr.rpartition(":")
+        self.bodies: list[Any] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                self.send_response(receiver.answer())
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                try:
+                    parsed = json.loads(body)
+                except ValueError:
+                    return
+                with receiver.lock:
+                    receiver.bodies.append(parsed)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer((host or "127.0.0.1", int(port)), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def answer(self) -> int:
+        return 200
+
+    def received(self) -> list[Any]:
+        with self.lock:
+            return list(self.bodies)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 class Client:
     """An async-job video client: submit, poll until done, download the result."""
 
@@ -55,7 +99,7 @@ class Client:
     first_poll_after = 0.0  # seconds to wait before the first poll
     max_retries = 3  # retries of one request on 429, 5xx and network errors
     backoff = 1.0  # first retry wait; doubles each time
-    retry_statuses = (429, 500, 502, 503, 504)
+    retry_statuses: tuple[int, ...] = (429, 500, 502, 503, 504)
 
     def __init__(
         self,
@@ -71,6 +115,7 @@ class Client:
         self.http = http or httpx.Client(timeout=30.0, verify=_TLS)
         self.sleep = sleep
         self.now = now
+        self.receiver: Receiver | None = None
 
     # -- what a provider client defines ----------------------------------------------------------
 
@@ -83,6 +128,14 @@ class Client:
     def read(self, body: Any) -> Status:
         raise NotImplementedError
 
+    def with_webhook(self, body: dict[str, Any], url: str) -> dict[str, Any]:
+        """The request asking for callbacks to ``url`` (clients that take webhooks define it)."""
+        raise NotImplementedError
+
+    def job_of(self, callback: Any) -> str | None:
+        """The job id a callback body is about."""
+        return None
+
     # -- HTTP ------------------------------------------------------------------------------------
 
     def headers(self) -> dict[str, str]:
@@ -93,12 +146,10 @@ class Client:
 
     def retry_wait(self, attempt: int, response: httpx.Response | None) -> float:
         """Exponential backoff, never shorter than the server's Retry-After."""
-        wait = self.backoff * 2**attempt
+        wait = self.backoff * 2.0**attempt
         if response is not None:
-            try:
+            with contextlib.suppress(ValueError):
                 wait = max(wait, float(response.headers.get("retry-after", "")))
-            except ValueError:
-                pass
         return wait
 
     def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -121,7 +172,9 @@ class Client:
 
     def post_json(self, path: str, body: Any, **kwargs: Any) -> httpx.Response:
         content = json.dumps(body).encode()
-        return self.send("POST", path, content=content, headers={"Content-Type": "application/json"}, **kwargs)
+        return self.send(
+            "POST", path, content=content, headers={"Content-Type": "application/json"}, **kwargs
+        )
 
     # -- the job ---------------------------------------------------------------------------------
 
@@ -131,12 +184,26 @@ class Client:
         if self.first_poll_after:
             self.sleep(self.first_poll_after)
         while True:
-            status = self.read(self.status(model, job_id))
+            status = self.from_callbacks(job_id) or self.read(self.status(model, job_id))
             if status.state in TERMINAL:
                 return status
             if self.now() - start >= timeout:
                 raise TimeoutError(f"job {job_id} still {status.state} after {timeout:g}s")
             self.sleep(self.poll_interval)
+
+    def make_receiver(self, addr: str) -> Receiver:
+        return Receiver(addr)
+
+    def from_callbacks(self, job_id: str) -> Status | None:
+        """The terminal state a callback reported (duplicates and stale states are ignored)."""
+        if self.receiver is None:
+            return None
+        for body in self.receiver.received():
+            if self.job_of(body) == job_id:
+                status = self.read(body)
+                if status.state in TERMINAL:
+                    return status
+        return None
 
     def download(self, url: str) -> int:
         response = self.http.get(url)
@@ -163,16 +230,29 @@ class Client:
         model = str(job["model"])
         job_id = None
         try:
-            job_id = self.submit(model, dict(job["request"]))
+            body = dict(job["request"])
+            if job.get("webhook_url") and self.receiver is not None:
+                body = self.with_webhook(body, str(job["webhook_url"]))
+            job_id = self.submit(model, body)
             status = self.wait(model, job_id, float(job.get("timeout", 900)))
             if status.state != "succeeded":
-                return {"status": "failed", "job_id": job_id, "category": self.failure_category(status),
-                        "code": status.code, "message": status.message}
+                return {
+                    "status": "failed",
+                    "job_id": job_id,
+                    "category": self.failure_category(status),
+                    "code": status.code,
+                    "message": status.message,
+                }
             sizes = [self.download(url) for url in status.urls] if job.get("download", True) else []
             return {"status": "succeeded", "job_id": job_id, "urls": status.urls, "downloaded": sizes}
         except ApiError as exc:
-            return {"status": "failed", "job_id": job_id, "category": self.category(exc),
-                    "http_status": exc.status, "message": str(exc)}
+            return {
+                "status": "failed",
+                "job_id": job_id,
+                "category": self.category(exc),
+                "http_status": exc.status,
+                "message": str(exc),
+            }
         except TimeoutError as exc:
             return {"status": "failed", "job_id": job_id, "category": "timeout", "message": str(exc)}
         except httpx.HTTPStatusError as exc:
@@ -205,7 +285,13 @@ def run(cls: type[Client], job: Mapping[str, Any], env: Mapping[str, str]) -> di
             virtual = _VirtualTime(clock_url, http)
             timing = {"sleep": virtual.sleep, "now": virtual.now}
         client = cls(env["VEOMOCK_BASE_URL"], env["VEOMOCK_API_KEY"], http=http, **timing)
-        return client.generate(job)
+        if job.get("webhook_url") and env.get("VEOMOCK_WEBHOOK_ADDR"):
+            client.receiver = client.make_receiver(env["VEOMOCK_WEBHOOK_ADDR"])
+        try:
+            return client.generate(job)
+        finally:
+            if client.receiver is not None:
+                client.receiver.close()
     finally:
         http.close()
 

@@ -26,11 +26,20 @@ class VtrixClient(Client):
     def read(self, body: Any) -> Status:
         name = body["status"]
         if name == "completed":
-            urls = [c["url"] for block in body.get("output") or [] for c in block.get("content") or [] if c.get("url")]
+            urls = [
+                c["url"]
+                for block in body.get("output") or []
+                for c in block.get("content") or []
+                if c.get("url")
+            ]
             return Status("succeeded", urls=urls)
         if name == "failed":
             error = body.get("error") or {}
-            return Status("failed", code=str(error.get("code")), message=error.get("error_message") or error.get("message"))
+            return Status(
+                "failed",
+                code=str(error.get("code")),
+                message=error.get("error_message") or error.get("message"),
+            )
         return Status("running" if name in RUNNING else "queued")
 
     def category(self, error: Any) -> str:
