@@ -811,9 +811,12 @@ def _webhook_stops(run: Run) -> Iterator[Problem]:
         ]
         if not delivered:
             continue
-        when = min(float(e["time"]) for e in delivered)
-        late = [p for p in run.polls(job) if p.time > when + _EPSILON]
+        # Journal order, not time: a callback and a poll can share one instant of provider time.
+        order = {id(entry): i for i, entry in enumerate(run.journal)}
+        first = min(order[id(e)] for e in delivered)
+        late = [p for p in run.polls(job) if p.entry is not None and order.get(id(p.entry), -1) > first]
         if late:
+            when = min(float(e["time"]) for e in delivered)
             yield Problem(
                 observed=f"{len(late)} poll(s) after the terminal callback at {_t(run, when)}",
                 expected="no poll once a callback reported the terminal state",

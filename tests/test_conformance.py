@@ -41,22 +41,33 @@ def _reference(provider: str) -> PythonAdapter:
     return PythonAdapter(module.generate, f"{REFERENCE[provider]}:generate")
 
 
+def _capabilities(provider: str) -> Capabilities:
+    module = importlib.import_module(REFERENCE[provider])
+    return Capabilities.from_json(getattr(module, "CAPABILITIES", {}))
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_reference_client_passes_every_applicable_check(provider: str) -> None:
-    contract = load(provider)
-    with Runner(provider, _reference(provider)) as runner:
-        results = runner.run_all(catalogue(contract))
+    contract, caps = load(provider), _capabilities(provider)
+    with Runner(provider, _reference(provider), caps) as runner:
+        results = runner.run_all(catalogue(contract, caps))
     failures = [f.render() for r in results for f in r.failures]
     assert not failures, "\n\n".join(failures)
     applied = {name for r in results for name in r.applied}
-    assert applied >= {n for n in CHECKS if not n.startswith("webhook.")}, sorted(set(CHECKS) - applied)
+    wanted = {n for n in CHECKS if caps.webhooks or not n.startswith("webhook.")}
+    assert applied >= wanted, sorted(wanted - applied)
+
+
+def test_every_check_is_exercised_by_a_reference_client() -> None:
+    assert any(_capabilities(p).webhooks for p in PROVIDERS)
 
 
 @pytest.mark.parametrize("broken", CATALOGUE, ids=[b.name for b in CATALOGUE])
 def test_broken_client_is_caught_by_its_check(broken: Broken) -> None:
     contract = load(broken.provider)
-    chosen = [s for s in catalogue(contract) if not broken.kinds or s.kind in broken.kinds]
-    with Runner(broken.provider, PythonAdapter(broken.generate, broken.name)) as runner:
+    caps = Capabilities(webhooks=broken.webhooks)
+    chosen = [s for s in catalogue(contract, caps) if not broken.kinds or s.kind in broken.kinds]
+    with Runner(broken.provider, PythonAdapter(broken.generate, broken.name), caps) as runner:
         results = runner.run_all(chosen)
     caught = {f.check for r in results for f in r.failures}
     assert broken.catches in caught, (
@@ -69,7 +80,7 @@ def test_the_catalogue_spreads_over_providers_and_checks() -> None:
     assert {b.provider for b in CATALOGUE} == set(PROVIDERS)
     assert all(b.catches in CHECKS for b in CATALOGUE)
     families = Counter(b.catches.split(".")[0] for b in CATALOGUE)
-    assert set(families) >= {"request", "polling", "result", "failure", "retry", "outcome"}
+    assert set(families) >= {"request", "polling", "result", "failure", "retry", "outcome", "webhook"}
     assert len({b.name for b in CATALOGUE}) == len(CATALOGUE)
 
 

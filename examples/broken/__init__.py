@@ -14,7 +14,7 @@ import httpx
 
 from examples.clients.aivideoapi import AivideoapiClient
 from examples.clients.apixo import ApixoClient
-from examples.clients.base import ApiError, Client, Status, run
+from examples.clients.base import ApiError, Client, Receiver, Status, run
 from examples.clients.pixazo import PixazoClient
 from examples.clients.vtrix import VtrixClient
 
@@ -29,6 +29,7 @@ class Broken:
     catches: str  # the check that must fail
     defect: str
     kinds: tuple[str, ...] = ()  # scenario kinds that show the defect (every kind when empty)
+    webhooks: bool = False  # the client declares it receives webhooks
 
     def generate(self, job: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
         return run(self.client, job, env)
@@ -214,6 +215,40 @@ class AivideoapiRetriesForever(AivideoapiClient):
 class AivideoapiRetriesSpendLimit(AivideoapiClient):
     def retryable(self, response: httpx.Response) -> bool:
         return response.status_code in self.retry_statuses
+
+
+# -- webhooks ----------------------------------------------------------------------------------
+
+
+class AivideoapiIgnoresCallbacks(AivideoapiClient):
+    def from_callbacks(self, job_id: str) -> Status | None:
+        return None
+
+
+class _FailingFirst(Receiver):
+    def __init__(self, addr: str) -> None:
+        super().__init__(addr)
+        self.calls = 0
+
+    def answer(self) -> int:
+        self.calls += 1
+        return 500 if self.calls == 1 else 200
+
+
+class AivideoapiRefusesFirstCallback(AivideoapiClient):
+    def make_receiver(self, addr: str) -> Receiver:
+        return _FailingFirst(addr)
+
+
+class AivideoapiActsOnEveryCallback(AivideoapiClient):
+    def generate(self, job: Any) -> dict[str, Any]:
+        outcome = super().generate(job)
+        if outcome["status"] == "succeeded" and self.receiver is not None:
+            done = [b for b in self.receiver.received() if self.job_of(b) == outcome["job_id"]]
+            for _ in done[1:]:
+                for url in outcome["urls"]:
+                    self.download(url)
+        return outcome
 
 
 CATALOGUE = (
