@@ -23,8 +23,12 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 SUBMIT_BODY = {
     "request_type": "async",
-    "input": {"mode": "fast", "prompt": "a cinematic flyover of a futuristic city at sunrise",
-              "generationType": "TEXT_2_VIDEO", "aspect_ratio": "16:9"},
+    "input": {
+        "mode": "fast",
+        "prompt": "a cinematic flyover of a futuristic city at sunrise",
+        "generationType": "TEXT_2_VIDEO",
+        "aspect_ratio": "16:9",
+    },
 }
 AUTH = "Bearer sk-bench"
 
@@ -38,8 +42,21 @@ def _free_port() -> int:
 def _start(app: str) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--log-level", "warning",
-         "--no-access-log", "--loop", "uvloop", "--http", "httptools"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+        ],
         cwd=ROOT,
     )
     base = f"http://127.0.0.1:{port}"
@@ -65,7 +82,9 @@ def _wrk(url: str, seconds: int, connections: int, method: str = "GET", body: An
         f.write(script)
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", f.name, url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
@@ -85,8 +104,9 @@ def run(seconds: int = 5, connections: int = 32, warmup: int = 2) -> dict[str, d
     bare, bare_url = _start("benchmarks.bare:app")
     mock, mock_url = _start("benchmarks.serve_mock:app")
     try:
-        job = httpx.post(mock_url + "/api/v1/generateTask/veo-3-1", json=SUBMIT_BODY,
-                         headers={"Authorization": AUTH}).json()["data"]["taskId"]
+        job = httpx.post(
+            mock_url + "/api/v1/generateTask/veo-3-1", json=SUBMIT_BODY, headers={"Authorization": AUTH}
+        ).json()["data"]["taskId"]
         cases = [
             ("bare GET", bare_url + "/status", "GET", None),
             ("bare POST", bare_url + "/submit", "POST", SUBMIT_BODY),

@@ -58,8 +58,12 @@ def _request(contract: Contract, channel: WebhookChannel, url: str) -> tuple[Any
         op = ops[data["operation"]]
         if op.kind != "submit" or (channel.models and not set(channel.models) & set(op.models)):
             continue
-        names = {_name(e) for c in contract.webhook_channels
-                 for e in (c.url_from, c.mode_from, c.filter_from, c.when_from) if e is not None}
+        names = {
+            _name(e)
+            for c in contract.webhook_channels
+            for e in (c.url_from, c.mode_from, c.filter_from, c.when_from)
+            if e is not None
+        }
         body = {k: v for k, v in copy.deepcopy(data["body"]).items() if k.lower() not in names}
         headers = {k: v for k, v in data.get("headers", {}).items() if k.lower() not in names}
         parts: dict[str, Any] = {"body": body, "header": headers}
@@ -91,17 +95,21 @@ async def deliver_many(
         k = first_seen[got.path] = len(first_seen)
         return 500 if math.floor((k + 1) * fail_first_fraction) > math.floor(k * fail_first_fraction) else 200
 
-    async with Receiver(answer) as hook, httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=build_app(state)), base_url="http://127.0.0.1:8000"
-    ) as client:
+    async with (
+        Receiver(answer) as hook,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=build_app(state)), base_url="http://127.0.0.1:8000"
+        ) as client,
+    ):
         auth = contract.auth
 
         async def submit(i: int) -> None:
             op, parts = _request(contract, channel, hook.url(f"/job/{i}"))
             key = f"sk-bench-{i:05d}"
             headers = {**parts["header"], auth.header: f"Bearer {key}" if auth.scheme == "bearer" else key}
-            response = await client.request(op.method, op.path, json=parts["body"], headers=headers,
-                                            params=parts.get("query"))
+            response = await client.request(
+                op.method, op.path, json=parts["body"], headers=headers, params=parts.get("query")
+            )
             if response.status_code != contract.submit.status:
                 raise RuntimeError(f"submit {i} failed: {response.status_code} {response.text}")
 

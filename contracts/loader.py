@@ -225,7 +225,9 @@ def _models(data: Mapping[str, Any], file: Path) -> dict[str, Model]:
             name=name,
             schema=request["schema"],
             rules=tuple(rules),
-            inject={k: _expression(v, file, f"{where}.request.inject.{k}") for k, v in request.get("inject", {}).items()},
+            inject={
+                k: _expression(v, file, f"{where}.request.inject.{k}") for k, v in request.get("inject", {}).items()
+            },
             params={
                 k: _expression(v, file, f"{where}.params.{k}") if isinstance(v, str) else compile_template(v)
                 for k, v in node["params"].items()
@@ -261,7 +263,9 @@ def _operations(data: Mapping[str, Any], models: Mapping[str, Model], file: Path
                 method=node["method"],
                 path=node["path"],
                 models=tuple(node.get("models", models)),
-                model_from=_expression(node["model_from"], file, f"{where}.model_from") if "model_from" in node else None,
+                model_from=_expression(node["model_from"], file, f"{where}.model_from")
+                if "model_from" in node
+                else None,
                 id_from=_expression(node["id_from"], file, f"{where}.id_from") if "id_from" in node else None,
                 source=node["source"],
             )
@@ -295,7 +299,9 @@ def _channels(data: Mapping[str, Any], errors: Mapping[str, ErrorSpec], file: Pa
         where = f"webhooks.channels[{i}]"
         when = node.get("when")
         if node.get("rejected") and node["rejected"] not in errors:
-            raise ContractError(file, f"{where}.rejected", f"no error {node['rejected']!r}", _suggest(node["rejected"], errors))
+            raise ContractError(
+                file, f"{where}.rejected", f"no error {node['rejected']!r}", _suggest(node["rejected"], errors)
+            )
         out.append(
             WebhookChannel(
                 name=node["name"],
@@ -303,7 +309,9 @@ def _channels(data: Mapping[str, Any], errors: Mapping[str, ErrorSpec], file: Pa
                 events=node["events"],
                 mode_from=_expression(node["mode_from"], file, f"{where}.mode_from") if "mode_from" in node else None,
                 modes=dict(node.get("modes", {})),
-                filter_from=_expression(node["filter_from"], file, f"{where}.filter_from") if "filter_from" in node else None,
+                filter_from=_expression(node["filter_from"], file, f"{where}.filter_from")
+                if "filter_from" in node
+                else None,
                 https_only=node.get("https_only", False),
                 headers={k: _template(v, file, f"{where}.headers.{k}") for k, v in node.get("headers", {}).items()},
                 models=tuple(node.get("models", [])),
@@ -334,9 +342,7 @@ def _webhook_delivery(data: Mapping[str, Any], file: Path) -> WebhookDelivery | 
         timeout=float(node["timeout"]),
         retry_delays=tuple(float(d) for d in node["retry_delays"]),
         success=str(node["success"]),
-        headers={
-            k: _template(v, file, f"webhooks.delivery.headers.{k}") for k, v in node.get("headers", {}).items()
-        },
+        headers={k: _template(v, file, f"webhooks.delivery.headers.{k}") for k, v in node.get("headers", {}).items()},
         source=node["source"],
     )
 
@@ -405,7 +411,9 @@ def _load(file: Path, text: str, variants: Mapping[str, str]) -> Contract:
         file=file,
         raw=data,
         variants=selected,
-        auth=Auth(data["auth"]["header"], data["auth"]["scheme"], data["auth"].get("key_pattern"), data["auth"]["source"]),
+        auth=Auth(
+            data["auth"]["header"], data["auth"]["scheme"], data["auth"].get("key_pattern"), data["auth"]["source"]
+        ),
         models=models,
         operations=_operations(data, models, file),
         states=dict(life["states"]),
@@ -417,7 +425,8 @@ def _load(file: Path, text: str, variants: Mapping[str, str]) -> Contract:
         balance=_response(responses["balance"], file, "responses.balance") if "balance" in responses else None,
         errors=errors,
         failures=tuple(
-            FailureCode(c["code"], c["message"], c["state"], c.get("refund"), c["source"]) for c in data["failures"]["codes"]
+            FailureCode(c["code"], c["message"], c["state"], c.get("refund"), c["source"])
+            for c in data["failures"]["codes"]
         ),
         media_path=media["path"],
         media_type=media["content_type"],
@@ -446,7 +455,9 @@ def load(provider: str, variants: Mapping[str, str] | None = None, directory: Pa
         raise ContractError(directory or CONTRACTS_DIR, "", f"no contract for provider {provider!r}", hint)
     contract = load_file(files[provider], variants)
     if contract.provider != provider:
-        raise ContractError(files[provider], "provider", f"file is named {provider!r} but declares {contract.provider!r}")
+        raise ContractError(
+            files[provider], "provider", f"file is named {provider!r} but declares {contract.provider!r}"
+        )
     return contract
 
 

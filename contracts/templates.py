@@ -18,9 +18,7 @@ __all__ = ["OMIT", "ROOTS", "Template", "TemplateError", "compile_expression", "
 
 Render = Callable[[Mapping[str, Any]], Any]
 
-ROOTS = frozenset(
-    {"job", "body", "header", "query", "path", "request", "message", "balance", "account", "retry_after"}
-)
+ROOTS = frozenset({"job", "body", "header", "query", "path", "request", "message", "balance", "account", "retry_after"})
 
 
 class TemplateError(ValueError):

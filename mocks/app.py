@@ -32,24 +32,24 @@ Handler = Callable[[Request], Awaitable[Response]]
 _BEARER = re.compile(r"^\s*bearer\s+(\S+)\s*$", re.IGNORECASE)
 
 
-def _authenticate(contract: Contract, request: Request) -> tuple[str | None, Response | None]:
+def _authenticate(contract: Contract, request: Request) -> str | Response:
     """The API key, or the provider's 401 saying what is wrong with the header."""
     auth = contract.auth
     value = request.headers.get(auth.header)
     if value is None or not value.strip():
         hint = "Bearer YOUR_API_KEY" if auth.scheme == "bearer" else "YOUR_API_KEY"
-        return None, error_response(contract, "auth_missing", f"Missing header {auth.header}; send '{auth.header}: {hint}'")
+        return error_response(contract, "auth_missing", f"Missing header {auth.header}; send '{auth.header}: {hint}'")
     key = value.strip()
     if auth.scheme == "bearer":
         match = _BEARER.match(value)
         if not match:
             msg = f"{auth.header} must be 'Bearer YOUR_API_KEY'"
-            return None, error_response(contract, "auth_invalid", msg)
+            return error_response(contract, "auth_invalid", msg)
         key = match.group(1)
     if auth.key_pattern and not re.search(auth.key_pattern, key):
         msg = f"Invalid API key: it must match {auth.key_pattern}"
-        return None, error_response(contract, "auth_invalid", msg)
-    return key, None
+        return error_response(contract, "auth_invalid", msg)
+    return key
 
 
 def _request_ctx(request: Request, body: Any = None) -> dict[str, Any]:
@@ -115,9 +115,9 @@ class _Handlers:
         contract, state = self.contract, self.state
 
         async def handle(request: Request) -> Response:
-            key, denied = _authenticate(contract, request)
-            if denied:
-                return self._journal(request, op.name, denied, None)
+            key = _authenticate(contract, request)
+            if isinstance(key, Response):
+                return self._journal(request, op.name, key, None)
             body, refused = await self._read_json(request)
             if refused:
                 return self._journal(request, op.name, refused, key)
@@ -170,9 +170,9 @@ class _Handlers:
         id_from = op.id_from
 
         async def handle(request: Request) -> Response:
-            key, denied = _authenticate(contract, request)
-            if denied:
-                return self._journal(request, op.name, denied, None)
+            key = _authenticate(contract, request)
+            if isinstance(key, Response):
+                return self._journal(request, op.name, key, None)
             ctx = _request_ctx(request)
             job_id = id_from.render(ctx)
             if not job_id:
@@ -204,9 +204,9 @@ class _Handlers:
         contract, state = self.contract, self.state
 
         async def handle(request: Request) -> Response:
-            key, denied = _authenticate(contract, request)
-            if denied:
-                return self._journal(request, op.name, denied, None)
+            key = _authenticate(contract, request)
+            if isinstance(key, Response):
+                return self._journal(request, op.name, key, None)
             verdict = screen(state, contract, request, "balance", op.name, key)
             if verdict.response is not None:
                 return self._journal(request, op.name, verdict.response, key, **verdict.note)
@@ -247,7 +247,9 @@ def _routes_for(state: MockState, contract: Contract) -> list[BaseRoute]:
     for op in contract.operations:
         factory = getattr(handlers, op.kind)
         routes.append(Route(op.path, factory(op), methods=[op.method], name=f"{contract.provider}:{op.name}"))
-    routes.append(Route(contract.media_path, handlers.media(), methods=["GET", "HEAD"], name=f"{contract.provider}:media"))
+    routes.append(
+        Route(contract.media_path, handlers.media(), methods=["GET", "HEAD"], name=f"{contract.provider}:media")
+    )
     return routes
 
 
@@ -284,9 +286,17 @@ def _fallback(state: MockState) -> Handler:
         else:
             own = ", ".join(f"{op.method} {op.path}" for op in contract.operations)
             response = error_response(contract, "route_not_found", f"No route {method} {path}; this API serves {own}")
-        state.record({"direction": "inbound", "provider": contract.provider if contract else None,
-                      "operation": None, "method": method, "path": path, "status": response.status_code,
-                      **capture(request, response)})
+        state.record(
+            {
+                "direction": "inbound",
+                "provider": contract.provider if contract else None,
+                "operation": None,
+                "method": method,
+                "path": path,
+                "status": response.status_code,
+                **capture(request, response),
+            }
+        )
         return response
 
     return handle

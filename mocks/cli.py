@@ -46,8 +46,10 @@ def _serve(args: argparse.Namespace) -> int:
     if args.chaos:
         print(f"  chaos        {args.chaos}")
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.control_token:
-        print("veomock: warning: the control API is reachable beyond this machine; consider --control-token",
-              file=sys.stderr)
+        print(
+            "veomock: warning: the control API is reachable beyond this machine; consider --control-token",
+            file=sys.stderr,
+        )
     sys.stdout.flush()
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
     return 0
@@ -116,29 +118,63 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve every provider (or those named) on one port")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    serve.add_argument("--provider", action="append", default=[], choices=sorted(available()),
-                       help="serve only this provider; repeatable")
-    serve.add_argument("--speed", type=float, default=None,
-                       help="provider time runs X times faster than real time (overrides --profile)")
-    serve.add_argument("--profile", default="fast", choices=sorted(PROFILES),
-                       help="fast: 60x (a 2-minute job takes 2 s); realistic: documented timings, 1x")
+    serve.add_argument(
+        "--provider",
+        action="append",
+        default=[],
+        choices=sorted(available()),
+        help="serve only this provider; repeatable",
+    )
+    serve.add_argument(
+        "--speed",
+        type=float,
+        default=None,
+        help="provider time runs X times faster than real time (overrides --profile)",
+    )
+    serve.add_argument(
+        "--profile",
+        default="fast",
+        choices=sorted(PROFILES),
+        help="fast: 60x (a 2-minute job takes 2 s); realistic: documented timings, 1x",
+    )
     serve.add_argument("--seed", type=int, default=0, help="seed for ids, timings and outcomes")
-    serve.add_argument("--variant", action="append", default=[], metavar="PROVIDER.VARIANT=OPTION",
-                       help="select a documented alternative (see each contract's variants); repeatable")
-    serve.add_argument("--allow-http-webhooks", action="store_true",
-                       help="let callbacks to a loopback receiver use http where a provider wants https")
-    serve.add_argument("--webhook-ca", metavar="FILE.pem", default=None,
-                       help="trust this CA (PEM) for https callbacks, e.g. a local receiver's test CA")
-    serve.add_argument("--chaos", metavar="FILE.json", default=None,
-                       help='seeded chaos profile, e.g. {"seed": 7, "faults": {"error:internal": 0.05}}')
-    serve.add_argument("--control-token", metavar="TOKEN", default=os.environ.get("VEOMOCK_CONTROL_TOKEN"),
-                       help="control calls need header X-Veomock-Token: TOKEN (env VEOMOCK_CONTROL_TOKEN)")
+    serve.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="PROVIDER.VARIANT=OPTION",
+        help="select a documented alternative (see each contract's variants); repeatable",
+    )
+    serve.add_argument(
+        "--allow-http-webhooks",
+        action="store_true",
+        help="let callbacks to a loopback receiver use http where a provider wants https",
+    )
+    serve.add_argument(
+        "--webhook-ca",
+        metavar="FILE.pem",
+        default=None,
+        help="trust this CA (PEM) for https callbacks, e.g. a local receiver's test CA",
+    )
+    serve.add_argument(
+        "--chaos",
+        metavar="FILE.json",
+        default=None,
+        help='seeded chaos profile, e.g. {"seed": 7, "faults": {"error:internal": 0.05}}',
+    )
+    serve.add_argument(
+        "--control-token",
+        metavar="TOKEN",
+        default=os.environ.get("VEOMOCK_CONTROL_TOKEN"),
+        help="control calls need header X-Veomock-Token: TOKEN (env VEOMOCK_CONTROL_TOKEN)",
+    )
     serve.add_argument("--log-level", default="warning")
     serve.set_defaults(func=_serve)
 
     failures = sub.add_parser("failures", help="list every failure mode of every provider, and its trigger")
-    failures.add_argument("--provider", action="append", default=[], metavar="NAME",
-                          help="only this provider; repeatable")
+    failures.add_argument(
+        "--provider", action="append", default=[], metavar="NAME", help="only this provider; repeatable"
+    )
     shape = failures.add_mutually_exclusive_group()
     shape.add_argument("--json", action="store_true", help="print the catalogue as JSON")
     shape.add_argument("--markdown", action="store_true", help="print tables for the README cookbook")

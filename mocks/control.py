@@ -88,8 +88,10 @@ def force_state(state: MockState, job: Job, target: str, code: str | int | None 
     contract = state.contracts[job.provider]
     outcome = None
     if target in ("failed", "error"):
-        failure = contract.failure(code) if code is not None else next(
-            (f for f in contract.failures if f.state == target), contract.failures[0]
+        failure = (
+            contract.failure(code)
+            if code is not None
+            else next((f for f in contract.failures if f.state == target), contract.failures[0])
         )
         if failure is None:
             known = ", ".join(str(f.code) for f in contract.failures)
@@ -159,9 +161,7 @@ class Control:
             listing["rules"] = [r for r in listing["rules"] if r["match"].get("key") == key]
         return listing
 
-    def clear_scenarios(
-        self, key: str | None = None, provider: str | None = None, rule_id: str | None = None
-    ) -> int:
+    def clear_scenarios(self, key: str | None = None, provider: str | None = None, rule_id: str | None = None) -> int:
         return self.state.scenarios.clear(key=key, provider=provider, rule_id=rule_id)
 
     def set_chaos(self, profile: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -292,7 +292,7 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
             advance, speed = data.get("advance"), data.get("speed")
             return JSONResponse(control.clock(advance, speed))
         except (ValueError, TypeError) as exc:
-            return _problem(400, f"{exc}; send {{\"advance\": seconds}} or {{\"speed\": factor}}")
+            return _problem(400, f'{exc}; send {{"advance": seconds}} or {{"speed": factor}}')
 
     async def jobs(request: Request) -> Response:
         return JSONResponse({"jobs": control.jobs(**_filters(request, "provider", "key"))})

@@ -119,8 +119,9 @@ def _status_body(contract: Contract, model: Model, outcome: Outcome) -> Any:
     params = {name: expr.render(ctx) for name, expr in model.params.items()}
     job_id = make_id(contract.raw["job_id"]["format"], random.Random(0), _START, model.name)
     timeline = [(_START, "queued"), (_START + 5, "running"), (_START + 95, outcome.state)]
-    job = Job(job_id, contract.provider, model.name, "key", "key", params, model.price(params), _START,
-              timeline, outcome)
+    job = Job(
+        job_id, contract.provider, model.name, "key", "key", params, model.price(params), _START, timeline, outcome
+    )
     view = job.view(_START + 100, contract.states, contract.media_type)
     return contract.status[outcome.state].body.render({**ctx, "job": view})
 
@@ -135,12 +136,19 @@ def _http_errors(contract: Contract) -> list[dict[str, Any]]:
         except ValueError:
             body = raw.decode("utf-8", errors="replace")
         headers = {k: v for k, v in response.headers.items() if k not in ("content-length", "content-type")}
-        out.append({
-            "name": name, "status": spec.status, "retryable": spec.retryable, "headers": headers,
-            "body": body, "source": spec.source, "evidence": spec.evidence,
-            **_triggers(contract, f"error={name}", {"error": name}, f"error:{name}"),
-            "client_sees": f"HTTP {spec.status} at once, body {json.dumps(body, ensure_ascii=False)}",
-        })
+        out.append(
+            {
+                "name": name,
+                "status": spec.status,
+                "retryable": spec.retryable,
+                "headers": headers,
+                "body": body,
+                "source": spec.source,
+                "evidence": spec.evidence,
+                **_triggers(contract, f"error={name}", {"error": name}, f"error:{name}"),
+                "client_sees": f"HTTP {spec.status} at once, body {json.dumps(body, ensure_ascii=False)}",
+            }
+        )
     return out
 
 
@@ -151,15 +159,20 @@ def _task_failures(contract: Contract, model: Model) -> list[dict[str, Any]]:
         outcome = Outcome(failure.state, failure.code, failure.message)
         shown = contract.states[failure.state]
         refund = failure.refund if failure.refund is not None else failure.state in refunds
-        out.append({
-            "code": failure.code, "state": failure.state, "status": shown, "message": failure.message,
-            "refunded": refund, "source": failure.source,
-            **_triggers(contract, f"fail={_quote(failure.code)}", {"fail": failure.code},
-                        f"fail:{failure.code}"),
-            "status_body": _status_body(contract, model, outcome),
-            "client_sees": f"the submit succeeds; once the job ends, polling shows status {shown!r} "
-                           f"with code {failure.code!r}" + ("; the charge is refunded" if refund else ""),
-        })
+        out.append(
+            {
+                "code": failure.code,
+                "state": failure.state,
+                "status": shown,
+                "message": failure.message,
+                "refunded": refund,
+                "source": failure.source,
+                **_triggers(contract, f"fail={_quote(failure.code)}", {"fail": failure.code}, f"fail:{failure.code}"),
+                "status_body": _status_body(contract, model, outcome),
+                "client_sees": f"the submit succeeds; once the job ends, polling shows status {shown!r} "
+                f"with code {failure.code!r}" + ("; the charge is refunded" if refund else ""),
+            }
+        )
     return out
 
 
@@ -168,8 +181,9 @@ def _transport(contract: Contract) -> list[dict[str, Any]]:
     for directive, seen in _TRANSPORT.items():
         name, _, value = directive.partition("=")
         action: dict[str, Any] = {name: float(value)} if value else {name: True}
-        out.append({"fault": name, **_triggers(contract, directive, action, directive.replace("=", ":")),
-                    "client_sees": seen})
+        out.append(
+            {"fault": name, **_triggers(contract, directive, action, directive.replace("=", ":")), "client_sees": seen}
+        )
     assert {t["fault"] for t in out} == {"delay", *FAULTS}
     return out
 
@@ -181,17 +195,24 @@ def catalogue(contracts: Mapping[str, Contract]) -> list[dict[str, Any]]:
         op, model = _submit(contract)
         limits = contract.rate_limits
         limited = error_for(contract, Action(error="rate_limited"))
-        out.append({
-            "provider": name,
-            "title": contract.title,
-            "submit": {"method": op.method, "path": op.path, "auth_header": contract.auth.header,
-                       "scheme": contract.auth.scheme, "body": example_body(model)},
-            "http_errors": _http_errors(contract),
-            "task_failures": _task_failures(contract, model),
-            "transport": _transport(contract),
-            "limits": {k: limits.get(k) for k in ("requests_per_minute", "concurrent_jobs", "retry_after")}
-            | {"status": limited.status_code, "source": limits.get("source")},
-        })
+        out.append(
+            {
+                "provider": name,
+                "title": contract.title,
+                "submit": {
+                    "method": op.method,
+                    "path": op.path,
+                    "auth_header": contract.auth.header,
+                    "scheme": contract.auth.scheme,
+                    "body": example_body(model),
+                },
+                "http_errors": _http_errors(contract),
+                "task_failures": _task_failures(contract, model),
+                "transport": _transport(contract),
+                "limits": {k: limits.get(k) for k in ("requests_per_minute", "concurrent_jobs", "retry_after")}
+                | {"status": limited.status_code, "source": limits.get("source")},
+            }
+        )
     return out
 
 
@@ -224,9 +245,11 @@ def render_text(entries: list[dict[str, Any]]) -> str:
             lines.append(f"    {t['fault']:<10} prompt {t['prompt']:<18} {t['client_sees']}")
         lim = p["limits"]
         retry = lim["retry_after"] if lim["retry_after"] is not None else "none"
-        lines.append(f"  Limits: {lim['requests_per_minute'] or 'no'} requests/min, "
-                     f"{lim['concurrent_jobs'] or 'no'} concurrent jobs, Retry-After {retry}; "
-                     f"over a limit: HTTP {lim['status']} (change with POST /_veomock/limits)")
+        lines.append(
+            f"  Limits: {lim['requests_per_minute'] or 'no'} requests/min, "
+            f"{lim['concurrent_jobs'] or 'no'} concurrent jobs, Retry-After {retry}; "
+            f"over a limit: HTTP {lim['status']} (change with POST /_veomock/limits)"
+        )
     return "\n".join(lines)
 
 
@@ -234,8 +257,13 @@ def render_markdown(entries: list[dict[str, Any]]) -> str:
     """Tables for the README cookbook."""
     out: list[str] = []
     for p in entries:
-        out += ["", f"#### {p['provider']}", "",
-                "| failure | what the client sees | magic prompt | magic API key |", "|---|---|---|---|"]
+        out += [
+            "",
+            f"#### {p['provider']}",
+            "",
+            "| failure | what the client sees | magic prompt | magic API key |",
+            "|---|---|---|---|",
+        ]
         for e in p["http_errors"]:
             seen = f"HTTP {e['status']} `{_one_line(e['body'])}`".replace("|", "\\|")
             out.append(f"| `{e['name']}` | {seen} | `{e['prompt']}` | `{e['key']}` |")

@@ -88,8 +88,9 @@ def _refuse(contract: Contract, refusal: Refusal) -> Response:
     return _retry_header(contract, response, refusal.retry_after, False)
 
 
-def _carry_out(state: MockState, contract: Contract, request: Request, verdict: Verdict, action: Action,
-               job: Job | None) -> None:
+def _carry_out(
+    state: MockState, contract: Contract, request: Request, verdict: Verdict, action: Action, job: Job | None
+) -> None:
     if action.error is not None:
         verdict.response = error_for(contract, action)
     elif action.fail is not None or action.state is not None:

@@ -23,10 +23,22 @@ __all__ = ["BODY_LIMIT", "FILTERS", "capture", "select", "to_har"]
 BODY_LIMIT = 64 * 1024
 FILTERS = ("provider", "direction", "operation", "key", "status", "job")
 _REASONS = {
-    200: "OK", 201: "Created", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized",
-    402: "Payment Required", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-    413: "Payload Too Large", 415: "Unsupported Media Type", 429: "Too Many Requests",
-    500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    400: "Bad Request",
+    401: "Unauthorized",
+    402: "Payment Required",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Payload Too Large",
+    415: "Unsupported Media Type",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
 }
 
 
@@ -78,7 +90,8 @@ def select(entries: Iterable[Mapping[str, Any]], filters: Mapping[str, str | Non
     wanted = {k: v for k, v in filters.items() if v is not None and k != "status"}
     status = filters.get("status")
     return [
-        dict(e) for e in entries
+        dict(e)
+        for e in entries
         if all(str(e.get(k)) == v for k, v in wanted.items())
         and (status is None or _status_matches(e.get("status"), status))
     ]
@@ -110,24 +123,42 @@ def _har_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
     req_headers, res_headers = _pairs(req.get("headers")), _pairs(res.get("headers"))
     status = int(entry.get("status") or 0)
     request: dict[str, Any] = {
-        "method": method, "url": url, "httpVersion": "HTTP/1.1", "cookies": [], "headers": req_headers,
+        "method": method,
+        "url": url,
+        "httpVersion": "HTTP/1.1",
+        "cookies": [],
+        "headers": req_headers,
         "queryString": [{"name": k, "value": v} for k, v in parse_qsl(urlsplit(url).query)],
-        "headersSize": -1, "bodySize": len((req.get("body") or "").encode()),
+        "headersSize": -1,
+        "bodySize": len((req.get("body") or "").encode()),
     }
     if req.get("body"):
         request["postData"] = {"mimeType": _mime(req_headers, "application/json"), "text": req["body"]}
     body = res.get("body") or ""
     response = {
-        "status": status, "statusText": _REASONS.get(status, ""), "httpVersion": "HTTP/1.1", "cookies": [],
-        "headers": res_headers, "redirectURL": "", "headersSize": -1, "bodySize": len(str(body).encode()),
-        "content": {"size": len(str(body).encode()), "mimeType": _mime(res_headers, "application/json"),
-                    "text": str(body)},
+        "status": status,
+        "statusText": _REASONS.get(status, ""),
+        "httpVersion": "HTTP/1.1",
+        "cookies": [],
+        "headers": res_headers,
+        "redirectURL": "",
+        "headersSize": -1,
+        "bodySize": len(str(body).encode()),
+        "content": {
+            "size": len(str(body).encode()),
+            "mimeType": _mime(res_headers, "application/json"),
+            "text": str(body),
+        },
     }
     latency = entry.get("latency_ms")
     extra = {k: v for k, v in entry.items() if k not in ("request", "response", "headers", "body")}
     return {
-        "startedDateTime": _iso(entry.get("time")), "time": float(latency or 0), "request": request,
-        "response": response, "cache": {}, "timings": {"send": 0, "wait": float(latency or 0), "receive": 0},
+        "startedDateTime": _iso(entry.get("time")),
+        "time": float(latency or 0),
+        "request": request,
+        "response": response,
+        "cache": {},
+        "timings": {"send": 0, "wait": float(latency or 0), "receive": 0},
         "_veomock": extra,
     }
 

@@ -80,7 +80,8 @@ class Limiter:
     def clear(self, provider: str | None = None, key: str | None = None) -> None:
         """Back to the contracts' numbers (for one provider or key, or everywhere)."""
         self._overrides = {
-            (p, k): v for (p, k), v in self._overrides.items()
+            (p, k): v
+            for (p, k), v in self._overrides.items()
             if not ((provider is None or p == provider) and (key is None or k == key))
         }
 

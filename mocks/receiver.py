@@ -133,8 +133,9 @@ class Receiver:
                 result = self.answer(got)
                 status = result if isinstance(result, int) else await result
                 reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Status"
-                writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\n"
-                             f"Content-Length: 2\r\n\r\nok".encode())
+                writer.write(
+                    f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok".encode()
+                )
                 await writer.drain()
                 got.answered = status
                 await self._notify()

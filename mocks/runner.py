@@ -50,7 +50,10 @@ def create_state(
     contracts = {name: load(name, variants.get(name)) for name in names}
     clock = clock or Clock(speed=PROFILES[profile] if speed is None else speed)
     return MockState(
-        contracts=contracts, clock=clock, seed=seed,
-        allow_http_webhooks=allow_http_webhooks, webhook_ca=webhook_ca,
+        contracts=contracts,
+        clock=clock,
+        seed=seed,
+        allow_http_webhooks=allow_http_webhooks,
+        webhook_ca=webhook_ca,
         chaos=dict(chaos) if chaos else None,
     )

@@ -60,7 +60,12 @@ _ACTION_KEYS = ("error", "message", "retry_after", "fail", "state", "timing", "d
 _RULE_KEYS = ("id", "provider", "operation", "match", "times", "action")
 _MATCH_KEYS = ("key", "prompt_contains", "model")
 MAGIC_NAMES = (
-    *(k for k in _ACTION_KEYS if k != "timing"), "queued", "running", "seconds", "on", "times",
+    *(k for k in _ACTION_KEYS if k != "timing"),
+    "queued",
+    "running",
+    "seconds",
+    "on",
+    "times",
 )
 _PROMPT_TOKEN = re.compile(r"veomock:(\S*)")
 _KEY_TOKEN = re.compile(r"veomock-([a-z_]+)([=,].*)?$")
@@ -175,7 +180,7 @@ def parse_action(data: Any, contracts: Iterable[Contract], any_code: bool = Fals
     faults = [f for f in FAULTS if f in data]
     for fault in faults:
         if data[fault] is not True:
-            raise RuleError(f"write {fault!r} as {{\"{fault}\": true}}")
+            raise RuleError(f'write {fault!r} as {{"{fault}": true}}')
     if len(faults) > 1:
         raise RuleError(f"one transport fault at a time, not {' and '.join(faults)}")
     shaping = [k for k in ("fail", "state", "timing") if k in data]
@@ -509,9 +514,13 @@ class Scenarios:
 
     def clear(self, key: str | None = None, provider: str | None = None, rule_id: str | None = None) -> int:
         keep = [
-            r for r in self.rules
-            if not ((key is None or r.key == key) and (provider is None or r.provider == provider)
-                    and (rule_id is None or r.id == rule_id))
+            r
+            for r in self.rules
+            if not (
+                (key is None or r.key == key)
+                and (provider is None or r.provider == provider)
+                and (rule_id is None or r.id == rule_id)
+            )
         ]
         removed, self.rules = len(self.rules) - len(keep), keep
         return removed

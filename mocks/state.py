@@ -158,4 +158,3 @@ class MockState:
         if not 0 <= low <= high:
             raise ValueError(f"need 0 <= low <= high, got {low}, {high}")
         self.providers[provider].timing[state] = (low, high)
-

@@ -52,8 +52,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if v == "pattern":
         return f"{where} is {error.instance!r}, which does not match {value!r}"
     if v == "additionalProperties":
-        allowed = sorted((error.schema.get("properties") or {}) if isinstance(error.schema, dict) else [])
-        return f"{where} has an unknown field; allowed fields: {', '.join(allowed)}"
+        known = sorted((error.schema.get("properties") or {}) if isinstance(error.schema, dict) else [])
+        return f"{where} has an unknown field; allowed fields: {', '.join(known)}"
     return f"{where}: {error.message}"
 
 

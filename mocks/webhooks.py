@@ -110,9 +110,7 @@ def _present(value: Any) -> bool:
     return value is not None and value != "" and value != [] and value != {}
 
 
-def requested(
-    contract: Contract, model: str, ctx: Mapping[str, Any], allow_http: bool = False
-) -> list[Callback]:
+def requested(contract: Contract, model: str, ctx: Mapping[str, Any], allow_http: bool = False) -> list[Callback]:
     """The callbacks a submit asks for; raises :class:`WebhookRefused` for what the contract refuses."""
     unsupported = contract.webhook_unsupported
     if unsupported is not None and any(_present(expr.render(ctx)) for expr in unsupported.detect):
@@ -130,8 +128,9 @@ def requested(
         parts = urlsplit(url.strip())
         wanted = "https://" if channel.https_only else "http(s)://"
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-            raise WebhookRefused(error, f"{label} must be an absolute {wanted} URL such as "
-                                        f"https://example.com/hook, not {url!r}")
+            raise WebhookRefused(
+                error, f"{label} must be an absolute {wanted} URL such as https://example.com/hook, not {url!r}"
+            )
         if channel.https_only and parts.scheme.lower() == "http":
             local = _is_loopback(parts.hostname)
             if not (allow_http and local):
@@ -275,10 +274,19 @@ class Dispatcher:
     def outstanding(self) -> list[dict[str, Any]]:
         """Deliveries still to be attempted (or held back), for the control API and for tests."""
         return [
-            {"job": d.watch.job.id, "provider": d.watch.job.provider, "url": d.watch.callback.url,
-             "event": d.event, "due": d.due, "attempts": d.attempts, "copy": d.copy, "policy": d.policy,
-             "waiting_for_poll": d.until_seen and d.watch.seen_terminal is None}
-            for w in self._watches for d in w.pending
+            {
+                "job": d.watch.job.id,
+                "provider": d.watch.job.provider,
+                "url": d.watch.callback.url,
+                "event": d.event,
+                "due": d.due,
+                "attempts": d.attempts,
+                "copy": d.copy,
+                "policy": d.policy,
+                "waiting_for_poll": d.until_seen and d.watch.seen_terminal is None,
+            }
+            for w in self._watches
+            for d in w.pending
         ]
 
     def next_due(self) -> float | None:
@@ -446,8 +454,13 @@ class Dispatcher:
         self._finish(d, outcome, status, error, latency, {"time": started})
 
     def _finish(
-        self, d: _Delivery, outcome: str, status: int | None, error: str | None,
-        latency: float | None, extra: dict[str, Any],
+        self,
+        d: _Delivery,
+        outcome: str,
+        status: int | None,
+        error: str | None,
+        latency: float | None,
+        extra: dict[str, Any],
     ) -> None:
         if outcome != "retry" and d in d.watch.pending:
             d.watch.pending.remove(d)
@@ -548,10 +561,8 @@ def control_routes(state: MockState) -> list[BaseRoute]:
                 hooks.set_policy(policy, job=spec.get("job"), key=spec.get("key"))
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 example = '{"policy": {"mode": "delay", "seconds": 30, "job": "JOB_ID"}}'
-                return JSONResponse({"error": f"{exc}; send {example} (or \"key\" instead of \"job\")"}, 400)
-        return JSONResponse(
-            {"outstanding": hooks.outstanding(), "policies": hooks.policies(), "counts": hooks.counts}
-        )
+                return JSONResponse({"error": f'{exc}; send {example} (or "key" instead of "job")'}, 400)
+        return JSONResponse({"outstanding": hooks.outstanding(), "policies": hooks.policies(), "counts": hooks.counts})
 
     async def flush(request: Request) -> Response:
         attempts = await state.webhooks.run_due()

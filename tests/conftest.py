@@ -14,8 +14,9 @@ from contracts import available
 from mocks import Clock, MockState, build_app, create_state
 from tests.live import LiveServer, Switch, serve_in_thread
 
-settings.register_profile("ci", derandomize=True, deadline=None, max_examples=60,
-                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "ci", derandomize=True, deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.register_profile("dev", deadline=None, max_examples=60)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 

@@ -20,8 +20,11 @@ from tests.conftest import START
 from tests.helpers import auth_headers, fixtures, operation, request_path
 
 load = cache(_load)  # contracts are immutable: load each once for the whole session
-CHANNELS = [(name, channel.name) for name in ("aivideoapi", "apixo", "pixazo", "vtrix")
-            for channel in load(name).webhook_channels]
+CHANNELS = [
+    (name, channel.name)
+    for name in ("aivideoapi", "apixo", "pixazo", "vtrix")
+    for channel in load(name).webhook_channels
+]
 CHANNEL_IDS = [f"{p}-{c}" for p, c in CHANNELS]
 
 
@@ -112,12 +115,11 @@ class Mock:
 
     async def submit(self, provider: str, request: Submit) -> httpx.Response:
         op = request.op
-        return await self.client.request(op.method, op.path, json=request.body, headers=request.headers,
-                                         params=request.query)
+        return await self.client.request(
+            op.method, op.path, json=request.body, headers=request.headers, params=request.query
+        )
 
-    async def job_for(
-        self, provider: str, channel: WebhookChannel | None, url: str | None, **kw: Any
-    ) -> Job:
+    async def job_for(self, provider: str, channel: WebhookChannel | None, url: str | None, **kw: Any) -> Job:
         response = await self.submit(provider, request_for(provider, channel, url, **kw))
         assert response.status_code == load(provider).submit.status, response.text
         return list(self.state.jobs.values())[-1]
@@ -142,8 +144,9 @@ class Mock:
         return end
 
     def outbound(self, job: Job | None = None) -> list[dict[str, Any]]:
-        return [e for e in self.state.journal
-                if e.get("direction") == "outbound" and (job is None or e["job"] == job.id)]
+        return [
+            e for e in self.state.journal if e.get("direction") == "outbound" and (job is None or e["job"] == job.id)
+        ]
 
 
 @asynccontextmanager

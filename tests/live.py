@@ -65,8 +65,9 @@ class LiveServer:
 @contextmanager
 def serve_in_thread() -> Iterator[tuple[str, Switch]]:
     switch = Switch()
-    config = uvicorn.Config(switch, host="127.0.0.1", port=0, log_level="error", access_log=False,
-                            timeout_graceful_shutdown=2)
+    config = uvicorn.Config(
+        switch, host="127.0.0.1", port=0, log_level="error", access_log=False, timeout_graceful_shutdown=2
+    )
     server = _Server(config)
     thread = threading.Thread(target=server.run, daemon=True)  # the event loop veomock serve uses
     thread.start()

@@ -20,8 +20,10 @@ def _contract(state: MockState, provider: str) -> Contract:
 
 def _submit(client: TestClient, contract: Contract, key: str | None = None) -> tuple[Any, Any]:
     op, data = sample_request(contract)
-    headers = {**auth_headers(contract, *( [key] if key else [])), **{k: v for k, v in data.get("headers", {}).items()
-                                                                     if "webhook" not in k.lower()}}
+    headers = {
+        **auth_headers(contract, *([key] if key else [])),
+        **{k: v for k, v in data.get("headers", {}).items() if "webhook" not in k.lower()},
+    }
     body = {k: v for k, v in data["body"].items() if k not in ("webhook", "callback_url", "request_type")}
     return op, client.request(op.method, op.path, json=body, headers=headers)
 
@@ -164,8 +166,9 @@ def test_oversized_body_is_refused(client: TestClient, state: MockState, provide
     contract = _contract(state, provider)
     op, _ = sample_request(contract)
     blob = b'{"prompt": "' + b"x" * (state.max_body_bytes + 10) + b'"}'
-    response = client.request(op.method, op.path, content=blob,
-                              headers={**auth_headers(contract), "content-type": "application/json"})
+    response = client.request(
+        op.method, op.path, content=blob, headers={**auth_headers(contract), "content-type": "application/json"}
+    )
     assert response.status_code == contract.errors["invalid_request"].status
     assert any("limit" in s for s in _strings(response.json()))
 
@@ -212,8 +215,10 @@ def test_portrait_request_gets_a_portrait_clip(client: TestClient, state: MockSt
             op = operation(contract, data["operation"])
             if "9:16" not in str(data["body"]) or op.kind != "submit":
                 continue
-            headers = {**auth_headers(contract), **{k: v for k, v in data.get("headers", {}).items()
-                                                   if "webhook" not in k.lower()}}
+            headers = {
+                **auth_headers(contract),
+                **{k: v for k, v in data.get("headers", {}).items() if "webhook" not in k.lower()},
+            }
             body = {k: v for k, v in data["body"].items() if k not in ("webhook", "callback_url", "request_type")}
             assert client.request(op.method, op.path, json=body, headers=headers).status_code < 300
             job = next(j for j in state.jobs.values() if j.provider == provider)
@@ -273,7 +278,7 @@ def test_same_seed_gives_same_ids_timings_and_outcomes() -> None:
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_balance_is_charged_and_runs_out(client: TestClient, state: MockState, provider: str) -> None:
     contract = _contract(state, provider)
-    _, first = _submit(client, contract)
+    _submit(client, contract)
     job = _only_job(state, provider)
     runtime = state.runtime(provider)
     key = job.key
@@ -284,4 +289,7 @@ def test_balance_is_charged_and_runs_out(client: TestClient, state: MockState, p
     runtime.ledger.set_balance(key, 0.0, state.now())
     if job.price > 0:
         _, refused = _submit(client, contract)
-        assert refused.status_code == contract.errors.get("insufficient_balance", contract.errors["invalid_request"]).status
+        assert (
+            refused.status_code
+            == contract.errors.get("insufficient_balance", contract.errors["invalid_request"]).status
+        )

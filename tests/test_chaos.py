@@ -18,8 +18,9 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.mark.parametrize(("provider", "name"), error_cases())
-async def test_every_error_through_chaos(asgi_client: httpx.AsyncClient, state: MockState, provider: str,
-                                         name: str) -> None:
+async def test_every_error_through_chaos(
+    asgi_client: httpx.AsyncClient, state: MockState, provider: str, name: str
+) -> None:
     await check_error(asgi_client, state, provider, name, "chaos")
 
 
@@ -33,8 +34,7 @@ async def test_every_failure_code_through_chaos(
     await check_failure(asgi_client, state, provider, code, "chaos")
 
 
-PROFILE = {"seed": 7,
-           "faults": {"error:internal": 0.2, "error:rate_limited": 0.1, "fail": 0.2, "delay:0": 0.1}}
+PROFILE = {"seed": 7, "faults": {"error:internal": 0.2, "error:rate_limited": 0.1, "fail": 0.2, "delay:0": 0.1}}
 
 
 async def _run(
@@ -54,8 +54,7 @@ async def _run(
     return seen
 
 
-async def test_the_same_seed_and_order_give_the_same_faults(asgi_client: httpx.AsyncClient,
-                                                            state: MockState) -> None:
+async def test_the_same_seed_and_order_give_the_same_faults(asgi_client: httpx.AsyncClient, state: MockState) -> None:
     first = await _run(asgi_client, state, PROFILE)
     Control(state).reset()
     again = await _run(asgi_client, state, PROFILE)
@@ -69,8 +68,13 @@ async def test_the_same_seed_and_order_give_the_same_faults(asgi_client: httpx.A
 
 async def test_scope_by_provider_operation_and_key(asgi_client: httpx.AsyncClient) -> None:
     provider, other = PROVIDERS[0], PROVIDERS[1]
-    profile = {"seed": 1, "provider": provider, "operation": "submit", "match": {"key": "sk-chaos"},
-               "faults": {"error:internal": 1.0}}
+    profile = {
+        "seed": 1,
+        "provider": provider,
+        "operation": "submit",
+        "match": {"key": "sk-chaos"},
+        "faults": {"error:internal": 1.0},
+    }
     shown = (await asgi_client.post("/_veomock/chaos", json=profile)).json()["chaos"]
     assert shown["faults"] == {"error:internal": 1.0}
     assert (await asgi_client.request(**submit_parts(load(provider), key="sk-chaos"))).status_code == 500
@@ -80,16 +84,20 @@ async def test_scope_by_provider_operation_and_key(asgi_client: httpx.AsyncClien
     assert (await asgi_client.request(**submit_parts(load(provider), key="sk-chaos"))).status_code < 300
 
 
-@pytest.mark.parametrize(("profile", "says"), [
-    ({"seed": 1, "faults": {"error:internal": 0.7, "fail": 0.5}}, "add up to 1.2"),
-    ({"seed": 1, "faults": {"eror:internal": 0.1}}, "did you mean 'error:NAME'?"),
-    ({"seed": 1, "faults": {"error:teapot": 0.1}}, "has no error 'teapot'"),
-    ({"seed": 1, "faults": {"hang": 2}}, "between 0 and 1"),
-    ({"seed": 1}, "a chaos profile looks like"),
-    ({"seed": 1, "faults": {}, "sead": 2}, "did you mean 'seed'?"),
-])
-async def test_invalid_profiles_say_what_to_fix(asgi_client: httpx.AsyncClient, profile: dict[str, Any],
-                                               says: str) -> None:
+@pytest.mark.parametrize(
+    ("profile", "says"),
+    [
+        ({"seed": 1, "faults": {"error:internal": 0.7, "fail": 0.5}}, "add up to 1.2"),
+        ({"seed": 1, "faults": {"eror:internal": 0.1}}, "did you mean 'error:NAME'?"),
+        ({"seed": 1, "faults": {"error:teapot": 0.1}}, "has no error 'teapot'"),
+        ({"seed": 1, "faults": {"hang": 2}}, "between 0 and 1"),
+        ({"seed": 1}, "a chaos profile looks like"),
+        ({"seed": 1, "faults": {}, "sead": 2}, "did you mean 'seed'?"),
+    ],
+)
+async def test_invalid_profiles_say_what_to_fix(
+    asgi_client: httpx.AsyncClient, profile: dict[str, Any], says: str
+) -> None:
     answer = await asgi_client.post("/_veomock/chaos", json=profile)
     assert answer.status_code == 400 and says in answer.json()["error"]
 

@@ -49,8 +49,9 @@ async def test_reset_one_key_leaves_the_others_alone(
     assert control.jobs() == [] and control.scenarios()["rules"] == [] and control.journal() == []
 
 
-async def test_parallel_workers_with_their_own_keys_never_collide(asgi_client: httpx.AsyncClient,
-                                                                  state: MockState) -> None:
+async def test_parallel_workers_with_their_own_keys_never_collide(
+    asgi_client: httpx.AsyncClient, state: MockState
+) -> None:
     control = Control(state)
     control.add_scenarios({"match": {"key": "sk-ci-1"}, "action": {"error": "internal"}})
     control.set_limits(PROVIDER, "sk-ci-2", requests_per_minute=1)
@@ -95,8 +96,18 @@ async def test_journal_filters(asgi_client: httpx.AsyncClient, state: MockState)
     await _submit(asgi_client, "sk-a")
     await _submit(asgi_client, "sk-b", "veomock:error=rate_limited")
     await asgi_client.request(**status_parts(contract, last_job(state), "sk-a"))
-    state.record({"direction": "outbound", "provider": PROVIDER, "key": "sk-a", "url": "https://hook.test/x",
-                  "status": 500, "headers": {"X-Event": "done"}, "body": {"ok": 1}, "latency_ms": 12.5})
+    state.record(
+        {
+            "direction": "outbound",
+            "provider": PROVIDER,
+            "key": "sk-a",
+            "url": "https://hook.test/x",
+            "status": 500,
+            "headers": {"X-Event": "done"},
+            "body": {"ok": 1},
+            "latency_ms": 12.5,
+        }
+    )
 
     async def entries(query: str) -> list[dict[str, object]]:
         answer = await asgi_client.get(f"/_veomock/journal?{query}")
@@ -108,7 +119,9 @@ async def test_journal_filters(asgi_client: httpx.AsyncClient, state: MockState)
     assert [e["status"] for e in await entries("status=5xx")] == [500]
     assert len(await entries("direction=outbound")) == 1
     assert {e["operation"] for e in await entries("key=sk-a&direction=inbound")} == {
-        contract.operations_of("submit")[0].name, contract.operations_of("status")[0].name}
+        contract.operations_of("submit")[0].name,
+        contract.operations_of("status")[0].name,
+    }
     submit = contract.operations_of("submit")[0].name
     assert len(await entries(f"provider={PROVIDER}&operation={submit}")) == 2
     assert (await asgi_client.get("/_veomock/journal?colour=red")).status_code == 400
@@ -117,8 +130,18 @@ async def test_journal_filters(asgi_client: httpx.AsyncClient, state: MockState)
 async def test_journal_as_har(asgi_client: httpx.AsyncClient, state: MockState) -> None:
     parts = submit_parts(load(PROVIDER), key="sk-har")
     await asgi_client.request(**parts)
-    state.record({"direction": "outbound", "provider": PROVIDER, "key": "sk-har", "url": "https://hook.test/x?a=1",
-                  "status": 200, "headers": {"X-Event": "done"}, "body": {"ok": 1}, "latency_ms": 3.0})
+    state.record(
+        {
+            "direction": "outbound",
+            "provider": PROVIDER,
+            "key": "sk-har",
+            "url": "https://hook.test/x?a=1",
+            "status": 200,
+            "headers": {"X-Event": "done"},
+            "body": {"ok": 1},
+            "latency_ms": 3.0,
+        }
+    )
     har = (await asgi_client.get("/_veomock/journal.har?key=sk-har")).json()["log"]
     assert har["version"] == "1.2" and har["creator"]["name"] == "veomock"
     inbound, outbound = har["entries"]
@@ -137,5 +160,14 @@ async def test_journal_as_har(asgi_client: httpx.AsyncClient, state: MockState) 
         assert {"startedDateTime", "time", "request", "response", "cache", "timings"} <= set(entry)
         needed = {"method", "url", "httpVersion", "cookies", "headers", "queryString", "headersSize"}
         assert needed | {"bodySize"} <= set(entry["request"])
-        assert {"status", "statusText", "httpVersion", "cookies", "headers", "content", "redirectURL",
-                "headersSize", "bodySize"} <= set(entry["response"])
+        assert {
+            "status",
+            "statusText",
+            "httpVersion",
+            "cookies",
+            "headers",
+            "content",
+            "redirectURL",
+            "headersSize",
+            "bodySize",
+        } <= set(entry["response"])

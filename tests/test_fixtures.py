@@ -80,7 +80,7 @@ def _answer_for(client: TestClient, state: MockState, provider: str, data: dict[
         op = next(o for o in contract.operations if o.kind == "balance")
         return client.get(op.path, headers=auth_headers(contract))
     op_name = data.get("submit_operation")
-    sub_op, request = sample_request(contract, op_name)
+    _, request = sample_request(contract, op_name)
     submitted = _submit(client, provider, request)
     if kind == "submit":
         return submitted
@@ -102,8 +102,9 @@ def test_mock_answers_in_the_documented_shape(
     client: TestClient, state: MockState, provider: str, name: str, data: dict[str, Any]
 ) -> None:
     if data.get("variants"):
-        state = create_state([provider], seed=1, variants={provider: data["variants"]},
-                             clock=Clock(speed=0, start=START))
+        state = create_state(
+            [provider], seed=1, variants={provider: data["variants"]}, clock=Clock(speed=0, start=START)
+        )
         client = TestClient(build_app(state), base_url="http://127.0.0.1:8000")
     contract = state.contracts[provider]
     if data["operation"] == "error":

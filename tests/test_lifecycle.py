@@ -10,7 +10,8 @@ from mocks.clock import Clock
 from mocks.lifecycle import Job, Outcome, plan_timeline
 
 
-def _job(outcome: Outcome = Outcome()) -> Job:
+def _job(outcome: Outcome | None = None) -> Job:
+    outcome = outcome or Outcome()
     timeline = plan_timeline(100.0, {"queued": (2, 2), "running": (10, 10)}, random.Random(1), outcome)
     return Job("j", "p", "m", "k", "k", {}, 1.0, 100.0, timeline, outcome)
 
@@ -18,7 +19,13 @@ def _job(outcome: Outcome = Outcome()) -> Job:
 def test_states_follow_the_timeline() -> None:
     job = _job()
     assert [job.state_at(t) for t in (100, 101.9, 102, 111.9, 112, 10_000)] == [
-        "queued", "queued", "running", "running", "succeeded", "succeeded"]
+        "queued",
+        "queued",
+        "running",
+        "running",
+        "succeeded",
+        "succeeded",
+    ]
     assert job.progress_at(107) == 0.5
     assert job.progress_at(100) is None
     assert job.terminal_at() == 112

@@ -45,8 +45,9 @@ def test_declared_per_minute_limits_hold_at_their_number(provider: str) -> None:
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-async def test_requests_per_minute_on_the_clock(asgi_client: httpx.AsyncClient, state: MockState,
-                                                provider: str) -> None:
+async def test_requests_per_minute_on_the_clock(
+    asgi_client: httpx.AsyncClient, state: MockState, provider: str
+) -> None:
     contract = load(provider)
     answer = await asgi_client.post("/_veomock/limits", json={"provider": provider, "requests_per_minute": 2})
     assert answer.json()["limits"]["requests_per_minute"] == 2
@@ -65,8 +66,9 @@ async def test_requests_per_minute_on_the_clock(asgi_client: httpx.AsyncClient, 
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-async def test_concurrency_counts_jobs_that_have_not_ended(asgi_client: httpx.AsyncClient, state: MockState,
-                                                           provider: str) -> None:
+async def test_concurrency_counts_jobs_that_have_not_ended(
+    asgi_client: httpx.AsyncClient, state: MockState, provider: str
+) -> None:
     contract = load(provider)
     Control(state).set_limits(provider, concurrent_jobs=1)
     assert (await asgi_client.request(**submit_parts(contract))).status_code == contract.submit.status
@@ -85,8 +87,7 @@ async def test_a_key_override_beats_the_provider_one(asgi_client: httpx.AsyncCli
     await asgi_client.post("/_veomock/limits", json={"provider": provider, "requests_per_minute": 1})
     big = {"provider": provider, "key": "sk-big", "requests_per_minute": 5}
     await asgi_client.post("/_veomock/limits", json=big)
-    statuses = [(await asgi_client.request(**submit_parts(contract, key="sk-big"))).status_code
-                for _ in range(3)]
+    statuses = [(await asgi_client.request(**submit_parts(contract, key="sk-big"))).status_code for _ in range(3)]
     assert statuses == [contract.submit.status] * 3
     shown = (await asgi_client.get(f"/_veomock/limits?provider={provider}&key=sk-big")).json()["limits"]
     assert shown[provider]["requests_per_minute"] == 5
@@ -94,11 +95,14 @@ async def test_a_key_override_beats_the_provider_one(asgi_client: httpx.AsyncCli
     assert cleared[provider]["requests_per_minute"] == contract.rate_limits.get("requests_per_minute")
 
 
-@pytest.mark.parametrize(("body", "says"), [
-    ({"provider": "nobody", "requests_per_minute": 1}, "unknown provider"),
-    ({"provider": PROVIDERS[0], "requests_per_minte": 1}, "unknown limit"),
-    ({"provider": PROVIDERS[0], "concurrent_jobs": 0}, "at least 1"),
-])
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"provider": "nobody", "requests_per_minute": 1}, "unknown provider"),
+        ({"provider": PROVIDERS[0], "requests_per_minte": 1}, "unknown limit"),
+        ({"provider": PROVIDERS[0], "concurrent_jobs": 0}, "at least 1"),
+    ],
+)
 async def test_bad_limits_are_refused(
     asgi_client: httpx.AsyncClient,
     body: dict[str, object],
@@ -109,8 +113,9 @@ async def test_bad_limits_are_refused(
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-async def test_set_and_show_a_balance_and_run_out(asgi_client: httpx.AsyncClient, state: MockState,
-                                                  provider: str) -> None:
+async def test_set_and_show_a_balance_and_run_out(
+    asgi_client: httpx.AsyncClient, state: MockState, provider: str
+) -> None:
     contract = load(provider)
     empty = {"key": API_KEY, "balance": 0, "provider": provider}
     answer = await asgi_client.post("/_veomock/balances", json=empty)
@@ -133,8 +138,9 @@ async def test_set_and_show_a_balance_and_run_out(asgi_client: httpx.AsyncClient
 
 
 @pytest.mark.parametrize(("provider", "code"), failure_cases())
-async def test_refunds_follow_the_contracts_refund_states(asgi_client: httpx.AsyncClient, state: MockState,
-                                                          provider: str, code: str) -> None:
+async def test_refunds_follow_the_contracts_refund_states(
+    asgi_client: httpx.AsyncClient, state: MockState, provider: str, code: str
+) -> None:
     contract, entry = load(provider), failure_entry(provider, code)
     failure = contract.failure(code)
     assert failure is not None

@@ -18,8 +18,9 @@ pytestmark = pytest.mark.anyio
 
 @pytest.mark.parametrize("trigger", ["prompt", "key"])
 @pytest.mark.parametrize(("provider", "name"), error_cases())
-async def test_every_error_through_magic(asgi_client: httpx.AsyncClient, state: MockState, provider: str,
-                                         name: str, trigger: str) -> None:
+async def test_every_error_through_magic(
+    asgi_client: httpx.AsyncClient, state: MockState, provider: str, name: str, trigger: str
+) -> None:
     await check_error(asgi_client, state, provider, name, trigger)
 
 
@@ -62,8 +63,9 @@ def test_parsed_directives(provider: str) -> None:
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-async def test_a_bad_magic_prompt_is_the_providers_400_saying_what_to_fix(asgi_client: httpx.AsyncClient,
-                                                                         provider: str) -> None:
+async def test_a_bad_magic_prompt_is_the_providers_400_saying_what_to_fix(
+    asgi_client: httpx.AsyncClient, provider: str
+) -> None:
     contract = load(provider)
     answer = await asgi_client.request(**submit_parts(contract, "a cat veomock:error=rate_limted"))
     assert answer.status_code == contract.errors["invalid_request"].status
@@ -82,8 +84,9 @@ async def test_times_fails_the_first_n_then_succeeds(asgi_client: httpx.AsyncCli
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-async def test_on_status_answers_the_polls_of_that_job(asgi_client: httpx.AsyncClient, state: MockState,
-                                                        provider: str) -> None:
+async def test_on_status_answers_the_polls_of_that_job(
+    asgi_client: httpx.AsyncClient, state: MockState, provider: str
+) -> None:
     contract = load(provider)
     prompt = "a cat veomock:error=service_unavailable,on=status,times=1"
     assert (await asgi_client.request(**submit_parts(contract, prompt))).status_code == contract.submit.status

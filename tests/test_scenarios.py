@@ -76,8 +76,9 @@ async def check_failure(
 
 
 @pytest.mark.parametrize(("provider", "name"), error_cases())
-async def test_every_error_through_a_rule(asgi_client: httpx.AsyncClient, state: MockState, provider: str,
-                                          name: str) -> None:
+async def test_every_error_through_a_rule(
+    asgi_client: httpx.AsyncClient, state: MockState, provider: str, name: str
+) -> None:
     await check_error(asgi_client, state, provider, name, "rule")
 
 
@@ -91,8 +92,9 @@ async def test_every_failure_code_through_a_rule(
     await check_failure(asgi_client, state, provider, code, "rule")
 
 
-async def _submit(client: httpx.AsyncClient, provider: str, prompt: str | None = None,
-                  key: str = API_KEY) -> httpx.Response:
+async def _submit(
+    client: httpx.AsyncClient, provider: str, prompt: str | None = None, key: str = API_KEY
+) -> httpx.Response:
     return await client.request(**submit_parts(load(provider), prompt, key))
 
 
@@ -102,10 +104,13 @@ async def _rules(client: httpx.AsyncClient, rules: Any) -> httpx.Response:
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_twice_this_then_that_then_normal(asgi_client: httpx.AsyncClient, provider: str) -> None:
-    added = await _rules(asgi_client, [
-        {"provider": provider, "operation": "submit", "times": 2, "action": {"error": "internal"}},
-        {"provider": provider, "operation": "submit", "times": 1, "action": {"error": "rate_limited"}},
-    ])
+    added = await _rules(
+        asgi_client,
+        [
+            {"provider": provider, "operation": "submit", "times": 2, "action": {"error": "internal"}},
+            {"provider": provider, "operation": "submit", "times": 1, "action": {"error": "rate_limited"}},
+        ],
+    )
     assert added.status_code == 201 and [r["id"] for r in added.json()["added"]] == ["r1", "r2"]
     contract = load(provider)
     seen = [(await _submit(asgi_client, provider)).status_code for _ in range(4)]
@@ -120,11 +125,14 @@ async def test_rules_match_key_prompt_model_and_operation(
 ) -> None:
     contract = load(provider)
     op, model = submit_op(contract)
-    await _rules(asgi_client, [
-        {"match": {"key": "sk-worker-1"}, "action": {"error": "internal"}},
-        {"match": {"prompt_contains": "storm"}, "operation": op.name, "action": {"error": "rate_limited"}},
-        {"match": {"model": "no-such-model"}, "action": {"error": "internal"}},
-    ])
+    await _rules(
+        asgi_client,
+        [
+            {"match": {"key": "sk-worker-1"}, "action": {"error": "internal"}},
+            {"match": {"prompt_contains": "storm"}, "operation": op.name, "action": {"error": "rate_limited"}},
+            {"match": {"model": "no-such-model"}, "action": {"error": "internal"}},
+        ],
+    )
     assert (await _submit(asgi_client, provider, key="sk-worker-1")).status_code == 500
     assert (await _submit(asgi_client, provider, key="sk-worker-2")).status_code == contract.submit.status
     assert (await _submit(asgi_client, provider, prompt="a storm at sea")).status_code == 429
@@ -133,16 +141,20 @@ async def test_rules_match_key_prompt_model_and_operation(
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-async def test_status_rules_answer_polls_and_end_jobs(asgi_client: httpx.AsyncClient, state: MockState,
-                                                      provider: str) -> None:
+async def test_status_rules_answer_polls_and_end_jobs(
+    asgi_client: httpx.AsyncClient, state: MockState, provider: str
+) -> None:
     contract = load(provider)
     code = contract.failures[-1].code
     assert (await _submit(asgi_client, provider)).status_code == contract.submit.status
     job_id = last_job(state)
-    await _rules(asgi_client, [
-        {"provider": provider, "operation": "status", "times": 1, "action": {"error": "internal"}},
-        {"provider": provider, "operation": "status", "times": 1, "action": {"fail": code}},
-    ])
+    await _rules(
+        asgi_client,
+        [
+            {"provider": provider, "operation": "status", "times": 1, "action": {"error": "internal"}},
+            {"provider": provider, "operation": "status", "times": 1, "action": {"fail": code}},
+        ],
+    )
     assert (await asgi_client.request(**status_parts(contract, job_id))).status_code == 500
     poll = await asgi_client.request(**status_parts(contract, job_id))
     failure = contract.failure(code)
@@ -158,10 +170,13 @@ async def test_state_and_timing_shape_the_job(
     provider: str,
 ) -> None:
     contract = load(provider)
-    await _rules(asgi_client, [
-        {"times": 1, "action": {"state": "error", "timing": {"queued": 0, "running": 0}}},
-        {"times": 1, "action": {"timing": {"queued": 2, "running": 3}}},
-    ])
+    await _rules(
+        asgi_client,
+        [
+            {"times": 1, "action": {"state": "error", "timing": {"queued": 0, "running": 0}}},
+            {"times": 1, "action": {"timing": {"queued": 2, "running": 3}}},
+        ],
+    )
     await _submit(asgi_client, provider)
     ended = state.find_job(last_job(state))
     assert ended.state_at(state.now()) == "error" and ended.outcome.state == "error"
@@ -172,22 +187,25 @@ async def test_state_and_timing_shape_the_job(
     assert [at - timed.created_at for at, _ in timed.timeline] == [0, 2, 5]
 
 
-@pytest.mark.parametrize(("rule", "says"), [
-    ({"provider": "nobody", "action": {"error": "internal"}}, "unknown provider 'nobody'"),
-    ({"action": {"error": "rate_limted"}}, "did you mean 'rate_limited'?"),
-    ({"action": {"eror": "internal"}}, "did you mean 'error'?"),
-    ({"action": {"fail": "NoSuchCode"}}, "has no failure code 'NoSuchCode'"),
-    ({"action": {"state": "exploded"}}, "state must be one of"),
-    ({"operation": "status", "action": {"timing": {"queued": 1}}}, "does not apply to status"),
-    ({"operation": "sbumit", "action": {"error": "internal"}}, "did you mean 'submit'?"),
-    ({"times": 0, "action": {"error": "internal"}}, "times must be a whole number of at least 1"),
-    ({"action": {"webhook": "duplicat"}}, "did you mean 'duplicate'?"),
-    ({"action": {"reset": True, "truncate": True}}, "one transport fault at a time"),
-    ({"action": {"error": "internal", "fail": "X"}}, "cannot also set 'fail'"),
-    ({"match": {"keys": "k"}, "action": {"error": "internal"}}, "did you mean 'key'?"),
-    ({"action": {"delay": 10_000}}, "delay must be between 0 and 600"),
-    ({}, "a rule needs an action"),
-])
+@pytest.mark.parametrize(
+    ("rule", "says"),
+    [
+        ({"provider": "nobody", "action": {"error": "internal"}}, "unknown provider 'nobody'"),
+        ({"action": {"error": "rate_limted"}}, "did you mean 'rate_limited'?"),
+        ({"action": {"eror": "internal"}}, "did you mean 'error'?"),
+        ({"action": {"fail": "NoSuchCode"}}, "has no failure code 'NoSuchCode'"),
+        ({"action": {"state": "exploded"}}, "state must be one of"),
+        ({"operation": "status", "action": {"timing": {"queued": 1}}}, "does not apply to status"),
+        ({"operation": "sbumit", "action": {"error": "internal"}}, "did you mean 'submit'?"),
+        ({"times": 0, "action": {"error": "internal"}}, "times must be a whole number of at least 1"),
+        ({"action": {"webhook": "duplicat"}}, "did you mean 'duplicate'?"),
+        ({"action": {"reset": True, "truncate": True}}, "one transport fault at a time"),
+        ({"action": {"error": "internal", "fail": "X"}}, "cannot also set 'fail'"),
+        ({"match": {"keys": "k"}, "action": {"error": "internal"}}, "did you mean 'key'?"),
+        ({"action": {"delay": 10_000}}, "delay must be between 0 and 600"),
+        ({}, "a rule needs an action"),
+    ],
+)
 async def test_invalid_rules_are_refused_with_what_to_fix(
     asgi_client: httpx.AsyncClient,
     rule: dict[str, Any],
@@ -214,11 +232,14 @@ async def test_a_list_with_one_bad_rule_adds_none(asgi_client: httpx.AsyncClient
 
 
 async def test_list_and_clear_by_key_or_id(asgi_client: httpx.AsyncClient) -> None:
-    await _rules(asgi_client, [
-        {"match": {"key": "a"}, "action": {"error": "internal"}},
-        {"match": {"key": "b"}, "action": {"error": "internal"}},
-        {"id": "mine", "action": {"delay": 1}},
-    ])
+    await _rules(
+        asgi_client,
+        [
+            {"match": {"key": "a"}, "action": {"error": "internal"}},
+            {"match": {"key": "b"}, "action": {"error": "internal"}},
+            {"id": "mine", "action": {"delay": 1}},
+        ],
+    )
     assert [r["id"] for r in (await asgi_client.get("/_veomock/scenarios?key=a")).json()["rules"]] == ["r1"]
     assert (await asgi_client.delete("/_veomock/scenarios?key=a")).json() == {"removed": 1}
     assert (await asgi_client.delete("/_veomock/scenarios?id=mine")).json() == {"removed": 1}

@@ -79,8 +79,9 @@ def test_truncate_sends_headers_and_half_the_body(
 
 
 @pytest.mark.parametrize(("provider", "trigger"), CASES, ids=IDS)
-def test_malformed_is_a_success_status_with_a_body_that_is_not_json(live_server: LiveServer, provider: str,
-                                                                   trigger: str) -> None:
+def test_malformed_is_a_success_status_with_a_body_that_is_not_json(
+    live_server: LiveServer, provider: str, trigger: str
+) -> None:
     answer = _submit(live_server, provider, "malformed", trigger)
     assert answer.status_code == load(provider).submit.status
     assert answer.headers["content-type"].startswith("application/json")

@@ -27,7 +27,9 @@ async def test_duplicate_sends_the_same_callback_twice() -> None:
         first, second = hook.received
         assert first.body == second.body and first.headers == second.headers
         assert [(e["copy"], e["policy"], e["outcome"]) for e in m.outbound(job)] == [
-            (1, "duplicate", "delivered"), (2, "duplicate", "delivered")]
+            (1, "duplicate", "delivered"),
+            (2, "duplicate", "delivered"),
+        ]
 
 
 async def test_reorder_delivers_later_states_first() -> None:

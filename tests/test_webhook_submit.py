@@ -135,14 +135,11 @@ def _broken(tmp_path: Path, provider: str, change: Any) -> Path:
         ("pixazo", lambda d: d["webhooks"]["channels"][1].pop("filters"), "filter_from needs `filters`"),
         ("pixazo", lambda d: d["webhooks"]["channels"][1].update(models=["veo-9"]), "unknown model 'veo-9'"),
         ("apixo", lambda d: d["webhooks"].pop("delivery"), "channels need `delivery`"),
-        ("vtrix", lambda d: d["webhooks"]["unsupported"].update(rejected="webhook_nope"),
-         "no error 'webhook_nope'"),
+        ("vtrix", lambda d: d["webhooks"]["unsupported"].update(rejected="webhook_nope"), "no error 'webhook_nope'"),
         ("vtrix", lambda d: d["webhooks"]["unsupported"].update(detect=["bdy.url"]), "unknown root 'bdy'"),
     ],
 )
-def test_a_wrong_webhook_section_fails_at_load_time(
-    tmp_path: Path, provider: str, change: Any, message: str
-) -> None:
+def test_a_wrong_webhook_section_fails_at_load_time(tmp_path: Path, provider: str, change: Any, message: str) -> None:
     with pytest.raises(ContractError, match=message):
         load_file(_broken(tmp_path, provider, change))
 

@@ -120,8 +120,12 @@ async def test_terminal_mode_is_the_default() -> None:
 
 @pytest.mark.parametrize(
     ("events", "expected"),
-    [(None, ["succeeded"]), (["start"], ["running"]), (["completed"], ["succeeded"]),
-     (["start", "completed"], ["running", "succeeded"])],
+    [
+        (None, ["succeeded"]),
+        (["start"], ["running"]),
+        (["completed"], ["succeeded"]),
+        (["start", "completed"], ["running", "succeeded"]),
+    ],
 )
 async def test_event_filter_selects_the_callbacks(events: list[str] | None, expected: list[str]) -> None:
     channel = channel_of("pixazo", "body")

@@ -466,6 +466,33 @@ CATALOGUE = (
         "retries a failing request twelve times",
         ("persistent",),
     ),
+    Broken(
+        "aivideoapi-ignores-callbacks",
+        "aivideoapi",
+        AivideoapiIgnoresCallbacks,
+        "webhook.stops_polling",
+        "keeps polling after the callback delivered the result",
+        ("webhook",),
+        webhooks=True,
+    ),
+    Broken(
+        "aivideoapi-refuses-first-callback",
+        "aivideoapi",
+        AivideoapiRefusesFirstCallback,
+        "webhook.ack",
+        "answers the first callback with 500",
+        ("webhook",),
+        webhooks=True,
+    ),
+    Broken(
+        "aivideoapi-acts-on-every-callback",
+        "aivideoapi",
+        AivideoapiActsOnEveryCallback,
+        "webhook.idempotent",
+        "downloads the result again for every duplicate callback",
+        ("webhook",),
+        webhooks=True,
+    ),
 )
 
 
