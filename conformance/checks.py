@@ -114,11 +114,7 @@ class Run:
         return [e for e in self.exchanges if e.kind == "media"]
 
     def webhooks(self, job: str | None = None) -> list[dict[str, Any]]:
-        return [
-            e
-            for e in self.journal
-            if e.get("direction") == "outbound" and (job is None or e.get("job") == job)
-        ]
+        return [e for e in self.journal if e.get("direction") == "outbound" and (job is None or e.get("job") == job)]
 
     def terminal_poll(self, job: str) -> Exchange | None:
         return next((e for e in self.polls(job) if e.state in TERMINAL_STATES), None)
@@ -211,9 +207,7 @@ def run_checks(run: Run, names: Iterable[str] | None = None) -> tuple[list[str],
                     scenario=run.scenario.id,
                     observed=problem.observed,
                     expected=problem.expected,
-                    contract=_where(run, problem.path)
-                    if not problem.path.startswith("PROTOCOL")
-                    else problem.path,
+                    contract=_where(run, problem.path) if not problem.path.startswith("PROTOCOL") else problem.path,
                     fix=problem.fix,
                 )
             )
@@ -394,9 +388,7 @@ def _failure_category(run: Run) -> Iterator[Problem]:
     expect = run.scenario.expect
     allowed = expect.get("categories", [])
     rule = run.scenario.rules[0]["action"].get("error") if run.scenario.rules else None
-    path = (
-        f"errors.{rule}.status" if rule else ("lifecycle.timing" if run.scenario.kind == "hang" else "models")
-    )
+    path = f"errors.{rule}.status" if rule else ("lifecycle.timing" if run.scenario.kind == "hang" else "models")
     if outcome.status != "failed" or outcome.category not in allowed:
         yield Problem(
             observed=f"outcome {outcome.status}, category {outcome.category!r}",
@@ -445,9 +437,7 @@ def _strip(body: Any, paths: Iterable[str]) -> Any:
     return body
 
 
-@check(
-    "request.body", "the submitted body is the job's request, valid against the model's schema", _valid_job
-)
+@check("request.body", "the submitted body is the job's request, valid against the model's schema", _valid_job)
 def _body(run: Run) -> Iterator[Problem]:
     model = run.contract.models[run.scenario.model]
     from mocks.validation import RequestValidator
@@ -763,9 +753,7 @@ def _refused_once(run: Run) -> bool:
     return any(e.status in _REFUSING or (e.status >= 400 and not run.retryable(e)) for e in run.api)
 
 
-@check(
-    "retry.not_retryable", "400, 401, 402, 403 and errors marked not retryable are not retried", _refused_once
-)
+@check("retry.not_retryable", "400, 401, 402, 403 and errors marked not retryable are not retried", _refused_once)
 def _not_retryable(run: Run) -> Iterator[Problem]:
     for chain in run.chains():
         first = chain[0]
@@ -792,8 +780,7 @@ def _ack(run: Run) -> Iterator[Problem]:
     for entry in run.webhooks():
         if entry.get("outcome") in ("retry", "gave_up"):
             yield Problem(
-                observed=f"callback {entry.get('event')}, attempt {entry.get('attempt')}: "
-                f"{entry.get('error')}",
+                observed=f"callback {entry.get('event')}, attempt {entry.get('attempt')}: {entry.get('error')}",
                 expected="2xx within the delivery timeout",
                 path="webhooks.delivery.timeout",
                 fix="answer callbacks with 2xx at once and do the work afterwards",
@@ -805,9 +792,7 @@ def _ack(run: Run) -> Iterator[Problem]:
 def _webhook_stops(run: Run) -> Iterator[Problem]:
     for job in run.jobs:
         delivered = [
-            e
-            for e in run.webhooks(job)
-            if e.get("event") in TERMINAL_STATES and e.get("outcome") == "delivered"
+            e for e in run.webhooks(job) if e.get("event") in TERMINAL_STATES and e.get("outcome") == "delivered"
         ]
         if not delivered:
             continue

@@ -36,26 +36,16 @@ __all__ = ["add_arguments", "explore", "run_check"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--provider", required=True, choices=sorted(available()), help="the provider to grade against"
-    )
-    parser.add_argument(
-        "--python", metavar="MODULE:FUNC", help="an in-process client: func(job, env) -> outcome"
-    )
+    parser.add_argument("--provider", required=True, choices=sorted(available()), help="the provider to grade against")
+    parser.add_argument("--python", metavar="MODULE:FUNC", help="an in-process client: func(job, env) -> outcome")
     parser.add_argument("--capabilities", metavar="FILE", help="a JSON file of client capabilities")
     parser.add_argument("--webhooks", action="store_true", help="the client receives webhooks")
     parser.add_argument("--no-downloads", action="store_true", help="the client does not download results")
-    parser.add_argument(
-        "--model", action="append", default=[], help="a model the client supports; repeatable"
-    )
+    parser.add_argument("--model", action="append", default=[], help="a model the client supports; repeatable")
     parser.add_argument("--max-retries", type=int, default=None, help="retries the client makes per request")
-    parser.add_argument(
-        "--kind", action="append", default=[], choices=KINDS, help="only scenarios of this kind"
-    )
+    parser.add_argument("--kind", action="append", default=[], choices=KINDS, help="only scenarios of this kind")
     parser.add_argument("--scenario", action="append", default=[], metavar="ID", help="only this scenario")
-    parser.add_argument(
-        "--check", action="append", default=[], choices=sorted(CHECKS), help="only this check"
-    )
+    parser.add_argument("--check", action="append", default=[], choices=sorted(CHECKS), help="only this check")
     parser.add_argument("--replay", metavar="FILE", help="run the scenario of a replay file")
     parser.add_argument(
         "--explore",
@@ -156,9 +146,7 @@ def run_check(args: argparse.Namespace, out: Any = None) -> int:
         print("veomock check: no scenario matches", file=sys.stderr)
         return 2
     replay_dir = Path(args.replay_dir) if args.replay_dir else None
-    runner = Runner(
-        args.provider, adapter, caps, seed=args.seed, replay_dir=replay_dir, checks=args.check or None
-    )
+    runner = Runner(args.provider, adapter, caps, seed=args.seed, replay_dir=replay_dir, checks=args.check or None)
     progress = None if args.quiet else Progress(len(chosen), out)
     with runner:
         results = runner.run_all(chosen, progress)

@@ -106,16 +106,10 @@ class Outcome:
             raise ProtocolError(f'outcome status must be "succeeded" or "failed", not {status!r}')
         category = data.get("category")
         if status == "failed" and category not in CATEGORIES:
-            raise ProtocolError(
-                f"a failed outcome needs a category, one of {', '.join(CATEGORIES)}; got {category!r}"
-            )
+            raise ProtocolError(f"a failed outcome needs a category, one of {', '.join(CATEGORIES)}; got {category!r}")
         urls = data.get("urls") or []
         downloaded = data.get("downloaded") or []
-        if (
-            not isinstance(urls, Sequence)
-            or isinstance(urls, str)
-            or not all(isinstance(u, str) for u in urls)
-        ):
+        if not isinstance(urls, Sequence) or isinstance(urls, str) or not all(isinstance(u, str) for u in urls):
             raise ProtocolError("outcome urls must be a list of strings")
         if not isinstance(downloaded, Sequence) or not all(isinstance(n, int) for n in downloaded):
             raise ProtocolError("outcome downloaded must be a list of byte counts")

@@ -113,9 +113,7 @@ def veomock_check(request: pytest.FixtureRequest) -> Callable[..., list[Result]]
         adapter: Adapter = PythonAdapter(client) if callable(client) else CommandAdapter(list(client))
         kinds, ids = chosen.get("kinds"), chosen.get("scenarios")
         selected = [
-            s
-            for s in catalogue(load(provider), caps)
-            if (not kinds or s.kind in kinds) and (not ids or s.id in ids)
+            s for s in catalogue(load(provider), caps) if (not kinds or s.kind in kinds) and (not ids or s.id in ids)
         ]
         with Runner(provider, adapter, caps) as runner:
             results = runner.run_all(selected)

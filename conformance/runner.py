@@ -253,9 +253,7 @@ class Runner:
         result.failures = [Failure(**{**f.to_json(), "reproduce": reproduce}) for f in failures]
         return result
 
-    def run_all(
-        self, scenarios: Iterable[Scenario], progress: Callable[[Result], None] | None = None
-    ) -> list[Result]:
+    def run_all(self, scenarios: Iterable[Scenario], progress: Callable[[Result], None] | None = None) -> list[Result]:
         out = []
         for scenario in scenarios:
             result = self.run(scenario)

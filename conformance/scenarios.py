@@ -310,9 +310,7 @@ def _model_scenarios(
     if caps.webhooks and _takes_webhooks(contract, model):
         out.append(make("webhook", "webhook", use_webhook=True))
         for mode in ("duplicate", "reorder", "delay", "drop"):
-            action: dict[str, Any] = (
-                {"webhook": mode, "seconds": 30} if mode == "delay" else {"webhook": mode}
-            )
+            action: dict[str, Any] = {"webhook": mode, "seconds": 30} if mode == "delay" else {"webhook": mode}
             out.append(make("webhook", f"webhook-{mode}", use_webhook=True, webhook=action))
     return out
 

@@ -147,9 +147,7 @@ class Harness:
         if action:
             self.state.scenarios.add({"provider": self.provider, "operation": "submit", "action": action})
         if plan.get("webhook"):
-            self.state.scenarios.add(
-                {"provider": self.provider, "operation": "submit", "action": plan["webhook"]}
-            )
+            self.state.scenarios.add({"provider": self.provider, "operation": "submit", "action": plan["webhook"]})
 
     def jobs(self) -> list[Job]:
         return list(self.state.jobs.values())
@@ -165,9 +163,7 @@ class Harness:
             body_text = request.get("body")
             raw = body_text.encode() if isinstance(body_text, str) else b""
             reply = response.get("body")
-            size = (
-                len(reply.encode()) if isinstance(reply, str) else int(answer.get("content-length", 0) or 0)
-            )
+            size = len(reply.encode()) if isinstance(reply, str) else int(answer.get("content-length", 0) or 0)
             operation = entry.get("operation")
             action = entry.get("action") or {}
             out.append(
@@ -209,19 +205,28 @@ class Harness:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
+        if path == f"{CONTROL_PREFIX}/clock" and scope["method"] == "POST":
+            # Hold the answer until the callbacks that fell due are delivered: when the client's
+            # wait returns, everything that happened during it has happened.
+            held: list[Message] = []
+
+            async def hold(message: Message) -> None:
+                held.append(message)
+
+            await self.app(scope, receive, hold)
+            self.spin = 0
+            await self._deliver()
+            for message in held:
+                await send(message)
+            return
         if path.startswith(CONTROL_PREFIX):
             await self.app(scope, receive, send)
-            if path == f"{CONTROL_PREFIX}/clock" and scope["method"] == "POST":
-                self.spin = 0
-                await self._deliver()
             return
         self.spin += 1
         self.requests += 1
         if self.requests > REQUEST_CAP:
             body = b"veomock conformance: request cap reached; the client never stopped"
-            await send(
-                {"type": "http.response.start", "status": 503, "headers": [(b"content-type", b"text/plain")]}
-            )
+            await send({"type": "http.response.start", "status": 503, "headers": [(b"content-type", b"text/plain")]})
             await send({"type": "http.response.body", "body": body})
             return
         if self.spin > SPIN_BUDGET:

@@ -343,26 +343,16 @@ def _build_string(schema: Mapping[str, Any]) -> SearchStrategy[Any]:
 def _bounds(schema: Mapping[str, Any], step: float) -> tuple[float | None, float | None]:
     low = schema.get("minimum")
     if "exclusiveMinimum" in schema:
-        low = (
-            max(low, schema["exclusiveMinimum"] + step)
-            if low is not None
-            else schema["exclusiveMinimum"] + step
-        )
+        low = max(low, schema["exclusiveMinimum"] + step) if low is not None else schema["exclusiveMinimum"] + step
     high = schema.get("maximum")
     if "exclusiveMaximum" in schema:
-        high = (
-            min(high, schema["exclusiveMaximum"] - step)
-            if high is not None
-            else schema["exclusiveMaximum"] - step
-        )
+        high = min(high, schema["exclusiveMaximum"] - step) if high is not None else schema["exclusiveMaximum"] - step
     return low, high
 
 
 def _build_integer(schema: Mapping[str, Any]) -> SearchStrategy[Any]:
     low, high = _bounds(schema, 1)
-    return st.integers(
-        -_INT_BOUND if low is None else math.ceil(low), _INT_BOUND if high is None else math.floor(high)
-    )
+    return st.integers(-_INT_BOUND if low is None else math.ceil(low), _INT_BOUND if high is None else math.floor(high))
 
 
 def _build_number(schema: Mapping[str, Any]) -> SearchStrategy[Any]:
@@ -446,9 +436,7 @@ def _satisfy(draw: Draw, value: Any, base: Any, target: Any, depth: int = 0) -> 
                 value[name] = _satisfy(draw, value[name], _prop(base, name), sub, depth + 1)
     if isinstance(value, list) and "items" in target and "array" in _infer_types(target):
         value = [
-            item
-            if _valid(target["items"], item)
-            else _satisfy(draw, item, _items(base), target["items"], depth + 1)
+            item if _valid(target["items"], item) else _satisfy(draw, item, _items(base), target["items"], depth + 1)
             for item in value
         ]
     if not _valid(target, value):
@@ -475,12 +463,8 @@ def _outside(schema: Mapping[str, Any], base: Mapping[str, Any]) -> list[SearchS
             size = schema["maxLength"] + 1
             out.append(st.text(alphabet=_ASCII, min_size=size, max_size=size + 4))
         if schema.get("minLength", 0) > base.get("minLength", 0):
-            out.append(
-                st.text(alphabet=_ASCII, min_size=base.get("minLength", 0), max_size=schema["minLength"] - 1)
-            )
-    if _infer_types(base) != list(_TYPES) and (
-        "integer" in _infer_types(base) or "number" in _infer_types(base)
-    ):
+            out.append(st.text(alphabet=_ASCII, min_size=base.get("minLength", 0), max_size=schema["minLength"] - 1))
+    if _infer_types(base) != list(_TYPES) and ("integer" in _infer_types(base) or "number" in _infer_types(base)):
         if "maximum" in schema and schema["maximum"] + 1 <= base.get("maximum", float("inf")):
             out.append(st.integers(int(schema["maximum"]) + 1, int(schema["maximum"]) + 1000))
         if "minimum" in schema and schema["minimum"] - 1 >= base.get("minimum", float("-inf")):
@@ -577,9 +561,7 @@ class _Compiled:
 
     def broken_rules(self, body: Any, skip: str | None = None) -> list[Any]:
         return [
-            rule
-            for rule, _ in self.rules
-            if rule.id != skip and _valid(rule.if_, body) and not _valid(rule.then, body)
+            rule for rule, _ in self.rules if rule.id != skip and _valid(rule.if_, body) and not _valid(rule.then, body)
         ]
 
     def repair(self, draw: Draw, body: Any, keep: Any = None, skip: str | None = None) -> Any:
@@ -737,9 +719,7 @@ def _wrong_value(schema: Mapping[str, Any]) -> Any:
     if kinds is None:
         return None
     for candidate in (12345, "not-a-number", ["a"], {"a": 1}, True, None, 1.5):
-        if _json_type(candidate) not in kinds and not (
-            _json_type(candidate) == "integer" and "number" in kinds
-        ):
+        if _json_type(candidate) not in kinds and not (_json_type(candidate) == "integer" and "number" in kinds):
             return candidate
     return None
 
@@ -823,9 +803,7 @@ def invalid_requests(model: Model) -> SearchStrategy[Mutation]:
             wrong = _wrong_value(sub)
             body = _set_path(body, (*parent, name), wrong)
             where = _dotted((*parent, name))
-            expected = sub.get("type") or "/".join(
-                sorted({_json_type(v) for v in sub.get("enum", [sub.get("const")])})
-            )
+            expected = sub.get("type") or "/".join(sorted({_json_type(v) for v in sub.get("enum", [sub.get("const")])}))
             return finish(draw, body, f"wrong type at {where}: {_json_type(wrong)} instead of {expected}")
 
         kinds.append(mistyped())
@@ -856,9 +834,7 @@ def _get(body: Any, path: tuple[str | int, ...]) -> Any:
     return node
 
 
-def _rule_breaker(
-    compiled: _Compiled, rule: Any, valid: SearchStrategy[dict[str, Any]]
-) -> SearchStrategy[Mutation]:
+def _rule_breaker(compiled: _Compiled, rule: Any, valid: SearchStrategy[dict[str, Any]]) -> SearchStrategy[Mutation]:
     schema = compiled.schema
 
     @st.composite

@@ -7,6 +7,8 @@ once that job has ended and recomputes only the jobs still running.
 
 from __future__ import annotations
 
+import heapq
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,15 +22,21 @@ __all__ = ["Ledger"]
 class _Account:
     initial: float
     settled: float = 0.0
-    open: list[Job] = field(default_factory=list)
+    pending: float = 0.0
+    open: dict[str, Job] = field(default_factory=dict)
+    ends: list[tuple[float, int, int, Job]] = field(default_factory=list)  # heap: end, seq, revision, job
 
 
 class Ledger:
+    """Per-key accounts. Open jobs wait in a heap by end time, so a balance look-up settles only
+    the jobs that ended since the last one (O(log n)), however many jobs are in flight."""
+
     def __init__(self, billing: dict[str, Any]) -> None:
         self.initial = float(billing["initial_balance"])
         self.charge_at = billing["charge_at"]
         self.refund_states = frozenset(billing.get("refund_states", []))
         self._accounts: dict[str, _Account] = {}
+        self._seq = 0
 
     def _account(self, key: str) -> _Account:
         if key not in self._accounts:
@@ -43,25 +51,42 @@ class Ledger:
             return 0.0
         return job.price
 
-    def _settle(self, account: _Account, now: float) -> float:
-        pending = 0.0
-        still_open = []
-        for job in account.open:
-            if job.state_at(now) in TERMINAL_STATES:
-                account.settled += self.charge(job, now)
-            else:
-                pending += self.charge(job, now)
-                still_open.append(job)
-        account.open = still_open
-        return pending
+    def _open_charge(self, job: Job) -> float:
+        """What a job that has not ended costs: its price when charged at submit, else nothing."""
+        return job.price if self.charge_at == "submit" else 0.0
+
+    def _push(self, account: _Account, job: Job) -> None:
+        end = job.terminal_at()
+        self._seq += 1
+        heapq.heappush(account.ends, (math.inf if end is None else end, self._seq, job.revision, job))
+
+    def _settle(self, account: _Account, now: float) -> None:
+        ends = account.ends
+        while ends and ends[0][0] <= now:
+            _, _, revision, job = heapq.heappop(ends)
+            if job.id not in account.open or revision != job.revision:
+                continue  # settled already, or rescheduled by a forced state
+            account.settled += self.charge(job, now)
+            account.pending -= self._open_charge(job)
+            del account.open[job.id]
 
     def record(self, job: Job) -> None:
-        self._account(job.key).open.append(job)
+        account = self._account(job.key)
+        account.open[job.id] = job
+        account.pending += self._open_charge(job)
+        self._push(account, job)
+        job.watchers.append(self.rescheduled)
+
+    def rescheduled(self, job: Job) -> None:
+        """A job's timeline changed (a forced state): file it under its new end time."""
+        account = self._accounts.get(job.key)
+        if account is not None and job.id in account.open:
+            self._push(account, job)
 
     def charged(self, key: str, now: float) -> float:
         account = self._account(key)
-        pending = self._settle(account, now)
-        return round(account.settled + pending, 6)
+        self._settle(account, now)
+        return round(account.settled + account.pending, 6)
 
     def remaining(self, key: str, now: float) -> float:
         return round(self._account(key).initial - self.charged(key, now), 6)
@@ -71,11 +96,27 @@ class Ledger:
         account = self._account(key)
         account.initial = amount + self.charged(key, now)
 
-    def open_jobs(self, key: str, now: float) -> list[Job]:
-        """The jobs of ``key`` that have not ended at ``now`` (what a concurrency cap counts)."""
+    def open_count(self, key: str, now: float) -> int:
+        """How many jobs of ``key`` have not ended at ``now`` (what a concurrency cap counts)."""
         account = self._account(key)
         self._settle(account, now)
-        return list(account.open)
+        return len(account.open)
+
+    def next_end(self, key: str, now: float) -> float | None:
+        """When the first open job of ``key`` ends, if any is planned to."""
+        account = self._account(key)
+        self._settle(account, now)
+        ends = [job.terminal_at() for job in account.open.values()] if len(account.open) < 64 else []
+        known = [end for end in ends if end is not None]
+        if known:
+            return min(known)
+        return account.ends[0][0] if account.ends and account.ends[0][0] != math.inf else None
+
+    def open_jobs(self, key: str, now: float) -> list[Job]:
+        """The jobs of ``key`` that have not ended at ``now``."""
+        account = self._account(key)
+        self._settle(account, now)
+        return list(account.open.values())
 
     def forget(self, key: str) -> None:
         """Drop ``key``'s account: it starts again from the initial balance."""

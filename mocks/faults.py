@@ -139,8 +139,9 @@ def screen(
         refusal = limits.admit(provider, key, now)
         capped = kind == "submit" and limits.effective(provider, key).concurrent_jobs is not None
         if refusal is None and capped:
-            running = state.runtime(provider).ledger.open_jobs(key, now)
-            refusal = limits.concurrency(provider, key, running, now)
+            ledger = state.runtime(provider).ledger
+            running = ledger.open_count(key, now)
+            refusal = limits.concurrency(provider, key, running, ledger.next_end(key, now), now)
         if refusal is not None:
             verdict.response = _refuse(contract, refusal)
             verdict.note = {**verdict.note, "limit": refusal.error}

@@ -56,10 +56,14 @@ def _text(raw: Any) -> str | None:
 
 def capture(request: Request, response: Response) -> dict[str, Any]:
     """The exchange as journal fields (request and response headers and bodies, transport fault)."""
+    scope = request.scope
+    raw_query = scope.get("query_string", b"")
+    host = next((v for k, v in scope["headers"] if k == b"host"), b"").decode("latin-1")
+    url = f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}{scope['path']}"
     out: dict[str, Any] = {
-        "url": str(request.url),
+        "url": url + ("?" + raw_query.decode("latin-1") if raw_query else ""),
         "request": {
-            "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in request.headers.raw],
+            "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]],
             "body": _text(getattr(request, "_body", None)),
         },
         "response": {
@@ -67,7 +71,7 @@ def capture(request: Request, response: Response) -> dict[str, Any]:
             "body": _text(getattr(response, "body", None)),
         },
     }
-    fault = request.scope.get("veomock.fault")
+    fault = scope.get("veomock.fault")
     if fault is not None:
         out["fault"] = {"delay": fault.delay, "fault": fault.fault}
     return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,8 @@ class Job:
     outcome: Outcome
     request: dict[str, Any] = field(default_factory=dict)
     result_urls: list[str] = field(default_factory=list)
+    revision: int = 0
+    watchers: list[Callable[[Job], None]] = field(default_factory=list, repr=False, compare=False)
 
     def _index(self, now: float) -> int:
         starts = [start for start, _ in self.timeline]
@@ -81,6 +84,12 @@ class Job:
 
     def force(self, state: str, now: float, outcome: Outcome | None = None) -> None:
         """Put the job in ``state`` from ``now`` on. A terminal state ends it with ``outcome``."""
+        self._rewrite(state, now, outcome)
+        self.revision += 1
+        for watcher in self.watchers:
+            watcher(self)
+
+    def _rewrite(self, state: str, now: float, outcome: Outcome | None) -> None:
         keep = [(start, s) for start, s in self.timeline if start <= now]
         if keep and keep[-1][1] in TERMINAL_STATES and state not in TERMINAL_STATES:
             raise ValueError(f"job {self.id} already ended as {keep[-1][1]}; it cannot go back to {state}")

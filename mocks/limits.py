@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from contracts import Contract
-from mocks.lifecycle import Job
 
 __all__ = ["LIMIT_NAMES", "Limiter", "Limits", "Refusal"]
 
@@ -106,19 +105,19 @@ class Limiter:
         window.append(now)
         return None
 
-    def concurrency(self, provider: str, key: str, running: Iterable[Job], now: float) -> Refusal | None:
+    def concurrency(
+        self, provider: str, key: str, running: int, next_end: float | None, now: float
+    ) -> Refusal | None:
         """Refuse a new job when the key already has ``concurrent_jobs`` jobs that have not ended."""
         limits = self.effective(provider, key)
         cap = limits.concurrent_jobs
         if cap is None:
             return None
-        jobs = list(running)
-        if len(jobs) < cap:
+        if running < cap:
             return None
         wait = limits.retry_after
         if wait is None:
-            ends = [end for job in jobs if (end := job.terminal_at()) is not None]
-            wait = max(1, math.ceil(min(ends) - now)) if ends else 1
+            wait = max(1, math.ceil(next_end - now)) if next_end is not None else 1
         return Refusal("concurrency_limited", f"Concurrency limit of {cap} running tasks reached", wait)
 
     def to_json(self, key: str | None = None) -> dict[str, Any]:

@@ -100,7 +100,7 @@ class MockState:
         runtime = self.providers[provider]
         contract = runtime.contract
         now = self.now()
-        rng = random.Random(runtime.rng.getrandbits(64))
+        rng = runtime.rng
         job_id = make_id(contract.raw["job_id"]["format"], rng, now, model.name)
         while (provider, job_id) in self.jobs:
             job_id = make_id(contract.raw["job_id"]["format"], rng, now, model.name)

@@ -70,9 +70,7 @@ def test_broken_client_is_caught_by_its_check(broken: Broken) -> None:
     with Runner(broken.provider, PythonAdapter(broken.generate, broken.name), caps) as runner:
         results = runner.run_all(chosen)
     caught = {f.check for r in results for f in r.failures}
-    assert broken.catches in caught, (
-        f"{broken.name} ({broken.defect}) was not caught; failed checks: {caught}"
-    )
+    assert broken.catches in caught, f"{broken.name} ({broken.defect}) was not caught; failed checks: {caught}"
 
 
 def test_the_catalogue_spreads_over_providers_and_checks() -> None:
@@ -142,9 +140,7 @@ def test_cli_check_writes_reports(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert suite is not None and suite.get("failures") == "0" and int(suite.get("tests", "0")) > 0
 
 
-def test_cli_check_fails_a_broken_client_and_replays_it(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_check_fails_a_broken_client_and_replays_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = [
         "check",
         "--provider",
@@ -166,12 +162,7 @@ def test_cli_check_fails_a_broken_client_and_replays_it(
     command = re.search(r"Reproduce with: veomock (.*)$", out, re.MULTILINE)
     assert command is not None
     replay = next(tmp_path.glob("*.json"))
-    assert (
-        veomock(
-            ["check", "--provider", "pixazo", "--replay", str(replay), "--replay-dir", str(tmp_path), "-q"]
-        )
-        == 1
-    )
+    assert veomock(["check", "--provider", "pixazo", "--replay", str(replay), "--replay-dir", str(tmp_path), "-q"]) == 1
     assert "0 passed, 1 failed" in capsys.readouterr().out
 
 

@@ -149,9 +149,7 @@ def test_mock_accepts_valid_requests(provider: str, model_name: str, mock: _Mock
 
 
 @pytest.mark.parametrize(("provider", "model_name"), MODELS)
-def test_mock_refuses_invalid_requests_in_the_provider_envelope(
-    provider: str, model_name: str, mock: _Mock
-) -> None:
+def test_mock_refuses_invalid_requests_in_the_provider_envelope(provider: str, model_name: str, mock: _Mock) -> None:
     contract = mock.contract
     model = contract.models[model_name]
     op = submit_operation(contract, model)

@@ -49,9 +49,7 @@ class PixazoBearerAuth(PixazoClient):
 
 class VtrixTextBody(VtrixClient):
     def post_json(self, path: str, body: Any, **kwargs: Any) -> httpx.Response:
-        return self.send(
-            "POST", path, content=json.dumps(body).encode(), headers={"Content-Type": "text/plain"}
-        )
+        return self.send("POST", path, content=json.dumps(body).encode(), headers={"Content-Type": "text/plain"})
 
 
 class AivideoapiRenamesModel(AivideoapiClient):
@@ -66,9 +64,7 @@ class ApixoWrongPath(ApixoClient):
 
 class PixazoDropsOptionalFields(PixazoClient):
     def submit(self, model: str, body: dict[str, Any]) -> str:
-        return super().submit(
-            model, {k: v for k, v in body.items() if k in ("prompt", "image_urls")} | {"seed": 7}
-        )
+        return super().submit(model, {k: v for k, v in body.items() if k in ("prompt", "image_urls")} | {"seed": 7})
 
 
 # -- polling -----------------------------------------------------------------------------------
@@ -300,9 +296,7 @@ CATALOGUE = (
         "submits to /generateTask/veo3",
         ("success",),
     ),
-    Broken(
-        "pixazo-polls-fast", "pixazo", PixazoPollsFast, "polling.interval", "polls every second", ("success",)
-    ),
+    Broken("pixazo-polls-fast", "pixazo", PixazoPollsFast, "polling.interval", "polls every second", ("success",)),
     Broken(
         "apixo-eager-first-poll",
         "apixo",
@@ -431,9 +425,7 @@ CATALOGUE = (
         "retries the 429 spend_limit_exceeded, which is marked not retryable",
         ("refused",),
     ),
-    Broken(
-        "apixo-no-retry", "apixo", ApixoNoRetry, "retry.transient", "never retries 429 or 5xx", ("transient",)
-    ),
+    Broken("apixo-no-retry", "apixo", ApixoNoRetry, "retry.transient", "never retries 429 or 5xx", ("transient",)),
     Broken(
         "pixazo-ignores-retry-after",
         "pixazo",

@@ -14,9 +14,9 @@ import ssl
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -172,9 +172,7 @@ class Client:
 
     def post_json(self, path: str, body: Any, **kwargs: Any) -> httpx.Response:
         content = json.dumps(body).encode()
-        return self.send(
-            "POST", path, content=content, headers={"Content-Type": "application/json"}, **kwargs
-        )
+        return self.send("POST", path, content=content, headers={"Content-Type": "application/json"}, **kwargs)
 
     # -- the job ---------------------------------------------------------------------------------
 

@@ -13,9 +13,7 @@ from examples.clients.base import Client, Status, main, run
 
 PATHS = {
     "veo-3-1-fast": "/veo31f/v1/veo-3.1-fast/generate",
-    "veo-3-1-fast-reference-to-video": (
-        "/veo-3-1-fast-reference-to-video/v1/veo-3-1-fast-reference-to-video-request"
-    ),
+    "veo-3-1-fast-reference-to-video": ("/veo-3-1-fast-reference-to-video/v1/veo-3-1-fast-reference-to-video-request"),
     "veo-3-1": "/veo/v1/veo-3.1/generate",
 }
 STATES = {

@@ -26,12 +26,7 @@ class VtrixClient(Client):
     def read(self, body: Any) -> Status:
         name = body["status"]
         if name == "completed":
-            urls = [
-                c["url"]
-                for block in body.get("output") or []
-                for c in block.get("content") or []
-                if c.get("url")
-            ]
+            urls = [c["url"] for block in body.get("output") or [] for c in block.get("content") or [] if c.get("url")]
             return Status("succeeded", urls=urls)
         if name == "failed":
             error = body.get("error") or {}
