@@ -31,6 +31,7 @@ serve: $(STAMP)
 	$(BIN)/veomock serve $(ARGS)
 
 bench: $(STAMP)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m benchmarks $(ARGS)
 
 clean:
