@@ -117,6 +117,11 @@ class Auth:
     key_pattern: str | None
     source: str
 
+    @property
+    def header_key(self) -> str:
+        """The header's name as ASGI servers hand it over: lower case."""
+        return self.header.lower()
+
 
 @dataclass(frozen=True)
 class FailureCode:

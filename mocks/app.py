@@ -34,10 +34,10 @@ Handler = Callable[[Request], Awaitable[Response]]
 _BEARER = re.compile(r"^\s*bearer\s+(\S+)\s*$", re.IGNORECASE)
 
 
-def _authenticate(contract: Contract, request: Request) -> str | Response:
+def _authenticate(contract: Contract, headers: Mapping[str, str]) -> str | Response:
     """The API key, or the provider's 401 saying what is wrong with the header."""
     auth = contract.auth
-    value = request.headers.get(auth.header)
+    value = headers.get(auth.header_key)
     if value is None or not value.strip():
         hint = "Bearer YOUR_API_KEY" if auth.scheme == "bearer" else "YOUR_API_KEY"
         return error_response(contract, "auth_missing", f"Missing header {auth.header}; send '{auth.header}: {hint}'")
@@ -123,13 +123,14 @@ class _Handlers:
         contract, state = self.contract, self.state
 
         async def handle(request: Request) -> Response:
-            key = _authenticate(contract, request)
+            ctx = _request_ctx(request)
+            key = _authenticate(contract, ctx["header"])
             if isinstance(key, Response):
                 return self._journal(request, op.name, key, None)
             body, refused = await self._read_json(request)
             if refused:
                 return self._journal(request, op.name, refused, key)
-            ctx = _request_ctx(request, body)
+            ctx["body"] = body
             model_name = op.models[0] if op.model_from is None else op.model_from.render(ctx)
             if model_name not in op.models:
                 known = ", ".join(op.models)
@@ -178,10 +179,10 @@ class _Handlers:
         id_from = op.id_from
 
         async def handle(request: Request) -> Response:
-            key = _authenticate(contract, request)
+            ctx = _request_ctx(request)
+            key = _authenticate(contract, ctx["header"])
             if isinstance(key, Response):
                 return self._journal(request, op.name, key, None)
-            ctx = _request_ctx(request)
             job_id = id_from.render(ctx)
             if not job_id:
                 msg = f"Missing task id; {op.method} {op.path} needs {id_from.source}"
@@ -212,7 +213,7 @@ class _Handlers:
         contract, state = self.contract, self.state
 
         async def handle(request: Request) -> Response:
-            key = _authenticate(contract, request)
+            key = _authenticate(contract, _request_ctx(request)["header"])
             if isinstance(key, Response):
                 return self._journal(request, op.name, key, None)
             verdict = screen(state, contract, request, "balance", op.name, key)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -127,7 +126,7 @@ class Control:
         state.limits.forget(key)
         state.scenarios.forget(key)
         state.webhooks.forget(key)
-        state.journal = deque((e for e in state.journal if e.get("key") != key), maxlen=state.journal.maxlen)
+        state.journal.drop(key)
 
     def clock(self, advance: float | None = None, speed: float | None = None) -> dict[str, float]:
         if speed is not None:

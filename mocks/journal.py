@@ -10,7 +10,8 @@ callback it sent. :func:`to_har` turns either kind into HAR 1.2 entries.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -18,7 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
-__all__ = ["BODY_LIMIT", "FILTERS", "capture", "select", "to_har"]
+__all__ = ["BODY_LIMIT", "FILTERS", "Journal", "capture", "select", "to_har"]
 
 BODY_LIMIT = 64 * 1024
 FILTERS = ("provider", "direction", "operation", "key", "status", "job")
@@ -54,27 +55,82 @@ def _text(raw: Any) -> str | None:
     return json.dumps(raw, separators=(",", ":"), ensure_ascii=False)
 
 
+class _Exchange:
+    """The raw pieces of one inbound exchange, kept as they are until someone reads the journal.
+
+    Decoding headers and bodies on every request would cost more than serving it; the journal is
+    read rarely (control API, HAR, conformance grading), so the work happens there, once.
+    """
+
+    __slots__ = ("fault", "request_body", "request_headers", "response_body", "response_headers", "url")
+
+    def __init__(self, request: Request, response: Response) -> None:
+        scope = request.scope
+        self.url = (scope.get("scheme", "http"), scope["headers"], scope.get("root_path", ""), scope["path"],
+                    scope.get("query_string", b""))
+        self.request_headers = scope["headers"]
+        self.request_body = getattr(request, "_body", None)
+        self.response_headers = response.raw_headers
+        self.response_body = getattr(response, "body", None)
+        self.fault = scope.get("veomock.fault")
+
+    def fields(self) -> dict[str, Any]:
+        scheme, headers, root, path, query = self.url
+        host = next((v for k, v in headers if k == b"host"), b"").decode("latin-1")
+        url = f"{scheme}://{host}{root}{path}" + ("?" + query.decode("latin-1") if query else "")
+        out: dict[str, Any] = {
+            "url": url,
+            "request": {
+                "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in self.request_headers],
+                "body": _text(self.request_body),
+            },
+            "response": {
+                "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in self.response_headers],
+                "body": _text(self.response_body),
+            },
+        }
+        if self.fault is not None:
+            out["fault"] = {"delay": self.fault.delay, "fault": self.fault.fault}
+        return out
+
+
 def capture(request: Request, response: Response) -> dict[str, Any]:
-    """The exchange as journal fields (request and response headers and bodies, transport fault)."""
-    scope = request.scope
-    raw_query = scope.get("query_string", b"")
-    host = next((v for k, v in scope["headers"] if k == b"host"), b"").decode("latin-1")
-    url = f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}{scope['path']}"
-    out: dict[str, Any] = {
-        "url": url + ("?" + raw_query.decode("latin-1") if raw_query else ""),
-        "request": {
-            "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]],
-            "body": _text(getattr(request, "_body", None)),
-        },
-        "response": {
-            "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in response.raw_headers],
-            "body": _text(getattr(response, "body", None)),
-        },
-    }
-    fault = scope.get("veomock.fault")
-    if fault is not None:
-        out["fault"] = {"delay": fault.delay, "fault": fault.fault}
-    return out
+    """The exchange, to be stored with a journal entry; :class:`Journal` expands it when read."""
+    return {_RAW: _Exchange(request, response)}
+
+
+_RAW = "_exchange"
+
+
+class Journal:
+    """A bounded log of entries, newest last. Iterating expands captured exchanges in place."""
+
+    def __init__(self, maxlen: int) -> None:
+        self._entries: deque[dict[str, Any]] = deque(maxlen=maxlen)
+
+    @property
+    def maxlen(self) -> int | None:
+        return self._entries.maxlen
+
+    def append(self, entry: dict[str, Any]) -> None:
+        self._entries.append(entry)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for entry in list(self._entries):  # a snapshot: the server may append while someone reads
+            raw = entry.pop(_RAW, None)
+            if raw is not None:
+                entry.update(raw.fields())
+            yield entry
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return list(self)[index]
+
+    def drop(self, key: str) -> None:
+        """Forget the entries of one API key."""
+        self._entries = deque((e for e in self._entries if e.get("key") != key), maxlen=self._entries.maxlen)
 
 
 def _status_matches(actual: Any, wanted: str) -> bool:

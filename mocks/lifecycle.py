@@ -57,8 +57,7 @@ class Job:
     watchers: list[Callable[[Job], None]] = field(default_factory=list, repr=False, compare=False)
 
     def _index(self, now: float) -> int:
-        starts = [start for start, _ in self.timeline]
-        return max(0, bisect.bisect_right(starts, now) - 1)
+        return max(0, bisect.bisect_right(self.timeline, (now, "~")) - 1)
 
     def state_at(self, now: float) -> str:
         return self.timeline[self._index(now)][1]
@@ -106,8 +105,7 @@ class Job:
 
     def view(self, now: float, state_names: dict[str, str], media_type: str) -> dict[str, Any]:
         """The job as templates see it at ``now``."""
-        state = self.state_at(now)
-        entered = self.entered_at(now)
+        entered, state = self.timeline[self._index(now)]
         done = state in TERMINAL_STATES
         running_start = next((s for s, st in self.timeline if st == "running" and s <= now), None)
         return {
@@ -120,7 +118,7 @@ class Job:
             "updated_at": entered,
             "completed_at": entered if done else None,
             "elapsed": round(entered - self.created_at, 3) if done else None,
-            "progress": self.progress_at(now),
+            "progress": self.progress_at(now) if state == "running" else None,
             "fail_code": self.outcome.code if state in ("failed", "error") else None,
             "fail_message": self.outcome.message if state in ("failed", "error") else None,
             "result_urls": self.result_urls if state == "succeeded" else [],

@@ -59,21 +59,27 @@ class Limiter:
         }
         self._overrides: dict[tuple[str, str | None], dict[str, int | None]] = {}
         self._windows: dict[tuple[str, str], deque[float]] = {}
+        self._effective: dict[tuple[str, str | None], Limits] = {}  # cleared whenever overrides change
 
     def effective(self, provider: str, key: str | None = None) -> Limits:
         limits = self._declared[provider]
         if not self._overrides:
             return limits
+        cached = self._effective.get((provider, key))
+        if cached is not None:
+            return cached
         merged = {**limits.to_json(), **self._overrides.get((provider, None), {})}
         if key is not None:
             merged.update(self._overrides.get((provider, key), {}))
-        return Limits(**merged)
+        self._effective[(provider, key)] = Limits(**merged)
+        return self._effective[(provider, key)]
 
     def set(self, provider: str, key: str | None = None, **values: Any) -> Limits:
         """Override limits for a provider (or one key of it); ``None`` lifts a limit."""
         if provider not in self._declared:
             raise ValueError(f"unknown provider {provider!r}; known: {', '.join(self._declared)}")
         self._overrides.setdefault((provider, key), {}).update(_check(values))
+        self._effective.clear()
         return self.effective(provider, key)
 
     def clear(self, provider: str | None = None, key: str | None = None) -> None:
@@ -83,6 +89,7 @@ class Limiter:
             for (p, k), v in self._overrides.items()
             if not ((provider is None or p == provider) and (key is None or k == key))
         }
+        self._effective.clear()
 
     def forget(self, key: str) -> None:
         self.clear(key=key)

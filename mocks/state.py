@@ -7,7 +7,6 @@ test can drive the mock in-process exactly as a client does over a socket.
 from __future__ import annotations
 
 import random
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +15,7 @@ from contracts import Contract, Model
 from mocks.billing import Ledger
 from mocks.clock import Clock
 from mocks.ids import make_id
+from mocks.journal import Journal
 from mocks.lifecycle import Job, Outcome, plan_timeline
 from mocks.limits import Limiter
 from mocks.scenarios import Scenarios
@@ -54,7 +54,7 @@ class MockState:
     chaos: dict[str, Any] | None = None  # a chaos profile that survives reset (veomock serve --chaos)
     providers: dict[str, ProviderRuntime] = field(init=False)
     jobs: dict[tuple[str, str], Job] = field(init=False)
-    journal: deque[dict[str, Any]] = field(init=False)
+    journal: Journal = field(init=False)
     webhooks: Dispatcher = field(init=False)
     scenarios: Scenarios = field(init=False)
     limits: Limiter = field(init=False)
@@ -76,7 +76,7 @@ class MockState:
             for name, contract in self.contracts.items()
         }
         self.jobs = {}
-        self.journal = deque(maxlen=self.journal_size)
+        self.journal = Journal(self.journal_size)
         self.webhooks.reset()
         self.scenarios = Scenarios(self.contracts, chaos=self.chaos)
         self.limits = Limiter(self.contracts)
