@@ -6,6 +6,8 @@ would refuse most of it; both are lifted, since the benchmark measures serving, 
 
 from __future__ import annotations
 
+import gc
+
 from mocks import Clock, Control, build_app, create_state
 
 KEY = "sk-bench"
@@ -16,3 +18,5 @@ for provider in state.contracts:
     control.set_limits(provider, requests_per_minute=None, concurrent_jobs=None)
     control.set_balance(KEY, 1e12, provider=provider)
 app = build_app(state)
+gc.collect()
+gc.freeze()  # as `veomock serve` does

@@ -22,7 +22,7 @@ TOKENS = {
     "uuid4": lambda rng, now, n: str(uuid.UUID(int=rng.getrandbits(128), version=4)),
     "uuid7": lambda rng, now, n: _uuid7(rng, now),
     "hex": lambda rng, now, n: f"{rng.getrandbits(4 * n):0{n}x}",
-    "digits": lambda rng, now, n: "".join(rng.choice("0123456789") for _ in range(n)),
+    "digits": lambda rng, now, n: f"{rng.randrange(10**n):0{n}d}",
     "xid": lambda rng, now, n: "".join(rng.choice(_XID_ALPHABET) for _ in range(n or 20)),
 }
 _TOKEN = re.compile(r"\{([a-z0-9]+)(?::(\d+))?\}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -35,6 +36,21 @@ FALLBACK = {
 }
 
 
+class _Json(Response):
+    """A JSON response with its two headers built directly (the common case: no extra headers)."""
+
+    media_type = "application/json"
+
+    def __init__(self, content: Any, status_code: int) -> None:
+        self.status_code = status_code
+        self.background = None
+        self.body = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+        self.raw_headers = [(b"content-length", str(len(self.body)).encode()), (b"content-type", _JSON_TYPE)]
+
+
+_JSON_TYPE = b"application/json"
+
+
 @lru_cache(maxsize=512)
 def _header_template(text: str) -> Template:
     return compile_template(text)
@@ -45,7 +61,9 @@ def _build(status: int, body: Any, headers: Mapping[str, str], ctx: Mapping[str,
     if isinstance(body, str):
         media = rendered.pop("content-type", None) or rendered.pop("Content-Type", None) or "text/plain"
         return Response(body, status_code=status, headers=rendered, media_type=media)
-    return JSONResponse(body, status_code=status, headers=rendered or None)
+    if rendered:
+        return JSONResponse(body, status_code=status, headers=rendered)
+    return _Json(body, status)
 
 
 def render(spec: ResponseSpec, ctx: Mapping[str, Any]) -> Response:

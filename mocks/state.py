@@ -114,7 +114,7 @@ class MockState:
             params=params,
             price=model.price(params),
             created_at=now,
-            timeline=plan_timeline(now, {**runtime.timing, **(timing or {})}, rng, outcome),
+            timeline=plan_timeline(now, {**runtime.timing, **timing} if timing else runtime.timing, rng, outcome),
             outcome=outcome,
             request=request,
             result_urls=[contract.media_path.replace("{job_id}", job_id)],
