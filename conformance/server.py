@@ -9,27 +9,23 @@ client that never waits would spin forever on a frozen clock, so past a budget o
 a clock advance each request moves provider time on by one poll interval. Checks read what
 happened from the mock's journal (:meth:`Harness.exchanges`).
 
-:class:`ServerThread` serves the current harness with uvicorn on a socket bound before the thread
-starts, so clients can connect at once (the kernel queues them) with no readiness polling.
+The harness is served by ``mocks.serving.ServerThread``: uvicorn on a socket bound before the
+thread starts, so clients can connect at once (the kernel queues them) with no readiness polling.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
-import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import uvicorn
-
 from contracts import Contract
 from mocks import CONTROL_PREFIX, MockState, build_app, create_state
 from mocks.clock import Clock
 from mocks.lifecycle import Job
+from mocks.serving import ServerThread
 
 __all__ = ["Exchange", "Harness", "ServerThread"]
 
@@ -234,68 +230,3 @@ class Harness:
             self.clock.advance(max(1.0, self.contract.poll_interval or 1.0))
             await self._deliver()
         await self.app(scope, receive, send)
-
-
-class _Switch:
-    """The ASGI app a server runs: forwards to whichever harness is current."""
-
-    def __init__(self) -> None:
-        self.current: Harness | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if self.current is None:
-            await send({"type": "http.response.start", "status": 503, "headers": []})
-            await send({"type": "http.response.body", "body": b"no scenario running"})
-            return
-        await self.current(scope, receive, send)
-
-
-class ServerThread:
-    """Uvicorn on 127.0.0.1 (port 0: the kernel picks), in a daemon thread."""
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.switch = _Switch()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # Accepted sockets inherit this: no Nagle delay between a response's head and its body.
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock.bind((host, port))
-        self.sock.listen(128)
-        self.host, self.port = self.sock.getsockname()[:2]
-        config = uvicorn.Config(self.switch, log_level="error", access_log=False, lifespan="off", ws="none")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self._run, name="veomock-conformance", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        try:
-            loop.run_until_complete(self.server.serve(sockets=[self.sock]))
-        finally:
-            loop.close()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def use(self, harness: Harness | None) -> None:
-        self.switch.current = harness
-
-    def close(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
-
-    def __enter__(self) -> ServerThread:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

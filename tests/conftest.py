@@ -12,7 +12,8 @@ from starlette.testclient import TestClient
 
 from contracts import available
 from mocks import Clock, MockState, build_app, create_state
-from tests.live import LiveServer, Switch, serve_in_thread
+from mocks.serving import ServerThread
+from tests.live import LiveServer
 
 settings.register_profile(
     "ci", derandomize=True, deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow]
@@ -50,13 +51,12 @@ async def asgi_client(state: MockState) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture(scope="session")
-def _live_socket() -> Iterator[tuple[str, Switch]]:
-    with serve_in_thread() as served:
-        yield served
+def _live_socket() -> Iterator[ServerThread]:
+    with ServerThread() as server:
+        yield server
 
 
 @pytest.fixture
-def live_server(_live_socket: tuple[str, Switch], state: MockState) -> LiveServer:
+def live_server(_live_socket: ServerThread, state: MockState) -> LiveServer:
     """The ``state`` mock over a real socket (uvicorn on 127.0.0.1): ``live_server.url``."""
-    url, switch = _live_socket
-    return LiveServer(url, state, switch).serve(state)
+    return LiveServer(_live_socket.base_url, state, _live_socket).serve(state)
