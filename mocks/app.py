@@ -311,6 +311,19 @@ def _fallback(state: MockState) -> Handler:
     return handle
 
 
+def _crashed(state: MockState) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """A bug in the mock still answers in the provider's envelope, saying it is the mock's fault."""
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        contract = _owner(state.contracts, request.url.path)
+        msg = f"veomock failed on this request ({type(exc).__name__}: {exc}); this is a bug in the mock"
+        if contract is None:
+            return JSONResponse({"error": "internal", "message": msg}, status_code=500)
+        return error_response(contract, "internal", msg)
+
+    return handle
+
+
 def check_routes(contracts: Mapping[str, Contract]) -> None:
     """Refuse two providers that claim the same route: they could not share one port."""
     seen: dict[tuple[str, str], str] = {}
@@ -336,7 +349,11 @@ def build_app(state: MockState, control: bool = True, control_token: str | None 
         routes.extend(_routes_for(state, contract))
     everything = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
     routes.append(Route("/{rest:path}", _fallback(state), methods=everything))
-    app = MockApp(routes=routes, lifespan=state.webhooks.lifespan)
+    app = MockApp(
+        routes=routes,
+        lifespan=state.webhooks.lifespan,
+        exception_handlers={Exception: _crashed(state)},
+    )
     app.router = _StaticFirstRouter(routes=routes, lifespan=state.webhooks.lifespan)
     app.state.mock = state
     return app

@@ -293,3 +293,20 @@ def test_balance_is_charged_and_runs_out(client: TestClient, state: MockState, p
             refused.status_code
             == contract.errors.get("insufficient_balance", contract.errors["invalid_request"]).status
         )
+
+
+def test_a_bug_in_the_mock_still_answers_in_the_providers_envelope(state: MockState) -> None:
+    from mocks import build_app
+
+    contract = state.contracts[PROVIDERS[0]]
+    op = next(o for o in contract.operations if o.kind == "status")
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("planted")
+
+    state.job = broken  # type: ignore[method-assign]
+    path, query = request_path(op, "any-id")
+    with TestClient(build_app(state), raise_server_exceptions=False) as c:
+        response = c.get(path, params=query, headers=auth_headers(contract))
+    assert response.status_code == contract.errors["internal"].status
+    assert any("bug in the mock" in s for s in _strings(response.json()))
