@@ -18,7 +18,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
-	$(BIN)/ruff check contracts mocks conformance tests
+	$(BIN)/ruff check contracts mocks conformance tests benchmarks examples
 	$(BIN)/mypy
 
 # Every reference client in examples/clients/ against its provider's mock, every scenario.
