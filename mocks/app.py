@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -54,10 +54,47 @@ def _authenticate(contract: Contract, headers: Mapping[str, str]) -> str | Respo
     return key
 
 
+class _Headers(Mapping[str, str]):
+    """A request's headers as templates read them (lower-case names), decoded on first use.
+
+    Most requests read one header (the API key) and no template reads any; decoding them all on
+    every request would cost more than the look-ups.
+    """
+
+    __slots__ = ("_decoded", "_raw")
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+        self._decoded: dict[str, str] | None = None
+
+    def _all(self) -> dict[str, str]:
+        if self._decoded is None:
+            self._decoded = {k.decode("latin-1"): v.decode("latin-1") for k, v in self._raw}
+        return self._decoded
+
+    def get(self, name: str, default: Any = None) -> Any:
+        if self._decoded is None:
+            wanted = name.encode("latin-1")
+            for key, value in self._raw:
+                if key == wanted:
+                    return value.decode("latin-1")
+            return default
+        return self._decoded.get(name, default)
+
+    def __getitem__(self, name: str) -> str:
+        return self._all()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+
 def _request_ctx(request: Request, body: Any = None) -> dict[str, Any]:
     """What templates may read of a request, built straight from the ASGI scope (hot path)."""
     scope = request.scope
-    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    headers = _Headers(scope["headers"])
     raw_query = scope.get("query_string", b"")
     query = dict(parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True)) if raw_query else {}
     host = headers.get("host") or "{}:{}".format(*(scope.get("server") or ("127.0.0.1", 80)))
@@ -163,7 +200,7 @@ class _Handlers:
                 priced = {"price": price, "job": {"price": price}}
                 response = error_response(contract, "insufficient_balance", msg, priced)
                 return self._journal(request, op.name, response, key, **verdict.note)
-            sent = {"body": body, "header": ctx["header"]}
+            sent = {"body": body, "header": dict(ctx["header"])}
             job = state.create_job(contract.provider, model, key, params, sent, verdict.outcome, verdict.timing)
             base = ctx["request"]["base_url"]
             state.webhooks.watch(job, callbacks, base, ctx)
