@@ -66,8 +66,13 @@ class _Exchange:
 
     def __init__(self, request: Request, response: Response) -> None:
         scope = request.scope
-        self.url = (scope.get("scheme", "http"), scope["headers"], scope.get("root_path", ""), scope["path"],
-                    scope.get("query_string", b""))
+        self.url = (
+            scope.get("scheme", "http"),
+            scope["headers"],
+            scope.get("root_path", ""),
+            scope["path"],
+            scope.get("query_string", b""),
+        )
         self.request_headers = scope["headers"]
         self.request_body = getattr(request, "_body", None)
         self.response_headers = response.raw_headers

@@ -112,9 +112,7 @@ class Limiter:
         window.append(now)
         return None
 
-    def concurrency(
-        self, provider: str, key: str, running: int, next_end: float | None, now: float
-    ) -> Refusal | None:
+    def concurrency(self, provider: str, key: str, running: int, next_end: float | None, now: float) -> Refusal | None:
         """Refuse a new job when the key already has ``concurrent_jobs`` jobs that have not ended."""
         limits = self.effective(provider, key)
         cap = limits.concurrent_jobs
