@@ -34,6 +34,7 @@ OMIT: Any = _Omit()
 
 _PLACEHOLDER = re.compile(r"\{\{\s*(.*?)\s*\}\}")
 _FILTER = re.compile(r"^([a-z_]+)(?:\((.*)\))?$")
+_ROOT = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_-]*)")
 _PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")
 
 
@@ -202,13 +203,15 @@ def _compile(node: Any) -> Any:
 class Template:
     """A compiled template; ``render(ctx)`` returns a fresh JSON-ready value."""
 
-    __slots__ = ("_render", "_static", "source")
+    __slots__ = ("_render", "_static", "roots", "source")
 
     def __init__(self, source: Any) -> None:
         self.source = source
         compiled = _compile(source)
         self._render: Render | None = compiled if callable(compiled) else None
         self._static = compiled
+        #: The context roots the template reads (``job``, ``body``, ...): what its output depends on.
+        self.roots = frozenset(_ROOT.findall(json.dumps(source)))
 
     def render(self, ctx: Mapping[str, Any]) -> Any:
         if self._render is not None:

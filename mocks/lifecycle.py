@@ -54,10 +54,17 @@ class Job:
     request: dict[str, Any] = field(default_factory=dict)
     result_urls: list[str] = field(default_factory=list)
     revision: int = 0
+    last_status: tuple[Any, bytes] | None = field(default=None, repr=False, compare=False)
     watchers: list[Callable[[Job], None]] = field(default_factory=list, repr=False, compare=False)
 
     def _index(self, now: float) -> int:
         return max(0, bisect.bisect_right(self.timeline, (now, "~")) - 1)
+
+    def moment(self, now: float) -> tuple[int, str, float | None, int]:
+        """What the job's status shows at ``now``: (timeline entry, state, progress, revision)."""
+        i = self._index(now)
+        state = self.timeline[i][1]
+        return i, state, self.progress_at(now) if state == "running" else None, self.revision
 
     def state_at(self, now: float) -> str:
         return self.timeline[self._index(now)][1]

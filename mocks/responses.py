@@ -15,7 +15,7 @@ from contracts.model import ErrorSpec
 from contracts.model import Response as ResponseSpec
 from contracts.templates import Template, compile_template
 
-__all__ = ["FALLBACK", "error_response", "render", "resolve_error"]
+__all__ = ["FALLBACK", "error_response", "render", "reply", "resolve_error"]
 
 # An error a contract does not declare answers as the next one on its chain.
 FALLBACK = {
@@ -41,11 +41,18 @@ class _Json(Response):
 
     media_type = "application/json"
 
-    def __init__(self, content: Any, status_code: int) -> None:
+    def __init__(self, content: Any, status_code: int, encoded: bytes | None = None) -> None:
         self.status_code = status_code
         self.background = None
-        self.body = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+        self.body = (
+            encoded if encoded is not None else json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+        )
         self.raw_headers = [(b"content-length", str(len(self.body)).encode()), (b"content-type", _JSON_TYPE)]
+
+
+def reply(status: int, body: bytes) -> Response:
+    """A JSON response from an already encoded body."""
+    return _Json(None, status, body)
 
 
 _JSON_TYPE = b"application/json"

@@ -310,3 +310,24 @@ def test_a_bug_in_the_mock_still_answers_in_the_providers_envelope(state: MockSt
         response = c.get(path, params=query, headers=auth_headers(contract))
     assert response.status_code == contract.errors["internal"].status
     assert any("bug in the mock" in s for s in _strings(response.json()))
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_repeated_polls_reuse_the_body_only_while_nothing_changed(
+    client: TestClient, state: MockState, provider: str
+) -> None:
+    contract = _contract(state, provider)
+    _submit(client, contract)
+    job = _only_job(state, provider)
+    force_state(state, job, "running")
+    first, again = (_status(client, state, contract, job.id).json() for _ in range(2))
+    assert first == again
+    state.clock.advance(1)
+    force_state(state, job, "succeeded")
+    done = _status(client, state, contract, job.id).json()
+    assert done != first and contract.states["succeeded"] in str(done)
+    op = next(o for o in contract.operations if o.kind == "status" and job.model in o.models)
+    path, query = request_path(op, job.id)
+    elsewhere = client.get(path, params=query, headers={**auth_headers(contract), "host": "mock.test:9"})
+    assert "mock.test:9" in str(elsewhere.json())
+    assert "mock.test:9" not in str(done)
