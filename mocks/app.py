@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Match, Mount, Route, Router
 from starlette.types import Receive, Scope, Send
 
 from contracts import Contract, Operation
-from mocks.faults import MockApp, screen
+from mocks.faults import MockApp, screen, with_fault
 from mocks.journal import capture
 from mocks.lifecycle import Job
 from mocks.media import clip_for
@@ -122,14 +122,14 @@ class _Handlers:
                 "provider": self.contract.provider,
                 "operation": op,
                 "method": request.method,
-                "path": request.url.path,
+                "path": request.scope["path"],
                 "status": response.status_code,
                 "key": key,
                 **capture(request, response),
                 **extra,
             }
         )
-        return response
+        return with_fault(request, response)
 
     async def _read_json(self, request: Request) -> tuple[Any, Response | None]:
         contract = self.contract

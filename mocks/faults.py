@@ -2,10 +2,11 @@
 
 :func:`screen` runs in every provider handler once the request is understood (key, model,
 prompt, job) and before it is answered. Its :class:`Verdict` says what to answer instead (a
-contract error), how a new job ends (outcome, timing), and which transport fault the outermost
-ASGI layer, :class:`TransportFaults`, applies to whatever the handler then sends: a delay, a hang
-until the client gives up (bounded by ``Scenarios.hang_cap``), a reset, a truncated body or a
-malformed one. Transport faults strike after the mock has done its work, as a network fault
+contract error), how a new job ends (outcome, timing), and which transport fault strikes
+whatever the handler answers: a delay, a hang until the client gives up (bounded by
+``Scenarios.hang_cap``), a reset, a truncated body or a malformed one. The handler's response is
+wrapped in a :class:`FaultyResponse`, which delays it or holds it back; the outermost ASGI layer,
+:class:`TransportFaults`, then sends a held response with its fault on the server's own ``send``. Transport faults strike after the mock has done its work, as a network fault
 after a real server committed: a submit whose answer was reset still created its job.
 """
 
@@ -33,7 +34,17 @@ from mocks.scenarios import Action, Facts, outcome_for
 if TYPE_CHECKING:
     from mocks.state import MockState
 
-__all__ = ["FAULT_KEY", "MockApp", "TransportFault", "TransportFaults", "Verdict", "error_for", "screen"]
+__all__ = [
+    "FAULT_KEY",
+    "FaultyResponse",
+    "MockApp",
+    "TransportFault",
+    "TransportFaults",
+    "Verdict",
+    "error_for",
+    "screen",
+    "with_fault",
+]
 
 FAULT_KEY = "veomock.fault"
 
@@ -163,83 +174,103 @@ def _abort(transport: asyncio.Transport) -> None:
     transport.abort()
 
 
-class _Exchange:
-    """One request under :class:`TransportFaults`: passes messages through or holds them back."""
+class _Held:
+    """A response held back from the client so that a transport fault can be applied to it."""
 
-    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.scope, self.receive, self.raw_send = scope, receive, send
-        self.fault: TransportFault | None = None
-        self.checked = False
+    def __init__(self, fault: TransportFault) -> None:
+        self.fault = fault
         self.start: Message | None = None
         self.body = bytearray()
 
-    async def send(self, message: Message) -> None:
-        if not self.checked and message["type"] == "http.response.start":
-            self.checked = True
-            self.fault = self.scope.get(FAULT_KEY)
-            if self.fault is not None and self.fault.delay:
-                await anyio.sleep(self.fault.delay)
-        if self.fault is None or self.fault.fault is None:
-            await self.raw_send(message)
-        elif message["type"] == "http.response.start":
+    async def collect(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
             self.start = message
         elif message["type"] == "http.response.body":
             self.body += message.get("body", b"")
         elif message["type"] == "http.response.pathsend":
             self.body += await anyio.Path(message["path"]).read_bytes()
 
-    async def _disconnected(self, cap: float) -> bool:
+    async def _disconnected(self, receive: Receive, cap: float) -> bool:
         with anyio.move_on_after(cap):
-            while (await self.receive())["type"] != "http.disconnect":
+            while (await receive())["type"] != "http.disconnect":
                 pass
             return True
         return False
 
-    async def finish(self) -> None:
-        if self.fault is None or self.fault.fault is None or self.start is None:
+    async def finish(self, receive: Receive, send: Send) -> None:
+        """Send what was held, faulted, on the server's own ``send`` (outside every other layer)."""
+        if self.start is None:
             return
-        kind, body, transport = self.fault.fault, bytes(self.body), _transport(self.raw_send)
+        kind, body, transport = self.fault.fault, bytes(self.body), _transport(send)
         if kind == "malformed":
             garbled = body[: len(body) // 2] or b"{"
             headers = [(k, v) for k, v in self.start.get("headers", []) if k.lower() != b"content-length"]
             headers.append((b"content-length", str(len(garbled)).encode()))
-            await self.raw_send({**self.start, "headers": headers})
-            await self.raw_send({"type": "http.response.body", "body": garbled})
+            await send({**self.start, "headers": headers})
+            await send({"type": "http.response.body", "body": garbled})
         elif kind == "truncate":
-            await self.raw_send(self.start)
+            await send(self.start)
             more = transport is not None
-            cut = body[: len(body) // 2]
-            await self.raw_send({"type": "http.response.body", "body": cut, "more_body": more})
+            await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": more})
             if transport is not None:
                 transport.close()
-                await self._disconnected(1.0)
+                await self._disconnected(receive, 1.0)
         elif kind == "reset":
             if transport is None:
                 raise ConnectionResetError("veomock: connection reset (transport fault)")
             _abort(transport)
-            await self._disconnected(1.0)
+            await self._disconnected(receive, 1.0)
         elif kind == "hang":
-            if await self._disconnected(self.fault.cap):
+            if await self._disconnected(receive, self.fault.cap):
                 return
             if transport is None:
                 raise TimeoutError(f"veomock: hung for {self.fault.cap:g} s (transport fault)")
             _abort(transport)
-            await self._disconnected(1.0)
+            await self._disconnected(receive, 1.0)
+
+
+class FaultyResponse(Response):
+    """A handler's response under a transport fault: delayed, or held back for :class:`TransportFaults`."""
+
+    def __init__(self, inner: Response, fault: TransportFault) -> None:
+        self.inner, self.fault = inner, fault
+        self.status_code, self.raw_headers, self.background = inner.status_code, inner.raw_headers, None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.fault.delay:
+            await anyio.sleep(self.fault.delay)
+        if self.fault.fault is None:
+            await self.inner(scope, receive, send)
+            return
+        held = _Held(self.fault)
+        await self.inner(scope, receive, held.collect)
+        scope[_HELD_KEY] = held
+
+
+_HELD_KEY = "veomock.held"
+
+
+def with_fault(request: Request, response: Response) -> Response:
+    """``response``, under the transport fault a scenario put on this request, if any."""
+    fault = request.scope.get(FAULT_KEY)
+    return response if fault is None else FaultyResponse(response, fault)
 
 
 class TransportFaults:
-    """Outermost ASGI layer: applies the transport fault a handler put in the request scope."""
+    """Outermost ASGI layer: sends a held response with its fault, on the server's raw ``send``.
+
+    Only a request a scenario faulted has a held response; every other request passes through
+    untouched, with no wrapper around its messages.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        exchange = _Exchange(scope, receive, send)
-        await self.app(scope, receive, exchange.send)
-        await exchange.finish()
+        await self.app(scope, receive, send)
+        held = scope.get(_HELD_KEY) if scope["type"] == "http" else None
+        if held is not None:
+            await held.finish(receive, send)
 
 
 class MockApp(Starlette):
