@@ -131,13 +131,13 @@ class _Handlers:
         )
         return with_fault(request, response)
 
-    async def _read_json(self, request: Request) -> tuple[Any, Response | None]:
+    async def _read_json(self, request: Request, headers: Mapping[str, str]) -> tuple[Any, Response | None]:
         contract = self.contract
-        ctype = request.headers.get("content-type", "")
+        ctype = headers.get("content-type", "")
         if "json" not in ctype.lower():
             msg = f"Content-Type must be application/json, not {ctype or 'missing'}; send the body as JSON"
             return None, error_response(contract, "unsupported_media_type", msg)
-        declared = request.headers.get("content-length")
+        declared = headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > self.state.max_body_bytes:
             msg = f"Request body is {declared} bytes; the limit is {self.state.max_body_bytes}"
             return None, error_response(contract, "payload_too_large", msg)
@@ -164,7 +164,7 @@ class _Handlers:
             key = _authenticate(contract, ctx["header"])
             if isinstance(key, Response):
                 return self._journal(request, op.name, key, None)
-            body, refused = await self._read_json(request)
+            body, refused = await self._read_json(request, ctx["header"])
             if refused:
                 return self._journal(request, op.name, refused, key)
             ctx["body"] = body
@@ -200,7 +200,7 @@ class _Handlers:
                 priced = {"price": price, "job": {"price": price}}
                 response = error_response(contract, "insufficient_balance", msg, priced)
                 return self._journal(request, op.name, response, key, **verdict.note)
-            sent = {"body": body, "header": dict(ctx["header"])}
+            sent = {"body": body}
             job = state.create_job(contract.provider, model, key, params, sent, verdict.outcome, verdict.timing)
             base = ctx["request"]["base_url"]
             state.webhooks.watch(job, callbacks, base, ctx)

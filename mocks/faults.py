@@ -6,8 +6,9 @@ contract error), how a new job ends (outcome, timing), and which transport fault
 whatever the handler answers: a delay, a hang until the client gives up (bounded by
 ``Scenarios.hang_cap``), a reset, a truncated body or a malformed one. The handler's response is
 wrapped in a :class:`FaultyResponse`, which delays it or holds it back; the outermost ASGI layer,
-:class:`TransportFaults`, then sends a held response with its fault on the server's own ``send``. Transport faults strike after the mock has done its work, as a network fault
-after a real server committed: a submit whose answer was reset still created its job.
+:class:`TransportFaults`, then sends a held response with its fault on the server's own ``send``.
+Transport faults strike after the mock has done its work, as a network fault after a real server
+committed: a submit whose answer was reset still created its job.
 """
 
 from __future__ import annotations

@@ -5,8 +5,10 @@ from __future__ import annotations
 import random
 import re
 import uuid
+from collections.abc import Callable
+from functools import lru_cache
 
-__all__ = ["TOKENS", "make_id"]
+__all__ = ["TOKENS", "id_maker", "make_id"]
 
 _XID_ALPHABET = "0123456789abcdefghijklmnopqrstuv"
 
@@ -28,13 +30,35 @@ TOKENS = {
 _TOKEN = re.compile(r"\{([a-z0-9]+)(?::(\d+))?\}")
 
 
-def make_id(fmt: str, rng: random.Random, now: float, model: str) -> str:
-    def replace(match: re.Match[str]) -> str:
-        name, size = match.group(1), int(match.group(2) or 0)
-        if name == "model":
-            return model
-        if name not in TOKENS:
-            raise ValueError(f"unknown id token {{{name}}}; known: model, {', '.join(TOKENS)}")
-        return TOKENS[name](rng, now, size)
+IdMaker = Callable[[random.Random, float, str], str]
 
-    return _TOKEN.sub(replace, fmt)
+
+@lru_cache(maxsize=64)
+def id_maker(fmt: str) -> IdMaker:
+    """Compile an id format once: literal text and tokens, in order."""
+    parts: list[str | tuple[str, int]] = []
+    last = 0
+    for match in _TOKEN.finditer(fmt):
+        name, size = match.group(1), int(match.group(2) or 0)
+        if name != "model" and name not in TOKENS:
+            raise ValueError(f"unknown id token {{{name}}}; known: model, {', '.join(TOKENS)}")
+        parts += [fmt[last : match.start()], (name, size)]
+        last = match.end()
+    parts.append(fmt[last:])
+
+    def make(rng: random.Random, now: float, model: str) -> str:
+        out = []
+        for part in parts:
+            if isinstance(part, str):
+                out.append(part)
+            elif part[0] == "model":
+                out.append(model)
+            else:
+                out.append(TOKENS[part[0]](rng, now, part[1]))
+        return "".join(out)
+
+    return make
+
+
+def make_id(fmt: str, rng: random.Random, now: float, model: str) -> str:
+    return id_maker(fmt)(rng, now, model)

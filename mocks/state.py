@@ -14,7 +14,7 @@ from typing import Any
 from contracts import Contract, Model
 from mocks.billing import Ledger
 from mocks.clock import Clock
-from mocks.ids import make_id
+from mocks.ids import id_maker
 from mocks.journal import Journal
 from mocks.lifecycle import Job, Outcome, plan_timeline
 from mocks.limits import Limiter
@@ -101,9 +101,10 @@ class MockState:
         contract = runtime.contract
         now = self.now()
         rng = runtime.rng
-        job_id = make_id(contract.raw["job_id"]["format"], rng, now, model.name)
+        make = id_maker(contract.raw["job_id"]["format"])
+        job_id = make(rng, now, model.name)
         while (provider, job_id) in self.jobs:
-            job_id = make_id(contract.raw["job_id"]["format"], rng, now, model.name)
+            job_id = make(rng, now, model.name)
         outcome = outcome or Outcome("succeeded")
         job = Job(
             id=job_id,
