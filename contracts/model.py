@@ -65,7 +65,10 @@ class Price:
     per_second: float | None
 
     def matches(self, params: dict[str, Any]) -> bool:
-        return all(params.get(k) == v for k, v in self.when.items())
+        for name, value in self.when.items():  # noqa: SIM110 (a plain loop: this runs on every submit)
+            if params.get(name) != value:
+                return False
+        return True
 
     def cost(self, params: dict[str, Any]) -> float:
         if self.amount is not None:

@@ -8,6 +8,7 @@ encodes it as a compact JSON string (for fields that carry JSON text). A value t
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -115,7 +116,7 @@ def compile_expression(source: str) -> Render:
     def render(ctx: Mapping[str, Any]) -> Any:
         value: Any = ctx
         for key in keys:
-            if isinstance(value, Mapping):
+            if isinstance(value, dict) or isinstance(value, Mapping):  # noqa: SIM101 (dict first: cheap)
                 value = value.get(key)
             elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
                 value = value[int(key)]
@@ -216,7 +217,9 @@ class Template:
     def render(self, ctx: Mapping[str, Any]) -> Any:
         if self._render is not None:
             return self._render(ctx)
-        return json.loads(json.dumps(self._static))
+        if isinstance(self._static, dict | list):
+            return copy.deepcopy(self._static)  # a fresh copy: callers may change what they get
+        return self._static
 
 
 def compile_template(source: Any) -> Template:

@@ -96,6 +96,7 @@ class MockState:
         request: dict[str, Any],
         outcome: Outcome | None = None,
         timing: Mapping[str, tuple[float, float]] | None = None,
+        price: float | None = None,
     ) -> Job:
         runtime = self.providers[provider]
         contract = runtime.contract
@@ -113,7 +114,7 @@ class MockState:
             key=key,
             namespace=key,
             params=params,
-            price=model.price(params),
+            price=model.price(params) if price is None else price,
             created_at=now,
             timeline=plan_timeline(now, {**runtime.timing, **timing} if timing else runtime.timing, rng, outcome),
             outcome=outcome,
