@@ -241,7 +241,7 @@ class Runner:
             problem=problem,
             stderr=stderr,
             base_url=self.base_url,
-            expected_urls={j.id: [self.base_url + u for u in j.result_urls] for j in jobs},
+            expected_urls={j.id: [self.base_url + j.result_path] for j in jobs},
             completed_at={j.id: t for j in jobs if (t := j.terminal_at()) is not None},
             media_sizes={j.id: _media_size(contract, j) for j in jobs},
         )

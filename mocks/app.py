@@ -200,10 +200,7 @@ class _Handlers:
                 priced = {"price": price, "job": {"price": price}}
                 response = error_response(contract, "insufficient_balance", msg, priced)
                 return self._journal(request, op.name, response, key, **verdict.note)
-            sent = {"body": body}
-            job = state.create_job(
-                contract.provider, model, key, params, sent, verdict.outcome, verdict.timing, price=price
-            )
+            job = state.create_job(contract.provider, model, key, params, verdict.outcome, verdict.timing, price=price)
             base = ctx["request"]["base_url"]
             state.webhooks.watch(job, callbacks, base, ctx)
             verdict.created(state, job, bool(callbacks))

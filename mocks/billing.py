@@ -75,7 +75,6 @@ class Ledger:
         account.open[job.id] = job
         account.pending += self._open_charge(job)
         self._push(account, job)
-        job.watchers.append(self.rescheduled)
 
     def rescheduled(self, job: Job) -> None:
         """A job's timeline changed (a forced state): file it under its new end time."""

@@ -98,7 +98,7 @@ def force_state(state: MockState, job: Job, target: str, code: str | int | None 
         outcome = Outcome(target, failure.code, failure.message)
     elif target in TERMINAL_STATES:
         outcome = Outcome(target)
-    job.force(target, state.now(), outcome)
+    state.force(job, target, outcome)
 
 
 class Control:

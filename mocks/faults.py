@@ -110,7 +110,7 @@ def _carry_out(
         if verdict.facts.kind == "submit":
             verdict.outcome = outcome
         elif job is not None and outcome is not None and job.state_at(state.now()) not in TERMINAL_STATES:
-            job.force(outcome.state, state.now(), outcome)
+            state.force(job, outcome.state, outcome)
     if action.timing is not None:
         verdict.timing = {k: (v, v) for k, v in action.timing.items()}
     if action.delay is not None or action.fault is not None:

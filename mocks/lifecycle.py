@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import bisect
 import random
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,11 +50,9 @@ class Job:
     created_at: float
     timeline: list[tuple[float, str]]
     outcome: Outcome
-    request: dict[str, Any] = field(default_factory=dict)
-    result_urls: list[str] = field(default_factory=list)
+    result_path: str = ""
     revision: int = 0
     last_status: tuple[Any, bytes] | None = field(default=None, repr=False, compare=False)
-    watchers: list[Callable[[Job], None]] = field(default_factory=list, repr=False, compare=False)
 
     def _index(self, now: float) -> int:
         return max(0, bisect.bisect_right(self.timeline, (now, "~")) - 1)
@@ -92,8 +89,6 @@ class Job:
         """Put the job in ``state`` from ``now`` on. A terminal state ends it with ``outcome``."""
         self._rewrite(state, now, outcome)
         self.revision += 1
-        for watcher in self.watchers:
-            watcher(self)
 
     def _rewrite(self, state: str, now: float, outcome: Outcome | None) -> None:
         keep = [(start, s) for start, s in self.timeline if start <= now]
@@ -128,7 +123,7 @@ class Job:
             "progress": self.progress_at(now) if state == "running" else None,
             "fail_code": self.outcome.code if state in ("failed", "error") else None,
             "fail_message": self.outcome.message if state in ("failed", "error") else None,
-            "result_urls": self.result_urls if state == "succeeded" else [],
+            "result_urls": [self.result_path] if state == "succeeded" and self.result_path else [],
             "params": self.params,
             "price": self.price,
             "media_type": media_type,

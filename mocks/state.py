@@ -24,6 +24,8 @@ from mocks.webhooks import Dispatcher
 
 __all__ = ["MockState", "ProviderRuntime", "UnknownJob"]
 
+_SUCCEEDED = Outcome("succeeded")
+
 
 class UnknownJob(KeyError):
     """No job with this id (for this provider and key)."""
@@ -93,7 +95,6 @@ class MockState:
         model: Model,
         key: str,
         params: dict[str, Any],
-        request: dict[str, Any],
         outcome: Outcome | None = None,
         timing: Mapping[str, tuple[float, float]] | None = None,
         price: float | None = None,
@@ -106,7 +107,7 @@ class MockState:
         job_id = make(rng, now, model.name)
         while (provider, job_id) in self.jobs:
             job_id = make(rng, now, model.name)
-        outcome = outcome or Outcome("succeeded")
+        outcome = outcome or _SUCCEEDED
         job = Job(
             id=job_id,
             provider=provider,
@@ -118,12 +119,16 @@ class MockState:
             created_at=now,
             timeline=plan_timeline(now, {**runtime.timing, **timing} if timing else runtime.timing, rng, outcome),
             outcome=outcome,
-            request=request,
-            result_urls=[contract.media_path.replace("{job_id}", job_id)],
+            result_path=contract.media_path.replace("{job_id}", job_id),
         )
         self.jobs[(provider, job_id)] = job
         runtime.ledger.record(job)
         return job
+
+    def force(self, job: Job, target: str, outcome: Outcome | None = None) -> None:
+        """Put ``job`` in ``target`` now (a terminal state ends it with ``outcome``); balances follow."""
+        job.force(target, self.now(), outcome)
+        self.providers[job.provider].ledger.rescheduled(job)
 
     def job(self, provider: str, job_id: str, key: str | None = None) -> Job:
         job = self.jobs.get((provider, job_id))
