@@ -107,6 +107,26 @@ def _request_ctx(request: Request, body: Any = None) -> dict[str, Any]:
     }
 
 
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, read straight from ``receive`` (and kept where ``request.body()`` keeps it).
+
+    Reading stops one byte past ``limit``: an oversized body is refused without being buffered.
+    """
+    chunks: list[bytes] = []
+    size, more = 0, True
+    while more and size <= limit:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        more = message.get("more_body", False)
+    raw = b"".join(chunks)
+    request._body = raw
+    return raw
+
+
 class _Handlers:
     """The four generic operations: submit, status, balance, media."""
 
@@ -141,7 +161,7 @@ class _Handlers:
         if declared and declared.isdigit() and int(declared) > self.state.max_body_bytes:
             msg = f"Request body is {declared} bytes; the limit is {self.state.max_body_bytes}"
             return None, error_response(contract, "payload_too_large", msg)
-        raw = await request.body()
+        raw = await _body(request, self.state.max_body_bytes)
         if len(raw) > self.state.max_body_bytes:
             msg = f"Request body is {len(raw)} bytes; the limit is {self.state.max_body_bytes}"
             return None, error_response(contract, "payload_too_large", msg)
