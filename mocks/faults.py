@@ -59,7 +59,7 @@ class TransportFault:
 
 @dataclass
 class Verdict:
-    facts: Facts
+    facts: Facts | None  # None: no scenario or magic input applied to this request
     response: Response | None = None
     outcome: Outcome | None = None
     timing: dict[str, tuple[float, float]] | None = None
@@ -67,8 +67,7 @@ class Verdict:
 
     def created(self, state: MockState, job: Job, callbacks: bool) -> None:
         """After a submit created ``job``: adversarial webhook delivery, if a scenario asks for it."""
-        magic = "veomock" in f"{self.facts.prompt}{self.facts.key}"
-        if not callbacks or not (state.scenarios.active or magic):
+        if self.facts is None or not callbacks:
             return
         action = state.scenarios.webhook_action(replace(self.facts, job=job.id))
         if action is not None:
@@ -107,7 +106,7 @@ def _carry_out(
         verdict.response = error_for(contract, action)
     elif action.fail is not None or action.state is not None:
         outcome = outcome_for(contract, action)
-        if verdict.facts.kind == "submit":
+        if verdict.facts is not None and verdict.facts.kind == "submit":
             verdict.outcome = outcome
         elif job is not None and outcome is not None and job.state_at(state.now()) not in TERMINAL_STATES:
             state.force(job, outcome.state, outcome)
@@ -134,10 +133,12 @@ def screen(
         prompt = prompt if prompt is not None else job.params.get("prompt")
         model = model or job.model
     text = prompt if isinstance(prompt, str) else None
-    facts = Facts(contract.provider, kind, operation, key, text, model, job.id if job else None)
-    verdict = Verdict(facts)
     scenarios = state.scenarios
-    if scenarios.active or "veomock" in (text or "") or "veomock" in (key or ""):
+    if not (scenarios.active or "veomock" in (text or "") or "veomock" in (key or "")):
+        verdict = Verdict(None)  # the common case: only the limits can still refuse
+    else:
+        facts = Facts(contract.provider, kind, operation, key, text, model, job.id if job else None)
+        verdict = Verdict(facts)
         decision = scenarios.consult(facts)
         if decision.problem is not None:
             verdict.response = error_response(contract, "invalid_request", decision.problem)

@@ -17,7 +17,7 @@ from contracts import TERMINAL_STATES
 __all__ = ["Job", "Outcome", "plan_timeline"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """How a job ends: a canonical terminal state and, for failures, the provider's code."""
 
@@ -38,7 +38,7 @@ def plan_timeline(
     return [(created, "queued"), (created + queued, "running"), (created + queued + running, outcome.state)]
 
 
-@dataclass
+@dataclass(slots=True, eq=False)
 class Job:
     id: str
     provider: str
