@@ -33,6 +33,8 @@ class _Omit:
 
 OMIT: Any = _Omit()
 
+# One encoder, reused: json.dumps with options builds a new encoder on every call.
+_compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _PLACEHOLDER = re.compile(r"\{\{\s*(.*?)\s*\}\}")
 _FILTER = re.compile(r"^([a-z_]+)(?:\((.*)\))?$")
 _ROOT = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_-]*)")
@@ -67,7 +69,7 @@ _FILTERS: dict[str, Callable[..., Any]] = {
     "str": lambda v: str(v),
     "lower": lambda v: str(v).lower(),
     "upper": lambda v: str(v).upper(),
-    "json": lambda v: json.dumps(v, separators=(",", ":"), ensure_ascii=False),
+    "json": lambda v: _compact(v),
     "round": lambda v, n=2: round(float(v), int(n)),
 }
 # Filters that also see None; every other filter passes None through untouched.
@@ -182,7 +184,7 @@ def _compile(node: Any) -> Any:
 
             def render_json(ctx: Mapping[str, Any]) -> str:
                 value = inner(ctx) if callable(inner) else inner
-                return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+                return _compact(value)
 
             return render_json
         entries = [(k, _compile(v)) for k, v in node.items()]

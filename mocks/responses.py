@@ -44,9 +44,7 @@ class _Json(Response):
     def __init__(self, content: Any, status_code: int, encoded: bytes | None = None) -> None:
         self.status_code = status_code
         self.background = None
-        self.body = (
-            encoded if encoded is not None else json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
-        )
+        self.body = encoded if encoded is not None else _encode(content).encode()
         self.raw_headers = [(b"content-length", str(len(self.body)).encode()), (b"content-type", _JSON_TYPE)]
 
 
@@ -56,6 +54,8 @@ def reply(status: int, body: bytes) -> Response:
 
 
 _JSON_TYPE = b"application/json"
+# One encoder for every response: json.dumps with options builds a new encoder on each call.
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
 @lru_cache(maxsize=512)
