@@ -210,12 +210,6 @@ class Contract:
     webhook_delivery: WebhookDelivery | None = None
     webhook_unsupported: WebhookUnsupported | None = None
 
-    def state_name(self, canonical: str) -> str:
-        return self.states[canonical]
-
-    def canonical_states(self, provider_state: str) -> list[str]:
-        return [c for c, p in self.states.items() if p == provider_state]
-
     def error(self, name: str) -> ErrorSpec:
         return self.errors[name]
 

@@ -111,12 +111,6 @@ class Ledger:
             return min(known)
         return account.ends[0][0] if account.ends and account.ends[0][0] != math.inf else None
 
-    def open_jobs(self, key: str, now: float) -> list[Job]:
-        """The jobs of ``key`` that have not ended at ``now``."""
-        account = self._account(key)
-        self._settle(account, now)
-        return list(account.open.values())
-
     def forget(self, key: str) -> None:
         """Drop ``key``'s account: it starts again from the initial balance."""
         self._accounts.pop(key, None)

@@ -66,9 +66,6 @@ class Job:
     def state_at(self, now: float) -> str:
         return self.timeline[self._index(now)][1]
 
-    def entered_at(self, now: float) -> float:
-        return self.timeline[self._index(now)][0]
-
     def terminal_at(self) -> float | None:
         for start, state in self.timeline:
             if state in TERMINAL_STATES:

@@ -76,3 +76,20 @@ def test_clock_scales_and_advances() -> None:
     assert clock.real_seconds(10) == float("inf")
     with pytest.raises(ValueError):
         clock.advance(-1)
+
+
+def test_timing_is_configurable_per_provider() -> None:
+    from mocks import create_state
+    from mocks.lifecycle import Outcome as Ending
+
+    state = create_state(["apixo"], clock=Clock(speed=0, start=1000.0))
+    state.set_timing("apixo", "running", 7, 7)
+    state.set_timing("apixo", "queued", 0, 0)
+    contract = state.contracts["apixo"]
+    model = contract.models["veo-3-1"]
+    job = state.create_job("apixo", model, "k", {"prompt": "p", "aspect_ratio": "16:9", "duration": 8}, Ending())
+    assert job.timeline == [(1000.0, "queued"), (1000.0, "running"), (1007.0, "succeeded")]
+    with pytest.raises(ValueError, match="queued' or 'running"):
+        state.set_timing("apixo", "done", 1, 2)
+    with pytest.raises(ValueError, match="low <= high"):
+        state.set_timing("apixo", "running", 5, 1)
