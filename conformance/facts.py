@@ -41,20 +41,20 @@ def body_path(template: Template | None) -> str | None:
     return match.group(1) if match else None
 
 
-def submit_operation(contract: Contract, model: Model | str) -> Operation:
+def _operation(contract: Contract, kind: str, model: Model | str) -> Operation:
     name = model if isinstance(model, str) else model.name
-    for op in contract.operations_of("submit"):
+    for op in contract.operations_of(kind):
         if name in op.models:
             return op
-    raise KeyError(f"{contract.provider} has no submit operation for model {name!r}")
+    raise KeyError(f"{contract.provider} has no {kind} operation for model {name!r}")
+
+
+def submit_operation(contract: Contract, model: Model | str) -> Operation:
+    return _operation(contract, "submit", model)
 
 
 def status_operation(contract: Contract, model: Model | str) -> Operation:
-    name = model if isinstance(model, str) else model.name
-    for op in contract.operations_of("status"):
-        if name in op.models:
-            return op
-    raise KeyError(f"{contract.provider} has no status operation for model {name!r}")
+    return _operation(contract, "status", model)
 
 
 def api_key(contract: Contract, suffix: str = "") -> str:

@@ -11,27 +11,9 @@ import pytest
 from mocks import Clock, Control, MockState, create_state
 from mocks.cli import _read_chaos
 from tests.conftest import PROVIDERS, START
-from tests.faulty import error_cases, failure_cases, load, submit_parts
-from tests.test_scenarios import check_error, check_failure
+from tests.faulty import load, submit_parts
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.mark.parametrize(("provider", "name"), error_cases())
-async def test_every_error_through_chaos(
-    asgi_client: httpx.AsyncClient, state: MockState, provider: str, name: str
-) -> None:
-    await check_error(asgi_client, state, provider, name, "chaos")
-
-
-@pytest.mark.parametrize(("provider", "code"), failure_cases())
-async def test_every_failure_code_through_chaos(
-    asgi_client: httpx.AsyncClient,
-    state: MockState,
-    provider: str,
-    code: str,
-) -> None:
-    await check_failure(asgi_client, state, provider, code, "chaos")
 
 
 PROFILE = {"seed": 7, "faults": {"error:internal": 0.2, "error:rate_limited": 0.1, "fail": 0.2, "delay:0": 0.1}}

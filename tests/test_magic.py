@@ -9,31 +9,10 @@ from mocks import MockState
 from mocks.failures import magic_key
 from mocks.scenarios import RuleError, magic_in_key, magic_in_prompt, parse_magic
 from tests.conftest import PROVIDERS
-from tests.faulty import error_cases, failure_cases, finish, last_job, load, status_parts, submit_parts
+from tests.faulty import finish, last_job, load, status_parts, submit_parts
 from tests.helpers import API_KEY
-from tests.test_scenarios import check_error, check_failure
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.mark.parametrize("trigger", ["prompt", "key"])
-@pytest.mark.parametrize(("provider", "name"), error_cases())
-async def test_every_error_through_magic(
-    asgi_client: httpx.AsyncClient, state: MockState, provider: str, name: str, trigger: str
-) -> None:
-    await check_error(asgi_client, state, provider, name, trigger)
-
-
-@pytest.mark.parametrize("trigger", ["prompt", "key"])
-@pytest.mark.parametrize(("provider", "code"), failure_cases())
-async def test_every_failure_code_through_magic(
-    asgi_client: httpx.AsyncClient,
-    state: MockState,
-    provider: str,
-    code: str,
-    trigger: str,
-) -> None:
-    await check_failure(asgi_client, state, provider, code, trigger)
 
 
 def test_the_prompt_token_and_the_key_form() -> None:

@@ -1,7 +1,6 @@
-"""Scenario rules set through the control API: every error and failure code, order, times, matching.
+"""Scenario rules set through the control API: order, times, matching, validation.
 
-The shared checks (:func:`check_error`, :func:`check_failure`) also run for the magic inputs
-(test_magic.py) and chaos (test_chaos.py): one expectation, three triggers.
+Every error and failure code through every trigger (rules included) is in test_triggers.py.
 """
 
 from __future__ import annotations
@@ -14,82 +13,16 @@ import pytest
 from mocks import Control, MockState
 from mocks.scenarios import Facts, RuleError, parse_rule
 from tests.conftest import PROVIDERS
-from tests.faulty import arm as arm_trigger
 from tests.faulty import (
-    error_cases,
-    error_entry,
-    failure_cases,
-    failure_entry,
-    finish,
     last_job,
     load,
     status_parts,
     submit_op,
     submit_parts,
 )
-from tests.helpers import API_KEY, shape
+from tests.helpers import API_KEY
 
 pytestmark = pytest.mark.anyio
-
-
-async def check_error(
-    client: httpx.AsyncClient,
-    state: MockState,
-    provider: str,
-    name: str,
-    trigger: str,
-) -> None:
-    """The trigger makes the submit answer the contract's error ``name``, as the catalogue shows it."""
-    entry, contract = error_entry(provider, name), load(provider)
-    prompt, key = await arm_trigger(client, entry, trigger)
-    answer = await client.request(**submit_parts(contract, prompt, key))
-    assert answer.status_code == entry["status"], answer.text
-    assert answer.json() == entry["body"]
-    for header, value in entry["headers"].items():
-        assert answer.headers[header] == value
-    assert not state.jobs, "an error answer creates no job"
-    [seen] = [e for e in state.journal if e.get("operation") == submit_op(contract)[0].name]
-    assert seen["status"] == entry["status"] and seen["scenario"]
-
-
-async def check_failure(
-    client: httpx.AsyncClient,
-    state: MockState,
-    provider: str,
-    code: str,
-    trigger: str,
-) -> None:
-    """The trigger makes the job end with failure ``code``; polling then shows it."""
-    entry, contract = failure_entry(provider, code), load(provider)
-    prompt, key = await arm_trigger(client, entry, trigger)
-    answer = await client.request(**submit_parts(contract, prompt, key))
-    assert answer.status_code == contract.submit.status, answer.text
-    job_id = last_job(state)
-    outcome = Control(state).job(job_id)["outcome"]
-    assert (str(outcome["code"]), outcome["state"]) == (code, entry["state"])
-    finish(state, job_id)
-    poll = await client.request(**status_parts(contract, job_id, key))
-    assert poll.status_code == contract.status[entry["state"]].status
-    assert shape(poll.json()) == shape(entry["status_body"])
-    assert entry["status"] in poll.text
-    assert code in poll.text or entry["message"] in poll.text, "the poll shows the failure (code or message)"
-
-
-@pytest.mark.parametrize(("provider", "name"), error_cases())
-async def test_every_error_through_a_rule(
-    asgi_client: httpx.AsyncClient, state: MockState, provider: str, name: str
-) -> None:
-    await check_error(asgi_client, state, provider, name, "rule")
-
-
-@pytest.mark.parametrize(("provider", "code"), failure_cases())
-async def test_every_failure_code_through_a_rule(
-    asgi_client: httpx.AsyncClient,
-    state: MockState,
-    provider: str,
-    code: str,
-) -> None:
-    await check_failure(asgi_client, state, provider, code, "rule")
 
 
 async def _submit(
