@@ -249,7 +249,7 @@ class Runner:
         result = Result(scenario, applied, failures, run)
         if failures and self.replay_dir is not None:
             result.replay = self.write_replay(result)
-        reproduce = self.reproduce(result.replay)
+        reproduce = self.reproduce(result.replay, scenario.id)
         result.failures = [Failure(**{**f.to_json(), "reproduce": reproduce}) for f in failures]
         return result
 
@@ -284,9 +284,10 @@ class Runner:
         path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
         return path
 
-    def reproduce(self, replay: Path | None) -> str:
-        target = f"--replay {shlex.quote(str(replay))}" if replay else "--scenario ID"
-        return f"veomock check --provider {self.provider} {target} {self.adapter.describe()}"
+    def reproduce(self, replay: Path | None, scenario: str) -> str:
+        target = f"--replay {shlex.quote(str(replay))}" if replay else f"--scenario {shlex.quote(scenario)}"
+        seed = f" --seed {self.seed}" if self.seed else ""
+        return f"veomock check --provider {self.provider}{seed} {target} {self.adapter.describe()}"
 
 
 def _jsonable(entry: Mapping[str, Any]) -> dict[str, Any]:

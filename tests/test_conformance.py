@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 import conformance
@@ -29,6 +30,7 @@ from conformance.scenarios import catalogue, scenarios
 from conformance.server import Harness
 from contracts import available, load
 from examples.broken import CATALOGUE, Broken
+from examples.clients.base import Receiver
 from mocks.cli import main as veomock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,6 +62,32 @@ def test_reference_client_passes_every_applicable_check(provider: str) -> None:
 
 def test_every_check_is_exercised_by_a_reference_client() -> None:
     assert any(_capabilities(p).webhooks for p in PROVIDERS)
+
+
+def test_reference_receiver_keeps_a_callback_before_answering_it() -> None:
+    # The sender's 200 is the moment the mock counts a callback delivered; the client must see it by then.
+    class Checking(Receiver):
+        def answer(self) -> int:
+            return 200 if self.received() else 500
+
+    receiver = Checking("127.0.0.1:0")
+    try:
+        host, port = receiver.server.server_address[:2]
+        response = httpx.post(f"http://{host}:{port}/hook", json={"id": "t1", "status": "completed"})
+    finally:
+        receiver.close()
+    assert response.status_code == 200
+    assert receiver.received() == [{"id": "t1", "status": "completed"}]
+
+
+def test_in_process_failures_name_the_scenario_to_rerun() -> None:
+    broken = next(b for b in CATALOGUE if b.name == "pixazo-error-as-failed")
+    contract, caps = load(broken.provider), Capabilities(webhooks=broken.webhooks)
+    chosen = [s for s in catalogue(contract, caps) if s.kind == "job-failure"]
+    with Runner(broken.provider, PythonAdapter(broken.generate, broken.name), caps, seed=7) as runner:
+        failed = next(r for r in runner.run_all(chosen) if r.failures)
+    command = failed.failures[0].reproduce
+    assert f"--scenario {failed.scenario.id} " in command and "--seed 7" in command, command
 
 
 @pytest.mark.parametrize("broken", CATALOGUE, ids=[b.name for b in CATALOGUE])

@@ -50,7 +50,7 @@ class Status:
 
 
 class Receiver:
-    """A webhook receiver: answers every callback with 200 at once and keeps the JSON bodies."""
+    """A webhook receiver: keeps each JSON body, then answers the callback with 200."""
 
     def __init__(self, addr: str) -> None:
         host, _, port = addr.rpartition(":")
@@ -61,15 +61,17 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                self.send_response(receiver.answer())
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                # Keep the body before answering: once the sender sees the 200, the client sees the body.
                 try:
                     parsed = json.loads(body)
                 except ValueError:
-                    return
-                with receiver.lock:
-                    receiver.bodies.append(parsed)
+                    parsed = None
+                if parsed is not None:
+                    with receiver.lock:
+                        receiver.bodies.append(parsed)
+                self.send_response(receiver.answer())
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
