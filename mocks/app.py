@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 from contracts import Contract, Operation
 from mocks.faults import MockApp, screen, with_fault
 from mocks.journal import capture
+from mocks.jsontext import TooDeep, loads
 from mocks.lifecycle import Job
 from mocks.media import clip_for
 from mocks.responses import error_response, render, reply
@@ -166,7 +167,9 @@ class _Handlers:
             msg = f"Request body is {len(raw)} bytes; the limit is {self.state.max_body_bytes}"
             return None, error_response(contract, "payload_too_large", msg)
         try:
-            body = json.loads(raw)
+            body = loads(raw)
+        except TooDeep as exc:
+            return None, error_response(contract, "malformed_json", f"Malformed JSON: {exc}")
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
             msg = f"Malformed JSON{where}: {exc.args[0].split(':')[0]}; send a JSON object"

@@ -36,6 +36,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from contracts import CANONICAL_STATES, TERMINAL_STATES
 from mocks.journal import select, to_har
+from mocks.jsontext import loads
 from mocks.lifecycle import Job, Outcome
 from mocks.scenarios import RuleError
 from mocks.state import MockState, UnknownJob
@@ -54,7 +55,7 @@ async def _json(request: Request) -> dict[str, Any]:
     raw = await request.body()
     if not raw:
         return {}
-    data = json.loads(raw)
+    data = loads(raw)
     if not isinstance(data, dict):
         raise ValueError("send a JSON object")
     return data
@@ -317,7 +318,7 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
             query = _filters(request, "key", "provider")
             removed = control.clear_scenarios(**query, rule_id=request.query_params.get("id"))
             return JSONResponse({"removed": removed})
-        data = json.loads(await request.body() or b"null")
+        data = loads(await request.body() or b"null")
         rules = data["rules"] if isinstance(data, Mapping) and set(data) == {"rules"} else data
         return JSONResponse({"added": control.add_scenarios(rules)}, status_code=201)
 

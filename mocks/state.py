@@ -18,6 +18,7 @@ from mocks.ids import id_maker
 from mocks.journal import Journal
 from mocks.lifecycle import Job, Outcome, plan_timeline
 from mocks.limits import Limiter
+from mocks.longlived import LongLived
 from mocks.scenarios import Scenarios
 from mocks.validation import RequestValidator, validator_for
 from mocks.webhooks import Dispatcher
@@ -54,15 +55,18 @@ class MockState:
     allow_http_webhooks: bool = False  # plain http callbacks to loopback, where a channel wants https
     webhook_ca: str | None = None  # a PEM file of extra CAs trusted for https callbacks
     chaos: dict[str, Any] | None = None  # a chaos profile that survives reset (veomock serve --chaos)
+    freeze_every: int | None = 1000  # jobs between moves of live objects out of the collector's sight
     providers: dict[str, ProviderRuntime] = field(init=False)
     jobs: dict[tuple[str, str], Job] = field(init=False)
     journal: Journal = field(init=False)
     webhooks: Dispatcher = field(init=False)
+    longlived: LongLived = field(init=False)
     scenarios: Scenarios = field(init=False)
     limits: Limiter = field(init=False)
 
     def __post_init__(self) -> None:
         self.webhooks = Dispatcher(self, ca_file=self.webhook_ca)
+        self.longlived = LongLived(self.freeze_every)
         self.reset()
 
     def reset(self) -> None:
@@ -78,6 +82,7 @@ class MockState:
             for name, contract in self.contracts.items()
         }
         self.jobs = {}
+        self.longlived.release()
         self.journal = Journal(self.journal_size)
         self.webhooks.reset()
         self.scenarios = Scenarios(self.contracts, chaos=self.chaos)
@@ -123,6 +128,7 @@ class MockState:
         )
         self.jobs[(provider, job_id)] = job
         runtime.ledger.record(job)
+        self.longlived.added()
         return job
 
     def force(self, job: Job, target: str, outcome: Outcome | None = None) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import ssl
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -38,6 +37,7 @@ from starlette.routing import BaseRoute, Route
 
 from contracts import CANONICAL_STATES, TERMINAL_STATES, Contract
 from contracts.model import WebhookChannel, WebhookDelivery
+from mocks.jsontext import loads
 from mocks.lifecycle import Job
 
 if TYPE_CHECKING:
@@ -555,7 +555,7 @@ def control_routes(state: MockState) -> list[BaseRoute]:
         hooks = state.webhooks
         if request.method == "POST":
             try:
-                data = json.loads(await request.body() or b"{}")
+                data = loads(await request.body() or b"{}")
                 spec = data["policy"]
                 policy = None if spec.get("mode") in (None, "none") else Policy.from_action(spec)
                 hooks.set_policy(policy, job=spec.get("job"), key=spec.get("key"))

@@ -141,6 +141,8 @@ def test_jobs_are_private_to_their_api_key(client: TestClient, state: MockState,
         (b"[1, 2]", "application/json", "JSON object"),
         (b"prompt=hi", "application/x-www-form-urlencoded", "Content-Type must be application/json"),
         (b"\xff\xfe", "application/json", "Malformed JSON"),
+        (b"[" * 100_000, "application/json", "nested too deeply"),
+        (b'{"input":' * 100_000, "application/json", "nested too deeply"),
     ],
 )
 def test_bad_bodies_get_a_provider_shaped_400(

@@ -89,6 +89,9 @@ async def test_clock_jobs_and_forcing_through_both_apis(
     assert (await asgi_client.get("/_veomock/jobs/nope")).status_code == 404
     assert (await asgi_client.post("/_veomock/clock", json={"advance": -1})).status_code == 400
     assert (await asgi_client.post("/_veomock/scenarios", content=b"{nope")).status_code == 400
+    for route in ("/_veomock/clock", "/_veomock/scenarios", "/_veomock/webhooks"):
+        deep = await asgi_client.post(route, content=b"[" * 100_000)
+        assert deep.status_code == 400 and "nested too deeply" in deep.text, (route, deep.text)
 
 
 async def test_journal_filters(asgi_client: httpx.AsyncClient, state: MockState) -> None:

@@ -93,3 +93,37 @@ def test_timing_is_configurable_per_provider() -> None:
         state.set_timing("apixo", "done", 1, 2)
     with pytest.raises(ValueError, match="low <= high"):
         state.set_timing("apixo", "running", 5, 1)
+
+
+def test_jobs_leave_the_collectors_sight_until_reset() -> None:
+    import gc
+    import weakref
+
+    from mocks import create_state
+    from mocks.longlived import LongLived
+
+    class Node:
+        other: Node | None = None
+
+    state = create_state(["apixo"], clock=Clock(speed=0, start=1000.0))
+    state.longlived = LongLived(every=3)
+    model = state.contracts["apixo"].models["veo-3-1"]
+    params = {"prompt": "p", "aspect_ratio": "16:9", "duration": 8}
+    first, second = Node(), Node()
+    first.other, second.other = second, first  # a reference cycle, alive while `first` is
+    gone = weakref.ref(first)
+    frozen_before = gc.get_freeze_count()
+    for _ in range(2):
+        state.create_job("apixo", model, "k", params)
+    assert gc.get_freeze_count() == frozen_before
+    state.create_job("apixo", model, "k", params)  # the third job: everything alive is frozen
+    assert gc.get_freeze_count() > frozen_before
+    del first, second
+    gc.collect()
+    assert gone() is not None  # frozen: the collector no longer looks at the cycle
+    state.reset()
+    assert gc.get_freeze_count() == 0
+    gc.collect()
+    assert gone() is None  # handed back on reset, and collected
+    with pytest.raises(ValueError, match="positive number"):
+        LongLived(every=0)
