@@ -206,15 +206,24 @@ def _compile(node: Any) -> Any:
 class Template:
     """A compiled template; ``render(ctx)`` returns a fresh JSON-ready value."""
 
-    __slots__ = ("_render", "_static", "roots", "source")
+    __slots__ = ("_render", "_static", "_text", "roots", "source")
 
     def __init__(self, source: Any) -> None:
         self.source = source
         compiled = _compile(source)
         self._render: Render | None = compiled if callable(compiled) else None
         self._static = compiled
+        text = json.dumps(source)
         #: The context roots the template reads (``job``, ``body``, ...): what its output depends on.
-        self.roots = frozenset(_ROOT.findall(json.dumps(source)))
+        self.roots = frozenset(_ROOT.findall(text))
+        self._text = text
+
+    def fields(self, root: str) -> frozenset[str] | None:
+        """The keys of ``root`` the template reads (``job.id`` reads ``id``); None when it reads
+        ``root`` whole (``{{ job | json }}``), so every key counts."""
+        if re.search(r"\{\{\s*" + re.escape(root) + r"\s*(\||\}\})", self._text):
+            return None
+        return frozenset(re.findall(r"\{\{\s*" + re.escape(root) + r"\.([A-Za-z0-9_-]+)", self._text))
 
     def render(self, ctx: Mapping[str, Any]) -> Any:
         if self._render is not None:

@@ -15,10 +15,12 @@ from urllib.parse import parse_qsl
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import BaseRoute, Match, Mount, Route, Router
+from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import Receive, Scope, Send
 
 from contracts import Contract, Operation
+from contracts.model import Response as ResponseSpec
+from contracts.templates import compile_template
 from mocks.faults import MockApp, screen, with_fault
 from mocks.journal import capture
 from mocks.jsontext import TooDeep, loads
@@ -90,6 +92,18 @@ class _Headers(Mapping[str, str]):
 
     def __len__(self) -> int:
         return len(self._raw)
+
+
+def _job_fields(spec: ResponseSpec) -> frozenset[str] | None:
+    """The job fields a response reads, in its body or its headers (None: all of them)."""
+    templates = [spec.body, *(compile_template(v) for v in spec.headers.values())]
+    wanted: set[str] = set()
+    for template in templates:
+        fields = template.fields("job")
+        if fields is None:
+            return None
+        wanted |= fields
+    return frozenset(wanted)
 
 
 def _request_ctx(request: Request, body: Any = None) -> dict[str, Any]:
@@ -181,6 +195,7 @@ class _Handlers:
 
     def submit(self, op: Operation) -> Handler:
         contract, state = self.contract, self.state
+        fields = _job_fields(contract.submit)
 
         async def handle(request: Request) -> Response:
             ctx = _request_ctx(request)
@@ -225,9 +240,11 @@ class _Handlers:
                 return self._journal(request, op.name, response, key, **verdict.note)
             job = state.create_job(contract.provider, model, key, params, verdict.outcome, verdict.timing, price=price)
             base = ctx["request"]["base_url"]
-            state.webhooks.watch(job, callbacks, base, ctx)
-            verdict.created(state, job, bool(callbacks))
-            response = render(contract.submit, {**ctx, "job": state.view(job, base)})
+            if callbacks:
+                state.webhooks.watch(job, callbacks, base, ctx)
+                verdict.created(state, job, True)
+            ctx["job"] = state.view(job, base, fields=fields)
+            response = render(contract.submit, ctx)
             return self._journal(request, op.name, response, key, job=job.id, **verdict.note)
 
         return handle
@@ -438,7 +455,9 @@ class _StaticFirstRouter(Router):
     """A Router that finds routes without path parameters in a dict before trying patterns.
 
     Every contract route is tried in order otherwise, one regular expression each; with four
-    providers that is most of a status call's routing time.
+    providers that is most of a status call's routing time. A static route's handler is called
+    directly: the (method, path) key has already matched it, and the handlers raise nothing for
+    Starlette's per-route exception handling to map (a crash still reaches the app's handler).
     """
 
     def __init__(self, routes: list[BaseRoute], **kwargs: Any) -> None:
@@ -453,11 +472,11 @@ class _StaticFirstRouter(Router):
         if scope["type"] == "http":
             route = self._static.get((scope["method"], scope["path"]))
             if route is not None:
-                match, child_scope = route.matches(scope)
-                if match is Match.FULL:
-                    scope.setdefault("router", self)
-                    scope["route"] = route
-                    scope.update(child_scope)
-                    await route.handle(scope, receive, send)
-                    return
+                scope.setdefault("router", self)
+                scope["route"] = route
+                scope["endpoint"] = route.endpoint
+                scope["path_params"] = {}
+                response = await route.endpoint(Request(scope, receive, send))
+                await response(scope, receive, send)
+                return
         await super().app(scope, receive, send)

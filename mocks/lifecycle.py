@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import random
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,26 +103,33 @@ class Job:
             timeline.append((now + (end - now) / 2, "running"))
         self.timeline = [*timeline, (end, self.outcome.state)]
 
-    def view(self, now: float, state_names: dict[str, str], media_type: str) -> dict[str, Any]:
-        """The job as templates see it at ``now``."""
+    def view(
+        self, now: float, state_names: dict[str, str], media_type: str, fields: Collection[str] | None = None
+    ) -> dict[str, Any]:
+        """The job as templates see it at ``now``: every field, or only ``fields`` and the cheap ones."""
         entered, state = self.timeline[self._index(now)]
         done = state in TERMINAL_STATES
-        running_start = next((s for s, st in self.timeline if st == "running" and s <= now), None)
-        return {
+        failed = state in ("failed", "error")
+        view = {
             "id": self.id,
             "model": self.model,
             "state": state,
             "status": state_names[state],
             "created_at": self.created_at,
-            "started_at": running_start,
             "updated_at": entered,
             "completed_at": entered if done else None,
-            "elapsed": round(entered - self.created_at, 3) if done else None,
-            "progress": self.progress_at(now) if state == "running" else None,
-            "fail_code": self.outcome.code if state in ("failed", "error") else None,
-            "fail_message": self.outcome.message if state in ("failed", "error") else None,
-            "result_urls": [self.result_path] if state == "succeeded" and self.result_path else [],
+            "fail_code": self.outcome.code if failed else None,
+            "fail_message": self.outcome.message if failed else None,
             "params": self.params,
             "price": self.price,
             "media_type": media_type,
         }
+        if fields is None or "started_at" in fields:
+            view["started_at"] = next((s for s, st in self.timeline if st == "running" and s <= now), None)
+        if fields is None or "elapsed" in fields:
+            view["elapsed"] = round(entered - self.created_at, 3) if done else None
+        if fields is None or "progress" in fields:
+            view["progress"] = self.progress_at(now) if state == "running" else None
+        if fields is None or "result_urls" in fields:
+            view["result_urls"] = [self.result_path] if state == "succeeded" and self.result_path else []
+        return view

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -14,6 +13,7 @@ from contracts.loader import ContractError
 from contracts.model import ErrorSpec
 from contracts.model import Response as ResponseSpec
 from contracts.templates import Template, compile_template
+from mocks.jsontext import dumps
 
 __all__ = ["FALLBACK", "error_response", "render", "reply", "resolve_error"]
 
@@ -44,7 +44,7 @@ class _Json(Response):
     def __init__(self, content: Any, status_code: int, encoded: bytes | None = None) -> None:
         self.status_code = status_code
         self.background = None
-        self.body = encoded if encoded is not None else _encode(content).encode()
+        self.body = encoded if encoded is not None else dumps(content)
         self.raw_headers = [(b"content-length", str(len(self.body)).encode()), (b"content-type", _JSON_TYPE)]
 
 
@@ -54,8 +54,6 @@ def reply(status: int, body: bytes) -> Response:
 
 
 _JSON_TYPE = b"application/json"
-# One encoder for every response: json.dumps with options builds a new encoder on each call.
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
 @lru_cache(maxsize=512)

@@ -7,7 +7,7 @@ test can drive the mock in-process exactly as a client does over a socket.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,11 +148,14 @@ class MockState:
                 return job
         raise UnknownJob(job_id)
 
-    def view(self, job: Job, base_url: str, at: float | None = None) -> dict[str, Any]:
-        """The job as templates see it now (or at provider time ``at``)."""
+    def view(
+        self, job: Job, base_url: str, at: float | None = None, fields: Collection[str] | None = None
+    ) -> dict[str, Any]:
+        """The job as templates see it now (or at provider time ``at``); ``fields`` as in :meth:`Job.view`."""
         contract = self.providers[job.provider].contract
-        view = job.view(self.now() if at is None else at, contract.states, contract.media_type)
-        view["result_urls"] = [base_url + path for path in view["result_urls"]]
+        view = job.view(self.now() if at is None else at, contract.states, contract.media_type, fields)
+        if "result_urls" in view:
+            view["result_urls"] = [base_url + path for path in view["result_urls"]]
         return view
 
     def media_expired(self, job: Job) -> bool:

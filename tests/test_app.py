@@ -297,10 +297,11 @@ def test_balance_is_charged_and_runs_out(client: TestClient, state: MockState, p
         )
 
 
-def test_a_bug_in_the_mock_still_answers_in_the_providers_envelope(state: MockState) -> None:
+@pytest.mark.parametrize("provider", PROVIDERS)  # static routes (found by dict) and routes with parameters
+def test_a_bug_in_the_mock_still_answers_in_the_providers_envelope(state: MockState, provider: str) -> None:
     from mocks import build_app
 
-    contract = state.contracts[PROVIDERS[0]]
+    contract = state.contracts[provider]
     op = next(o for o in contract.operations if o.kind == "status")
 
     def broken(*args: Any, **kwargs: Any) -> Any:
