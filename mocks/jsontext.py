@@ -47,8 +47,11 @@ _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=
 
 def dumps(value: Any) -> bytes:
     """Compact UTF-8 JSON. Values orjson cannot encode (integers past 64 bits, keys that are not
-    strings) are encoded by the standard library."""
+    strings) are encoded by the standard library. NaN and infinities, which JSON cannot carry,
+    encode as ``null`` (the standard library would raise, and the mock would answer 500)."""
     try:
-        return orjson.dumps(value)
+        # orjson's bytes keep the buffer they were written into (4 KiB for a 60-byte reply). The
+        # journal and the status memo keep bodies for long, so take a right-sized copy (70 ns).
+        return orjson.dumps(value).decode().encode()
     except TypeError:
         return _encode(value).encode()

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from mocks.jsontext import TooDeep, dumps, loads
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
     max_leaves=20,
 )
@@ -73,7 +73,25 @@ def test_encoding_round_trips(value: Any) -> None:
     assert json.loads(dumps(value)) == value
 
 
+def test_numbers_json_cannot_carry_encode_as_null() -> None:
+    assert dumps({"a": math.inf, "b": -math.inf, "c": math.nan}) == b'{"a":null,"b":null,"c":null}'
+
+
 def test_what_orjson_cannot_encode_the_standard_library_does() -> None:
     assert dumps({"n": 2**70}) == b'{"n":1180591620717411303424}'
     assert dumps({1: "a"}) == b'{"1":"a"}'
     assert dumps({"text": "é"}) == '{"text":"é"}'.encode()
+
+
+def test_encoded_bodies_take_no_more_memory_than_their_length() -> None:
+    import sys
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        body = dumps({"code": 200, "message": "success", "data": {"taskId": "task_12345678"}})
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held <= sys.getsizeof(body) + 64, (held, len(body))
