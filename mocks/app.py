@@ -151,19 +151,20 @@ class _Handlers:
         self.runtime = state.runtime(contract.provider)
 
     def _journal(self, request: Request, op: str, response: Response, key: str | None, **extra: Any) -> Response:
-        self.state.record(
-            {
-                "direction": "inbound",
-                "provider": self.contract.provider,
-                "operation": op,
-                "method": request.method,
-                "path": request.scope["path"],
-                "status": response.status_code,
-                "key": key,
-                **capture(request, response),
-                **extra,
-            }
-        )
+        scope = request.scope
+        entry = {
+            "direction": "inbound",
+            "provider": self.contract.provider,
+            "operation": op,
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": response.status_code,
+            "key": key,
+            **capture(request, response),
+        }
+        if extra:
+            entry.update(extra)
+        self.state.record(entry)
         return with_fault(request, response)
 
     async def _read_json(self, request: Request, headers: Mapping[str, str]) -> tuple[Any, Response | None]:
@@ -196,6 +197,7 @@ class _Handlers:
     def submit(self, op: Operation) -> Handler:
         contract, state = self.contract, self.state
         fields = _job_fields(contract.submit)
+        param_renderers = {m: [(n, t.renderer()) for n, t in contract.models[m].params.items()] for m in op.models}
 
         async def handle(request: Request) -> Response:
             ctx = _request_ctx(request)
@@ -226,7 +228,7 @@ class _Handlers:
             except WebhookRefused as refusal:
                 response = error_response(contract, refusal.error, refusal.message)
                 return self._journal(request, op.name, response, key)
-            params = {name: expr.render(ctx) for name, expr in model.params.items()}
+            params = {name: render_param(ctx) for name, render_param in param_renderers[model_name]}
             prompt = params.get("prompt")
             verdict = screen(state, contract, request, "submit", op.name, key, prompt=prompt, model=model_name)
             if verdict.response is not None:

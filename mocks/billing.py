@@ -88,7 +88,10 @@ class Ledger:
         return round(account.settled + account.pending, 6)
 
     def remaining(self, key: str, now: float) -> float:
-        return round(self._account(key).initial - self.charged(key, now), 6)
+        account = self._accounts.get(key) or self._account(key)
+        if account.ends and account.ends[0][0] <= now:
+            self._settle(account, now)
+        return round(account.initial - round(account.settled + account.pending, 6), 6)
 
     def set_balance(self, key: str, amount: float, now: float) -> None:
         """Set what ``key`` has left now (a top-up or a drain, for tests and scenarios)."""

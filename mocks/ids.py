@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable
 from functools import lru_cache
 
-__all__ = ["TOKENS", "id_maker", "make_id"]
+__all__ = ["TOKENS", "IdMaker", "id_maker", "make_id"]
 
 _XID_ALPHABET = "0123456789abcdefghijklmnopqrstuv"
 

@@ -34,8 +34,9 @@ def plan_timeline(
     outcome: Outcome,
     scale: float = 1.0,
 ) -> list[tuple[float, str]]:
-    queued = rng.uniform(*timing["queued"]) * scale
-    running = rng.uniform(*timing["running"]) * scale
+    (q_low, q_high), (r_low, r_high) = timing["queued"], timing["running"]
+    queued = (q_low + (q_high - q_low) * rng.random()) * scale  # rng.uniform, one call less
+    running = (r_low + (r_high - r_low) * rng.random()) * scale
     return [(created, "queued"), (created + queued, "running"), (created + queued + running, outcome.state)]
 
 

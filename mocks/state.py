@@ -14,7 +14,7 @@ from typing import Any
 from contracts import Contract, Model
 from mocks.billing import Ledger
 from mocks.clock import Clock
-from mocks.ids import id_maker
+from mocks.ids import IdMaker, id_maker
 from mocks.journal import Journal
 from mocks.lifecycle import Job, Outcome, plan_timeline
 from mocks.limits import Limiter
@@ -39,6 +39,7 @@ class ProviderRuntime:
     ledger: Ledger
     validators: dict[str, RequestValidator]
     timing: dict[str, tuple[float, float]]
+    make_id: IdMaker
 
     @property
     def name(self) -> str:
@@ -78,6 +79,7 @@ class MockState:
                 ledger=Ledger(contract.billing),
                 validators={m: validator_for(model) for m, model in contract.models.items()},
                 timing=dict(contract.timing),
+                make_id=id_maker(contract.raw["job_id"]["format"]),
             )
             for name, contract in self.contracts.items()
         }
@@ -108,7 +110,7 @@ class MockState:
         contract = runtime.contract
         now = self.now()
         rng = runtime.rng
-        make = id_maker(contract.raw["job_id"]["format"])
+        make = runtime.make_id
         job_id = make(rng, now, model.name)
         while (provider, job_id) in self.jobs:
             job_id = make(rng, now, model.name)
