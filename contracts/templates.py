@@ -115,16 +115,22 @@ def compile_expression(source: str) -> Render:
             known = ", ".join(sorted({*_FILTERS, *_NONE_AWARE}))
             raise TemplateError(f"unknown filter {name!r}; known filters: {known}")
 
-    def render(ctx: Mapping[str, Any]) -> Any:
+    def lookup(ctx: Mapping[str, Any]) -> Any:
         value: Any = ctx
         for key in keys:
-            if isinstance(value, dict) or isinstance(value, Mapping):  # noqa: SIM101 (dict first: cheap)
+            if type(value) is dict or isinstance(value, Mapping):
                 value = value.get(key)
             elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
                 value = value[int(key)]
             else:
-                value = None
-                break
+                return None
+        return value
+
+    if not steps:
+        return lookup  # a bare path (most placeholders): no filter loop to run
+
+    def render(ctx: Mapping[str, Any]) -> Any:
+        value = lookup(ctx)
         for func, args, sees_none in steps:
             if value is None and not sees_none:
                 continue

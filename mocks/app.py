@@ -240,7 +240,9 @@ class _Handlers:
                 priced = {"price": price, "job": {"price": price}}
                 response = error_response(contract, "insufficient_balance", msg, priced)
                 return self._journal(request, op.name, response, key, **verdict.note)
-            job = state.create_job(contract.provider, model, key, params, verdict.outcome, verdict.timing, price=price)
+            job = state.create_job(
+                contract.provider, model, key, params, verdict.outcome, verdict.timing, price=price, now=now
+            )
             base = ctx["request"]["base_url"]
             if callbacks:
                 state.webhooks.watch(job, callbacks, base, ctx)

@@ -105,10 +105,12 @@ class MockState:
         outcome: Outcome | None = None,
         timing: Mapping[str, tuple[float, float]] | None = None,
         price: float | None = None,
+        now: float | None = None,
     ) -> Job:
+        """A new job of ``model`` for ``key``, created at ``now`` (the clock's time by default)."""
         runtime = self.providers[provider]
         contract = runtime.contract
-        now = self.now()
+        now = self.now() if now is None else now
         rng = runtime.rng
         make = runtime.make_id
         job_id = make(rng, now, model.name)
