@@ -94,6 +94,20 @@ class _Headers(Mapping[str, str]):
         return len(self._raw)
 
 
+def parse_query(raw: bytes) -> dict[str, str]:
+    """A query string as ``dict(parse_qsl(..., keep_blank_values=True))`` gives it (the last value
+    of a repeated name wins); without escapes (``%``, ``+``) a split does the same work faster."""
+    text = raw.decode("latin-1")
+    if "%" in text or "+" in text:
+        return dict(parse_qsl(text, keep_blank_values=True))
+    out = {}
+    for part in text.split("&"):
+        if part:
+            name, _, value = part.partition("=")
+            out[name] = value
+    return out
+
+
 def _job_fields(spec: ResponseSpec) -> frozenset[str] | None:
     """The job fields a response reads, in its body or its headers (None: all of them)."""
     templates = [spec.body, *(compile_template(v) for v in spec.headers.values())]
@@ -111,7 +125,7 @@ def _request_ctx(request: Request, body: Any = None) -> dict[str, Any]:
     scope = request.scope
     headers = _Headers(scope["headers"])
     raw_query = scope.get("query_string", b"")
-    query = dict(parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True)) if raw_query else {}
+    query = parse_query(raw_query) if raw_query else {}
     host = headers.get("host") or "{}:{}".format(*(scope.get("server") or ("127.0.0.1", 80)))
     return {
         "body": body,

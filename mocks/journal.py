@@ -55,53 +55,50 @@ def _text(raw: Any) -> str | None:
     return json.dumps(raw, separators=(",", ":"), ensure_ascii=False)
 
 
-class _Exchange:
-    """The raw pieces of one inbound exchange, kept as they are until someone reads the journal.
-
-    Decoding headers and bodies on every request would cost more than serving it; the journal is
-    read rarely (control API, HAR, conformance grading), so the work happens there, once.
-    """
-
-    __slots__ = ("fault", "request_body", "request_headers", "response_body", "response_headers", "url")
-
-    def __init__(self, request: Request, response: Response) -> None:
-        scope = request.scope
-        self.url = (
-            scope.get("scheme", "http"),
-            scope["headers"],
-            scope.get("root_path", ""),
-            scope["path"],
-            scope.get("query_string", b""),
-        )
-        self.request_headers = scope["headers"]
-        self.request_body = getattr(request, "_body", None)
-        self.response_headers = response.raw_headers
-        self.response_body = getattr(response, "body", None)
-        self.fault = scope.get("veomock.fault")
-
-    def fields(self) -> dict[str, Any]:
-        scheme, headers, root, path, query = self.url
-        host = next((v for k, v in headers if k == b"host"), b"").decode("latin-1")
-        url = f"{scheme}://{host}{root}{path}" + ("?" + query.decode("latin-1") if query else "")
-        out: dict[str, Any] = {
-            "url": url,
-            "request": {
-                "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in self.request_headers],
-                "body": _text(self.request_body),
-            },
-            "response": {
-                "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in self.response_headers],
-                "body": _text(self.response_body),
-            },
-        }
-        if self.fault is not None:
-            out["fault"] = {"delay": self.fault.delay, "fault": self.fault.fault}
-        return out
+def _exchange_fields(raw: tuple[Any, ...]) -> dict[str, Any]:
+    """The ``url``, ``request``, ``response`` (and ``fault``) of an entry, from what :func:`capture` kept."""
+    scheme, root, path, query, request_headers, request_body, response_headers, response_body, fault = raw
+    host = next((v for k, v in request_headers if k == b"host"), b"").decode("latin-1")
+    url = f"{scheme}://{host}{root}{path}" + ("?" + query.decode("latin-1") if query else "")
+    out: dict[str, Any] = {
+        "url": url,
+        "request": {
+            "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in request_headers],
+            "body": _text(request_body),
+        },
+        "response": {
+            "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in response_headers],
+            "body": _text(response_body),
+        },
+    }
+    if fault is not None:
+        out["fault"] = {"delay": fault[0], "fault": fault[1]}
+    return out
 
 
 def capture(request: Request, response: Response) -> dict[str, Any]:
-    """The exchange, to be stored with a journal entry; :class:`Journal` expands it when read."""
-    return {_RAW: _Exchange(request, response)}
+    """The exchange, to be stored with a journal entry; :class:`Journal` expands it when read.
+
+    Decoding headers and bodies on every request would cost more than serving it; the journal is
+    read rarely (control API, HAR, conformance grading), so that work happens there, once. What is
+    kept is one tuple of strings, bytes and tuples: once the collector has seen such an entry it
+    stops tracking it, so a full journal costs the collector nothing.
+    """
+    scope = request.scope
+    fault = scope.get("veomock.fault")
+    return {
+        _RAW: (
+            scope.get("scheme", "http"),
+            scope.get("root_path", ""),
+            scope["path"],
+            scope.get("query_string", b""),
+            tuple(scope["headers"]),
+            getattr(request, "_body", None),
+            tuple(response.raw_headers),
+            getattr(response, "body", None),
+            None if fault is None else (fault.delay, fault.fault),
+        )
+    }
 
 
 _RAW = "_exchange"
@@ -127,7 +124,7 @@ class Journal:
         for entry in list(self._entries):  # a snapshot: the server may append while someone reads
             raw = entry.pop(_RAW, None)
             if raw is not None:
-                entry.update(raw.fields())
+                entry.update(_exchange_fields(raw))
             yield entry
 
     def __getitem__(self, index: int) -> dict[str, Any]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from contracts import Contract
@@ -334,3 +336,13 @@ def test_repeated_polls_reuse_the_body_only_while_nothing_changed(
     elsewhere = client.get(path, params=query, headers={**auth_headers(contract), "host": "mock.test:9"})
     assert "mock.test:9" in str(elsewhere.json())
     assert "mock.test:9" not in str(done)
+
+
+@given(st.text(alphabet="ab=&%+;2F é", max_size=24))
+def test_query_strings_parse_as_the_standard_library_parses_them(text: str) -> None:
+    from urllib.parse import parse_qsl
+
+    from mocks.app import parse_query
+
+    raw = text.encode("utf-8")
+    assert parse_query(raw) == dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
