@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import random
-from collections.abc import Collection
+from collections.abc import Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,10 @@ def plan_timeline(
     queued = (q_low + (q_high - q_low) * rng.random()) * scale  # rng.uniform, one call less
     running = (r_low + (r_high - r_low) * rng.random()) * scale
     return [(created, "queued"), (created + queued, "running"), (created + queued + running, outcome.state)]
+
+
+# Job fields whose view is the attribute itself, whatever the time.
+_TIMELESS = frozenset({"id", "model", "params", "price", "created_at"})
 
 
 @dataclass(slots=True, eq=False)
@@ -105,9 +109,11 @@ class Job:
         self.timeline = [*timeline, (end, self.outcome.state)]
 
     def view(
-        self, now: float, state_names: dict[str, str], media_type: str, fields: Collection[str] | None = None
+        self, now: float, state_names: dict[str, str], media_type: str, fields: Set[str] | None = None
     ) -> dict[str, Any]:
         """The job as templates see it at ``now``: every field, or only ``fields`` and the cheap ones."""
+        if fields is not None and fields <= _TIMELESS:  # a submit answer that names the job: no timeline
+            return {name: getattr(self, name) for name in fields}
         entered, state = self.timeline[self._index(now)]
         done = state in TERMINAL_STATES
         failed = state in ("failed", "error")

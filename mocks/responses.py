@@ -62,6 +62,8 @@ def _header_template(text: str) -> Template:
 
 
 def _build(status: int, body: Any, headers: Mapping[str, str], ctx: Mapping[str, Any]) -> Response:
+    if not headers and not isinstance(body, str):
+        return _Json(body, status)  # the common case
     rendered = {k: str(_header_template(v).render(ctx)) for k, v in headers.items()}
     if isinstance(body, str):
         media = rendered.pop("content-type", None) or rendered.pop("Content-Type", None) or "text/plain"

@@ -7,7 +7,7 @@ test can drive the mock in-process exactly as a client does over a socket.
 from __future__ import annotations
 
 import random
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,7 +153,7 @@ class MockState:
         raise UnknownJob(job_id)
 
     def view(
-        self, job: Job, base_url: str, at: float | None = None, fields: Collection[str] | None = None
+        self, job: Job, base_url: str, at: float | None = None, fields: Set[str] | None = None
     ) -> dict[str, Any]:
         """The job as templates see it now (or at provider time ``at``); ``fields`` as in :meth:`Job.view`."""
         contract = self.providers[job.provider].contract

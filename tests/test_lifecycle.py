@@ -41,6 +41,20 @@ def test_view_exposes_times_only_when_they_happened() -> None:
     assert late["result_urls"] == []
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [{"id"}, {"id", "price", "params"}, {"created_at", "model"}, {"progress"}, {"result_urls", "status", "id"}, set()],
+)
+@pytest.mark.parametrize("outcome", [Outcome(), Outcome("failed", "X", "bad")])
+def test_a_view_of_some_fields_agrees_with_the_whole_view(fields: set[str], outcome: Outcome) -> None:
+    job = _job(outcome)
+    job.result_path = "/media/j.mp4"
+    names = {s: s.upper() for s in ("queued", "running", "succeeded", "failed", "error")}
+    for now in (100, 101, 102, 107, 112, 500):
+        whole, part = job.view(now, names, "video/mp4"), job.view(now, names, "video/mp4", frozenset(fields))
+        assert {f: part[f] for f in fields} == {f: whole[f] for f in fields}
+
+
 def test_force_terminal_state_now() -> None:
     job = _job()
     job.force("error", 105, Outcome("error", "E", "boom"))
