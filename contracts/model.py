@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -120,10 +122,15 @@ class Auth:
     key_pattern: str | None
     source: str
 
-    @property
+    @cached_property
     def header_key(self) -> str:
         """The header's name as ASGI servers hand it over: lower case."""
         return self.header.lower()
+
+    @cached_property
+    def key_re(self) -> re.Pattern[str] | None:
+        """``key_pattern``, compiled."""
+        return re.compile(self.key_pattern) if self.key_pattern else None
 
 
 @dataclass(frozen=True)

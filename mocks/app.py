@@ -22,7 +22,7 @@ from contracts import Contract, Operation
 from contracts.model import Response as ResponseSpec
 from contracts.templates import compile_template
 from mocks.faults import MockApp, screen, with_fault
-from mocks.journal import capture
+from mocks.journal import EXCHANGE, capture, exchange
 from mocks.jsontext import TooDeep, loads
 from mocks.lifecycle import Job
 from mocks.media import clip_for
@@ -51,7 +51,7 @@ def _authenticate(contract: Contract, headers: Mapping[str, str]) -> str | Respo
             msg = f"{auth.header} must be 'Bearer YOUR_API_KEY'"
             return error_response(contract, "auth_invalid", msg)
         key = match.group(1)
-    if auth.key_pattern and not re.search(auth.key_pattern, key):
+    if auth.key_re is not None and not auth.key_re.search(key):
         msg = f"Invalid API key: it must match {auth.key_pattern}"
         return error_response(contract, "auth_invalid", msg)
     return key
@@ -174,7 +174,7 @@ class _Handlers:
             "path": scope["path"],
             "status": response.status_code,
             "key": key,
-            **capture(request, response),
+            EXCHANGE: exchange(request, response),
         }
         if extra:
             entry.update(extra)

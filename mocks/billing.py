@@ -71,9 +71,10 @@ class Ledger:
             del account.open[job.id]
 
     def record(self, job: Job) -> None:
-        account = self._account(job.key)
+        account = self._accounts.get(job.key) or self._account(job.key)
         account.open[job.id] = job
-        account.pending += self._open_charge(job)
+        if self.charge_at == "submit":
+            account.pending += job.price
         self._push(account, job)
 
     def rescheduled(self, job: Job) -> None:

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
-__all__ = ["BODY_LIMIT", "FILTERS", "Journal", "capture", "select", "to_har"]
+__all__ = ["BODY_LIMIT", "EXCHANGE", "FILTERS", "Journal", "capture", "exchange", "select", "to_har"]
 
 BODY_LIMIT = 64 * 1024
 FILTERS = ("provider", "direction", "operation", "key", "status", "job")
@@ -77,7 +77,13 @@ def _exchange_fields(raw: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def capture(request: Request, response: Response) -> dict[str, Any]:
-    """The exchange, to be stored with a journal entry; :class:`Journal` expands it when read.
+    """The exchange as journal entry fields (``{EXCHANGE: exchange(request, response)}``)."""
+    return {EXCHANGE: exchange(request, response)}
+
+
+def exchange(request: Request, response: Response) -> tuple[Any, ...]:
+    """The exchange, to be stored under :data:`EXCHANGE` in a journal entry; :class:`Journal`
+    expands it when read.
 
     Decoding headers and bodies on every request would cost more than serving it; the journal is
     read rarely (control API, HAR, conformance grading), so that work happens there, once. What is
@@ -86,22 +92,20 @@ def capture(request: Request, response: Response) -> dict[str, Any]:
     """
     scope = request.scope
     fault = scope.get("veomock.fault")
-    return {
-        _RAW: (
-            scope.get("scheme", "http"),
-            scope.get("root_path", ""),
-            scope["path"],
-            scope.get("query_string", b""),
-            tuple(scope["headers"]),
-            getattr(request, "_body", None),
-            tuple(response.raw_headers),
-            getattr(response, "body", None),
-            None if fault is None else (fault.delay, fault.fault),
-        )
-    }
+    return (
+        scope.get("scheme", "http"),
+        scope.get("root_path", ""),
+        scope["path"],
+        scope.get("query_string", b""),
+        tuple(scope["headers"]),
+        getattr(request, "_body", None),
+        tuple(response.raw_headers),
+        getattr(response, "body", None),
+        None if fault is None else (fault.delay, fault.fault),
+    )
 
 
-_RAW = "_exchange"
+EXCHANGE = "_exchange"  # the entry key of the raw exchange, until the entry is read
 
 
 class Journal:
@@ -122,7 +126,7 @@ class Journal:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for entry in list(self._entries):  # a snapshot: the server may append while someone reads
-            raw = entry.pop(_RAW, None)
+            raw = entry.pop(EXCHANGE, None)
             if raw is not None:
                 entry.update(_exchange_fields(raw))
             yield entry

@@ -117,18 +117,21 @@ class MockState:
         while (provider, job_id) in self.jobs:
             job_id = make(rng, now, model.name)
         outcome = outcome or _SUCCEEDED
+        timing_now = {**runtime.timing, **timing} if timing else runtime.timing
+        # Positional, in field order (id, provider, model, key, namespace, params, price, created_at,
+        # timeline, outcome, result_path): this runs once per submit.
         job = Job(
-            id=job_id,
-            provider=provider,
-            model=model.name,
-            key=key,
-            namespace=key,
-            params=params,
-            price=model.price(params) if price is None else price,
-            created_at=now,
-            timeline=plan_timeline(now, {**runtime.timing, **timing} if timing else runtime.timing, rng, outcome),
-            outcome=outcome,
-            result_path=contract.media_path.replace("{job_id}", job_id),
+            job_id,
+            provider,
+            model.name,
+            key,
+            key,
+            params,
+            model.price(params) if price is None else price,
+            now,
+            plan_timeline(now, timing_now, rng, outcome),
+            outcome,
+            contract.media_path.replace("{job_id}", job_id),
         )
         self.jobs[(provider, job_id)] = job
         runtime.ledger.record(job)
