@@ -57,7 +57,7 @@ class TransportFault:
     cap: float
 
 
-@dataclass
+@dataclass(slots=True)
 class Verdict:
     facts: Facts | None  # None: no scenario or magic input applied to this request
     response: Response | None = None
@@ -147,10 +147,13 @@ def screen(
             verdict.note = {"scenario": decision.origin, "action": decision.action.to_json()}
             _carry_out(state, contract, request, verdict, decision.action, job)
     if verdict.response is None and key is not None and kind != "media":
-        now = state.now()
         provider, limits = contract.provider, state.limits
+        effective = limits.effective(provider, key)
+        capped = kind == "submit" and effective.concurrent_jobs is not None
+        if effective.requests_per_minute is None and not capped:
+            return verdict  # no limit applies (the common case when limits are lifted)
+        now = state.now()
         refusal = limits.admit(provider, key, now)
-        capped = kind == "submit" and limits.effective(provider, key).concurrent_jobs is not None
         if refusal is None and capped:
             ledger = state.runtime(provider).ledger
             running = ledger.open_count(key, now)
