@@ -7,7 +7,6 @@ from its ``responses`` and ``errors``. Handlers are closures over (contract, ope
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -34,7 +33,12 @@ __all__ = ["CONTROL_PREFIX", "build_app"]
 
 CONTROL_PREFIX = "/_veomock"
 Handler = Callable[[Request], Awaitable[Response]]
-_BEARER = re.compile(r"^\s*bearer\s+(\S+)\s*$", re.IGNORECASE)
+
+
+def bearer_token(value: str) -> str | None:
+    """The token of ``Bearer TOKEN`` (any case, any whitespace around and between), else None."""
+    parts = value.split()
+    return parts[1] if len(parts) == 2 and parts[0].lower() == "bearer" else None
 
 
 def _authenticate(contract: Contract, headers: Mapping[str, str]) -> str | Response:
@@ -46,11 +50,11 @@ def _authenticate(contract: Contract, headers: Mapping[str, str]) -> str | Respo
         return error_response(contract, "auth_missing", f"Missing header {auth.header}; send '{auth.header}: {hint}'")
     key = value.strip()
     if auth.scheme == "bearer":
-        match = _BEARER.match(value)
-        if not match:
+        token = bearer_token(value)
+        if token is None:
             msg = f"{auth.header} must be 'Bearer YOUR_API_KEY'"
             return error_response(contract, "auth_invalid", msg)
-        key = match.group(1)
+        key = token
     if auth.key_re is not None and not auth.key_re.search(key):
         msg = f"Invalid API key: it must match {auth.key_pattern}"
         return error_response(contract, "auth_invalid", msg)
@@ -136,7 +140,7 @@ def _request_ctx(request: Request, body: Any = None) -> dict[str, Any]:
     }
 
 
-async def _body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
     """The request body, read straight from ``receive`` (and kept where ``request.body()`` keeps it).
 
     Reading stops one byte past ``limit``: an oversized body is refused without being buffered.
@@ -191,7 +195,7 @@ class _Handlers:
         if declared and declared.isdigit() and int(declared) > self.state.max_body_bytes:
             msg = f"Request body is {declared} bytes; the limit is {self.state.max_body_bytes}"
             return None, error_response(contract, "payload_too_large", msg)
-        raw = await _body(request, self.state.max_body_bytes)
+        raw = await read_body(request, self.state.max_body_bytes)
         if len(raw) > self.state.max_body_bytes:
             msg = f"Request body is {len(raw)} bytes; the limit is {self.state.max_body_bytes}"
             return None, error_response(contract, "payload_too_large", msg)

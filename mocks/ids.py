@@ -20,7 +20,7 @@ def _uuid7(rng: random.Random, now: float) -> str:
     return str(uuid.UUID(int=value))
 
 
-TOKENS = {
+TOKENS: dict[str, Callable[[random.Random, float, int], str]] = {
     "uuid4": lambda rng, now, n: str(uuid.UUID(int=rng.getrandbits(128), version=4)),
     "uuid7": lambda rng, now, n: _uuid7(rng, now),
     "hex": lambda rng, now, n: f"{rng.getrandbits(4 * n):0{n}x}",
@@ -33,29 +33,42 @@ _TOKEN = re.compile(r"\{([a-z0-9]+)(?::(\d+))?\}")
 IdMaker = Callable[[random.Random, float, str], str]
 
 
+Part = Callable[[random.Random, float, str], str]  # (rng, now, model) -> text
+
+
+def _token(name: str, size: int) -> Part:
+    """One token with its size bound (``{digits:8}``: the bound and the format spec made once)."""
+    if name == "model":
+        return lambda rng, now, model: model
+    if name == "digits":
+        bound, spec = 10**size, f"0{size}d"
+        return lambda rng, now, model: format(rng.randrange(bound), spec)
+    make = TOKENS[name]
+    return lambda rng, now, model: make(rng, now, size)
+
+
+def _literal(text: str) -> Part:
+    return lambda rng, now, model: text
+
+
 @lru_cache(maxsize=64)
 def id_maker(fmt: str) -> IdMaker:
     """Compile an id format once: literal text and tokens, in order."""
-    parts: list[str | tuple[str, int]] = []
+    parts: list[Part] = []
     last = 0
     for match in _TOKEN.finditer(fmt):
         name, size = match.group(1), int(match.group(2) or 0)
         if name != "model" and name not in TOKENS:
             raise ValueError(f"unknown id token {{{name}}}; known: model, {', '.join(TOKENS)}")
-        parts += [fmt[last : match.start()], (name, size)]
+        if match.start() > last:
+            parts.append(_literal(fmt[last : match.start()]))
+        parts.append(_token(name, size))
         last = match.end()
-    parts.append(fmt[last:])
+    if last < len(fmt):
+        parts.append(_literal(fmt[last:]))
 
     def make(rng: random.Random, now: float, model: str) -> str:
-        out = []
-        for part in parts:
-            if isinstance(part, str):
-                out.append(part)
-            elif part[0] == "model":
-                out.append(model)
-            else:
-                out.append(TOKENS[part[0]](rng, now, part[1]))
-        return "".join(out)
+        return "".join([part(rng, now, model) for part in parts])
 
     return make
 

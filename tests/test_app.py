@@ -346,3 +346,16 @@ def test_query_strings_parse_as_the_standard_library_parses_them(text: str) -> N
 
     raw = text.encode("utf-8")
     assert parse_query(raw) == dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
+
+
+@given(
+    st.text(alphabet=st.characters(max_codepoint=0xFF), max_size=16)
+    | st.sampled_from(["Bearer sk-1", " bearer\tk ", "BEARER  a\xa0", "Bearer", "Bearer a b"])
+)
+def test_bearer_tokens_are_read_as_the_bearer_pattern_reads_them(value: str) -> None:
+    import re
+
+    from mocks.app import bearer_token
+
+    match = re.match(r"^\s*bearer\s+(\S+)\s*$", value, re.IGNORECASE)
+    assert bearer_token(value) == (match.group(1) if match else None)
