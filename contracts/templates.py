@@ -115,16 +115,7 @@ def compile_expression(source: str) -> Render:
             known = ", ".join(sorted({*_FILTERS, *_NONE_AWARE}))
             raise TemplateError(f"unknown filter {name!r}; known filters: {known}")
 
-    def lookup(ctx: Mapping[str, Any]) -> Any:
-        value: Any = ctx
-        for key in keys:
-            if type(value) is dict or isinstance(value, Mapping):
-                value = value.get(key)
-            elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
-                value = value[int(key)]
-            else:
-                return None
-        return value
+    lookup = _lookup(keys)
 
     if not steps:
         return lookup  # a bare path (most placeholders): no filter loop to run
@@ -138,6 +129,48 @@ def compile_expression(source: str) -> Render:
         return value
 
     return render
+
+
+def _step(value: Any, key: str) -> Any:
+    """``value[key]`` for a mapping, ``value[int(key)]`` for a list; None when there is none."""
+    if type(value) is dict or isinstance(value, Mapping):
+        return value.get(key)
+    if isinstance(value, list) and key.isdigit() and int(key) < len(value):
+        return value[int(key)]
+    return None
+
+
+def _lookup(keys: tuple[str, ...]) -> Render:
+    """A function reading the dotted path ``keys``; paths of one to three keys (nearly all) are
+    unrolled, with plain dicts read directly."""
+    if len(keys) == 1:
+        (k0,) = keys
+        return lambda ctx: ctx.get(k0) if type(ctx) is dict else _step(ctx, k0)
+    if len(keys) == 2:
+        k0, k1 = keys
+
+        def two(ctx: Mapping[str, Any]) -> Any:
+            v = ctx.get(k0) if type(ctx) is dict else _step(ctx, k0)
+            return v.get(k1) if type(v) is dict else _step(v, k1)
+
+        return two
+    if len(keys) == 3:
+        k0, k1, k2 = keys
+
+        def three(ctx: Mapping[str, Any]) -> Any:
+            v = ctx.get(k0) if type(ctx) is dict else _step(ctx, k0)
+            v = v.get(k1) if type(v) is dict else _step(v, k1)
+            return v.get(k2) if type(v) is dict else _step(v, k2)
+
+        return three
+
+    def walk(ctx: Mapping[str, Any]) -> Any:
+        value: Any = ctx
+        for key in keys:
+            value = _step(value, key)
+        return value
+
+    return walk
 
 
 def _compile_string(text: str) -> Render | str:

@@ -151,10 +151,13 @@ async def read_body(request: Request, limit: int) -> bytes:
         message = await request.receive()
         if message["type"] == "http.disconnect":
             break
-        chunk = message.get("body", b"")
+        chunk: bytes = message.get("body", b"")
+        more = message.get("more_body", False)
+        if not more and not chunks:  # the whole body in one message: the common case
+            request._body = chunk
+            return chunk
         chunks.append(chunk)
         size += len(chunk)
-        more = message.get("more_body", False)
     raw = b"".join(chunks)
     request._body = raw
     return raw

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from typing import Any
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from contracts.templates import OMIT, TemplateError, compile_expression, compile_template
 
@@ -60,3 +65,45 @@ def test_static_templates_return_fresh_copies() -> None:
     first = template.render({})
     first["a"].append(2)
     assert template.render({}) == {"a": [1]}
+
+
+def _reference_lookup(ctx: Any, keys: list[str]) -> Any:
+    value = ctx
+    for key in keys:
+        if isinstance(value, Mapping):
+            value = value.get(key)
+        elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
+            value = value[int(key)]
+        else:
+            return None
+    return value
+
+
+class _ReadOnly(Mapping[str, Any]):
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+_VALUES = st.recursive(
+    st.none() | st.integers() | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.sampled_from(["a", "b", "0", "1"]), inner, max_size=3)
+    | st.dictionaries(st.sampled_from(["a", "b", "0", "1"]), inner, max_size=3).map(_ReadOnly),
+    max_leaves=12,
+)
+
+
+@given(_VALUES, st.lists(st.sampled_from(["a", "b", "0", "1"]), min_size=0, max_size=4))
+def test_paths_of_any_length_read_dicts_mappings_and_lists(value: Any, rest: list[str]) -> None:
+    ctx = {"body": value}
+    path = ".".join(["body", *rest])
+    assert compile_template("{{ " + path + " }}").render(ctx) == _reference_lookup(ctx, ["body", *rest])
