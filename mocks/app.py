@@ -25,7 +25,7 @@ from mocks.journal import EXCHANGE, capture, exchange
 from mocks.jsontext import TooDeep, loads
 from mocks.lifecycle import Job
 from mocks.media import clip_for
-from mocks.responses import error_response, render, reply
+from mocks.responses import error_response, render, renderer, reply
 from mocks.state import MockState, UnknownJob
 from mocks.webhooks import WebhookRefused
 
@@ -218,6 +218,7 @@ class _Handlers:
     def submit(self, op: Operation) -> Handler:
         contract, state = self.contract, self.state
         fields = _job_fields(contract.submit)
+        answer = renderer(contract.submit)
         param_renderers = {m: [(n, t.renderer()) for n, t in contract.models[m].params.items()] for m in op.models}
 
         async def handle(request: Request) -> Response:
@@ -235,11 +236,12 @@ class _Handlers:
                 msg = f"Model {model_name!r} not found; use one of: {known}"
                 return self._journal(request, op.name, error_response(contract, "model_not_found", msg), key)
             model = contract.models[model_name]
-            for field, expr in model.inject.items():
-                if field not in body:
-                    value = expr.render(ctx)
-                    if value is not None:
-                        body[field] = value
+            if model.inject:
+                for field, expr in model.inject.items():
+                    if field not in body:
+                        value = expr.render(ctx)
+                        if value is not None:
+                            body[field] = value
             invalid = self.runtime.validators[model_name].check(body)
             if invalid:
                 response = error_response(contract, "invalid_request", invalid.message)
@@ -268,8 +270,8 @@ class _Handlers:
             if callbacks:
                 state.webhooks.watch(job, callbacks, base, ctx)
                 verdict.created(state, job, True)
-            ctx["job"] = state.view(job, base, fields=fields)
-            response = render(contract.submit, ctx)
+            ctx["job"] = state.view(job, base, at=now, fields=fields)
+            response = answer(ctx)
             return self._journal(request, op.name, response, key, job=job.id, **verdict.note)
 
         return handle

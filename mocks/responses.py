@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -15,7 +15,7 @@ from contracts.model import Response as ResponseSpec
 from contracts.templates import Template, compile_template
 from mocks.jsontext import dumps
 
-__all__ = ["FALLBACK", "error_response", "render", "reply", "resolve_error"]
+__all__ = ["FALLBACK", "error_response", "render", "renderer", "reply", "resolve_error"]
 
 # An error a contract does not declare answers as the next one on its chain.
 FALLBACK = {
@@ -75,6 +75,19 @@ def _build(status: int, body: Any, headers: Mapping[str, str], ctx: Mapping[str,
 
 def render(spec: ResponseSpec, ctx: Mapping[str, Any]) -> Response:
     return _build(spec.status, spec.body.render(ctx), spec.headers, ctx)
+
+
+def renderer(spec: ResponseSpec) -> Callable[[Mapping[str, Any]], Response]:
+    """``render(spec, ctx)`` as one function of ``ctx``, for a handler to build once."""
+    if spec.headers:
+        return lambda ctx: render(spec, ctx)
+    body, status = spec.body.renderer(), spec.status
+
+    def render_json(ctx: Mapping[str, Any]) -> Response:
+        value = body(ctx)
+        return _build(status, value, {}, ctx) if isinstance(value, str) else _Json(value, status)
+
+    return render_json
 
 
 def resolve_error(contract: Contract, name: str) -> ErrorSpec:
