@@ -7,15 +7,16 @@ from its ``responses`` and ``errors``. Handlers are closures over (contract, ope
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route, Router
-from starlette.types import Receive, Scope, Send
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from contracts import Contract, Operation
 from contracts.model import Response as ResponseSpec
@@ -470,40 +471,39 @@ def build_app(state: MockState, control: bool = True, control_token: str | None 
     routes.append(Route("/{rest:path}", _fallback(state), methods=everything))
     app = MockApp(
         routes=routes,
+        middleware=[Middleware(_StaticRoutes, routes=routes)],
         lifespan=state.webhooks.lifespan,
         exception_handlers={Exception: _crashed(state)},
     )
-    app.router = _StaticFirstRouter(routes=routes, lifespan=state.webhooks.lifespan)
     app.state.mock = state
     return app
 
 
-class _StaticFirstRouter(Router):
-    """A Router that finds routes without path parameters in a dict before trying patterns.
+class _StaticRoutes:
+    """Routes without path parameters, found by (method, path) in a dict and called directly.
 
-    Every contract route is tried in order otherwise, one regular expression each; with four
-    providers that is most of a status call's routing time. A static route's handler is called
-    directly: the (method, path) key has already matched it, and the handlers raise nothing for
-    Starlette's per-route exception handling to map (a crash still reaches the app's handler).
+    Every contract route would otherwise be tried in order, one regular expression each. This
+    layer sits between Starlette's error middleware (a crash still gets the provider-shaped 500)
+    and its exception middleware, which maps ``HTTPException``: these handlers never raise one,
+    so they skip that layer too. Everything else goes on down to the router.
     """
 
-    def __init__(self, routes: list[BaseRoute], **kwargs: Any) -> None:
-        super().__init__(routes=routes, **kwargs)
-        self._static: dict[tuple[str, str], Route] = {}
+    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
+        self.app = app
+        self.table: dict[tuple[str, str], Route] = {}
         for route in routes:
             if isinstance(route, Route) and "{" not in route.path:
                 for method in route.methods or ():
-                    self._static.setdefault((method, route.path), route)
+                    self.table.setdefault((method, route.path), route)
 
-    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            route = self._static.get((scope["method"], scope["path"]))
+            route = self.table.get((scope["method"], scope["path"]))
             if route is not None:
-                scope.setdefault("router", self)
                 scope["route"] = route
                 scope["endpoint"] = route.endpoint
                 scope["path_params"] = {}
                 response = await route.endpoint(Request(scope, receive, send))
                 await response(scope, receive, send)
                 return
-        await super().app(scope, receive, send)
+        await self.app(scope, receive, send)
