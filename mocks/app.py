@@ -431,6 +431,18 @@ def _fallback(state: MockState) -> Handler:
     return handle
 
 
+class _AnyMethod:
+    """A handler as an ASGI app: Starlette lets such a route match every method (a function
+    route lists its methods, and any other, such as TRACE, got a plain-text 405)."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.handler(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+
 def _crashed(state: MockState) -> Callable[[Request, Exception], Awaitable[Response]]:
     """A bug in the mock still answers in the provider's envelope, saying it is the mock's fault."""
 
@@ -467,8 +479,7 @@ def build_app(state: MockState, control: bool = True, control_token: str | None 
         routes.append(Mount(CONTROL_PREFIX, routes=control_routes(state, token=control_token)))
     for contract in state.contracts.values():
         routes.extend(_routes_for(state, contract))
-    everything = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
-    routes.append(Route("/{rest:path}", _fallback(state), methods=everything))
+    routes.append(Route("/{rest:path}", _AnyMethod(_fallback(state))))
     app = MockApp(
         routes=routes,
         middleware=[Middleware(_StaticRoutes, routes=routes)],

@@ -260,6 +260,17 @@ def test_wrong_method_says_which_method_to_use(client: TestClient, state: MockSt
         assert "POST" in response.text, contract.provider
 
 
+@pytest.mark.parametrize("method", ["TRACE", "PROPFIND", "PATCH"])
+def test_any_method_gets_a_provider_shaped_answer(client: TestClient, state: MockState, method: str) -> None:
+    for contract in state.contracts.values():
+        op = next(o for o in contract.operations if o.kind == "submit")
+        response = client.request(method, op.path, headers=auth_headers(contract))
+        assert response.headers["content-type"].startswith("application/json"), (contract.provider, response.text)
+        assert "POST" in response.text, contract.provider
+    response = client.request(method, "/totally/unknown")
+    assert response.status_code == 404 and response.json()["routes"]
+
+
 def test_same_seed_gives_same_ids_timings_and_outcomes() -> None:
     from mocks import Clock, create_state
 
