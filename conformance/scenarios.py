@@ -273,23 +273,11 @@ def _model_scenarios(
     if unavailable:
         rule = {"provider": provider, "operation": "status", "times": 2, "action": {"error": unavailable[0]}}
         out.append(make("transient", f"transient-status-{unavailable[0]}", rules=(rule,)))
-        rule = {
-            "provider": provider,
-            "operation": "submit",
-            "times": FOREVER,
-            "action": {"error": unavailable[0]},
-        }
-        expect = {"status": "failed", "categories": ["unavailable"]}
-        out.append(make("persistent", f"persistent-{unavailable[0]}", rules=(rule,), expect=expect))
-    if limited:
-        rule = {
-            "provider": provider,
-            "operation": "submit",
-            "times": FOREVER,
-            "action": {"error": limited[0]},
-        }
-        expect = {"status": "failed", "categories": ["rate_limited"]}
-        out.append(make("persistent", f"persistent-{limited[0]}", rules=(rule,), expect=expect))
+    for names, category in ((unavailable, "unavailable"), (limited, "rate_limited")):
+        if names:
+            rule = {"provider": provider, "operation": "submit", "times": FOREVER, "action": {"error": names[0]}}
+            expect = {"status": "failed", "categories": [category]}
+            out.append(make("persistent", f"persistent-{names[0]}", rules=(rule,), expect=expect))
     out.append(
         make(
             "hang",

@@ -774,52 +774,43 @@ def invalid_requests(model: Model) -> SearchStrategy[Mutation]:
         if ("enum" in sub or "const" in sub) and _out_of_enum(sub) is not None
     ]
 
-    def finish(draw: Draw, body: Any, reason: str) -> Mutation:
-        if full.is_valid(body):
-            reject()
-        return Mutation(body, reason)
-
-    if drops:
+    def at_field(sites: list[Any], change: Callable[..., tuple[Any, str]]) -> SearchStrategy[Mutation]:
+        """A valid body with one of ``sites`` (``(parent, name, ...)``) changed; ``change(body,
+        *site)`` gives the new body and the reason. Refused when the body is still valid."""
 
         @st.composite
-        def dropped(draw: Draw) -> Mutation:
-            parent, name = draw(st.sampled_from(drops))
+        def mutated(draw: Draw) -> Mutation:
+            site = draw(st.sampled_from(sites))
             body = draw(valid)
-            if not _present(body, parent):
+            if not _present(body, site[0]):
                 reject()
-            node = _get(body, parent)
-            body = _set_path(body, parent, {k: v for k, v in node.items() if k != name})
-            return finish(draw, body, f"missing required field {_dotted((*parent, name))}")
-
-        kinds.append(dropped())
-    if typed:
-
-        @st.composite
-        def mistyped(draw: Draw) -> Mutation:
-            parent, name, sub = draw(st.sampled_from(typed))
-            body = draw(valid)
-            if not _present(body, parent):
+            body, reason = change(body, *site)
+            if full.is_valid(body):
                 reject()
-            wrong = _wrong_value(sub)
-            body = _set_path(body, (*parent, name), wrong)
-            where = _dotted((*parent, name))
-            expected = sub.get("type") or "/".join(sorted({_json_type(v) for v in sub.get("enum", [sub.get("const")])}))
-            return finish(draw, body, f"wrong type at {where}: {_json_type(wrong)} instead of {expected}")
+            return Mutation(body, reason)
 
-        kinds.append(mistyped())
-    if enums:
+        return mutated()
 
-        @st.composite
-        def off_enum(draw: Draw) -> Mutation:
-            parent, name, sub = draw(st.sampled_from(enums))
-            body = draw(valid)
-            if not _present(body, parent):
-                reject()
-            bad = _out_of_enum(sub)
-            body = _set_path(body, (*parent, name), bad)
-            return finish(draw, body, f"{_dotted((*parent, name))} is {bad!r}, not one of the allowed values")
+    def drop(body: Any, parent: tuple[str | int, ...], name: str) -> tuple[Any, str]:
+        node = _get(body, parent)
+        body = _set_path(body, parent, {k: v for k, v in node.items() if k != name})
+        return body, f"missing required field {_dotted((*parent, name))}"
 
-        kinds.append(off_enum())
+    def mistype(body: Any, parent: tuple[str | int, ...], name: str, sub: dict[str, Any]) -> tuple[Any, str]:
+        wrong = _wrong_value(sub)
+        where = _dotted((*parent, name))
+        expected = sub.get("type") or "/".join(sorted({_json_type(v) for v in sub.get("enum", [sub.get("const")])}))
+        reason = f"wrong type at {where}: {_json_type(wrong)} instead of {expected}"
+        return _set_path(body, (*parent, name), wrong), reason
+
+    def leave_enum(body: Any, parent: tuple[str | int, ...], name: str, sub: dict[str, Any]) -> tuple[Any, str]:
+        bad = _out_of_enum(sub)
+        reason = f"{_dotted((*parent, name))} is {bad!r}, not one of the allowed values"
+        return _set_path(body, (*parent, name), bad), reason
+
+    for sites_of_kind, change in ((drops, drop), (typed, mistype), (enums, leave_enum)):
+        if sites_of_kind:
+            kinds.append(at_field(sites_of_kind, change))
     for rule, _ in compiled.rules:
         kinds.append(_rule_breaker(compiled, rule, valid))
     if not kinds:

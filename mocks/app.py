@@ -22,7 +22,7 @@ from contracts import Contract, Operation
 from contracts.model import Response as ResponseSpec
 from contracts.templates import compile_template
 from mocks.faults import MockApp, screen, with_fault
-from mocks.journal import EXCHANGE, capture, exchange
+from mocks.journal import EXCHANGE, exchange
 from mocks.jsontext import TooDeep, loads
 from mocks.lifecycle import Job
 from mocks.media import clip_for
@@ -423,7 +423,7 @@ def _fallback(state: MockState) -> Handler:
                 "method": method,
                 "path": path,
                 "status": response.status_code,
-                **capture(request, response),
+                EXCHANGE: exchange(request, response),
             }
         )
         return response

@@ -39,9 +39,10 @@ class Ledger:
         self._seq = 0
 
     def _account(self, key: str) -> _Account:
-        if key not in self._accounts:
-            self._accounts[key] = _Account(self.initial)
-        return self._accounts[key]
+        account = self._accounts.get(key)
+        if account is None:
+            account = self._accounts[key] = _Account(self.initial)
+        return account
 
     def charge(self, job: Job, now: float) -> float:
         state = job.state_at(now)
@@ -71,10 +72,9 @@ class Ledger:
             del account.open[job.id]
 
     def record(self, job: Job) -> None:
-        account = self._accounts.get(job.key) or self._account(job.key)
+        account = self._account(job.key)
         account.open[job.id] = job
-        if self.charge_at == "submit":
-            account.pending += job.price
+        account.pending += self._open_charge(job)
         self._push(account, job)
 
     def rescheduled(self, job: Job) -> None:
@@ -83,16 +83,16 @@ class Ledger:
         if account is not None and job.id in account.open:
             self._push(account, job)
 
-    def charged(self, key: str, now: float) -> float:
-        account = self._account(key)
+    def _charged(self, account: _Account, now: float) -> float:
         self._settle(account, now)
         return round(account.settled + account.pending, 6)
 
+    def charged(self, key: str, now: float) -> float:
+        return self._charged(self._account(key), now)
+
     def remaining(self, key: str, now: float) -> float:
-        account = self._accounts.get(key) or self._account(key)
-        if account.ends and account.ends[0][0] <= now:
-            self._settle(account, now)
-        return round(account.initial - round(account.settled + account.pending, 6), 6)
+        account = self._account(key)
+        return round(account.initial - self._charged(account, now), 6)
 
     def set_balance(self, key: str, amount: float, now: float) -> None:
         """Set what ``key`` has left now (a top-up or a drain, for tests and scenarios)."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from contracts import Contract, Model
 from mocks.faults import error_for
-from mocks.ids import make_id
+from mocks.ids import id_maker
 from mocks.lifecycle import Job, Outcome
 from mocks.scenarios import FAULTS, Action
 
@@ -117,7 +117,7 @@ def _status_body(contract: Contract, model: Model, outcome: Outcome) -> Any:
     body = example_body(model) or {}
     ctx: dict[str, Any] = {"body": body, "header": {}, "query": {}, "path": {}, "request": {"base_url": BASE}}
     params = {name: expr.render(ctx) for name, expr in model.params.items()}
-    job_id = make_id(contract.raw["job_id"]["format"], random.Random(0), _START, model.name)
+    job_id = id_maker(contract.raw["job_id"]["format"])(random.Random(0), _START, model.name)
     timeline = [(_START, "queued"), (_START + 5, "running"), (_START + 95, outcome.state)]
     job = Job(
         job_id, contract.provider, model.name, "key", "key", params, model.price(params), _START, timeline, outcome

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable
 from functools import lru_cache
 
-__all__ = ["TOKENS", "IdMaker", "id_maker", "make_id"]
+__all__ = ["TOKENS", "IdMaker", "id_maker"]
 
 _XID_ALPHABET = "0123456789abcdefghijklmnopqrstuv"
 
@@ -71,7 +71,3 @@ def id_maker(fmt: str) -> IdMaker:
         return "".join([part(rng, now, model) for part in parts])
 
     return make
-
-
-def make_id(fmt: str, rng: random.Random, now: float, model: str) -> str:
-    return id_maker(fmt)(rng, now, model)

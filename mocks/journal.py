@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
-__all__ = ["BODY_LIMIT", "EXCHANGE", "FILTERS", "Journal", "capture", "exchange", "select", "to_har"]
+__all__ = ["BODY_LIMIT", "EXCHANGE", "FILTERS", "Journal", "exchange", "select", "to_har"]
 
 BODY_LIMIT = 64 * 1024
 FILTERS = ("provider", "direction", "operation", "key", "status", "job")
@@ -56,7 +56,7 @@ def _text(raw: Any) -> str | None:
 
 
 def _exchange_fields(raw: tuple[Any, ...]) -> dict[str, Any]:
-    """The ``url``, ``request``, ``response`` (and ``fault``) of an entry, from what :func:`capture` kept."""
+    """The ``url``, ``request``, ``response`` (and ``fault``) of an entry, from what :func:`exchange` kept."""
     scheme, root, path, query, request_headers, request_body, response_headers, response_body, fault = raw
     host = next((v for k, v in request_headers if k == b"host"), b"").decode("latin-1")
     url = f"{scheme}://{host}{root}{path}" + ("?" + query.decode("latin-1") if query else "")
@@ -74,11 +74,6 @@ def _exchange_fields(raw: tuple[Any, ...]) -> dict[str, Any]:
     if fault is not None:
         out["fault"] = {"delay": fault[0], "fault": fault[1]}
     return out
-
-
-def capture(request: Request, response: Response) -> dict[str, Any]:
-    """The exchange as journal entry fields (``{EXCHANGE: exchange(request, response)}``)."""
-    return {EXCHANGE: exchange(request, response)}
 
 
 def exchange(request: Request, response: Response) -> tuple[Any, ...]:
