@@ -17,13 +17,16 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# mypy reads the installed layout (veomock.*) through a tree of links to the source folders.
 lint: $(STAMP)
 	$(BIN)/ruff check contracts mocks conformance tests benchmarks examples
+	mkdir -p $(VENV)/typecheck/veomock
+	for d in contracts mocks conformance; do ln -sfn $(CURDIR)/$$d $(VENV)/typecheck/veomock/$$d; done
 	$(BIN)/mypy
 
 # Every reference client in examples/clients/ against its provider's mock, every scenario.
 conformance: $(STAMP)
-	@set -e; for p in $$($(BIN)/python -c "from contracts import available; print(' '.join(available()))"); do \
+	@set -e; for p in $$($(BIN)/python -c "from veomock.contracts import available; print(' '.join(available()))"); do \
 		$(BIN)/veomock check --provider $$p --junit $(VENV)/conformance-$$p.xml $(ARGS) \
 			-- $(BIN)/python -m examples.clients.$$p; done
 

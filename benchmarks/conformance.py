@@ -10,10 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-from conformance.protocol import Capabilities
-from conformance.runner import CommandAdapter, PythonAdapter, Runner, load_python
-from conformance.scenarios import catalogue
-from contracts import available, load
+from veomock.conformance.protocol import Capabilities
+from veomock.conformance.runner import CommandAdapter, PythonAdapter, Runner, load_python
+from veomock.conformance.scenarios import catalogue
+from veomock.contracts import available, load
 
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("success", "job-failure", "transient")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gc
 
-from mocks import Clock, Control, build_app, create_state
+from veomock.mocks import Clock, Control, build_app, create_state
 
 KEY = "sk-bench"
 

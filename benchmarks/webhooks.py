@@ -23,11 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-from contracts import Contract
-from contracts.model import WebhookChannel
-from mocks import Clock, build_app, create_state
-from mocks.receiver import Received, Receiver
+from veomock.contracts import Contract
+from veomock.contracts.model import WebhookChannel
+from veomock.mocks import Clock, build_app, create_state
+from veomock.mocks.receiver import Received, Receiver
 
 __all__ = ["deliver_many", "main"]
 

@@ -3,30 +3,40 @@
 Strategies build requests from a contract's schema; scenarios say how the provider behaves; the
 runner starts the client (a subprocess or a Python function), serves it the mock and grades the
 journal with registered checks. Entry points: ``veomock check``, the pytest plugin
-(``conformance.pytest_plugin``) and ``make conformance``.
+(``veomock.conformance.pytest_plugin``, registered through ``pytest11``) and ``make conformance``.
 """
 
-from conformance.checks import CHECKS, Failure, check
-from conformance.protocol import Capabilities, Job, Outcome
-from conformance.runner import CommandAdapter, PythonAdapter, Result, Runner
-from conformance.scenarios import Scenario, catalogue, scenarios
-from conformance.strategies import StrategyError, invalid_requests, valid_requests
+# The names below are imported on first use, so that ``veomock serve`` (whose command lives in
+# this package, the top layer) never loads Hypothesis or the checks.
+from __future__ import annotations
 
-__all__ = [
-    "CHECKS",
-    "Capabilities",
-    "CommandAdapter",
-    "Failure",
-    "Job",
-    "Outcome",
-    "PythonAdapter",
-    "Result",
-    "Runner",
-    "Scenario",
-    "StrategyError",
-    "catalogue",
-    "check",
-    "invalid_requests",
-    "scenarios",
-    "valid_requests",
-]
+import importlib
+from typing import Any
+
+_HOMES = {
+    "CHECKS": "checks",
+    "Failure": "checks",
+    "check": "checks",
+    "Capabilities": "protocol",
+    "Job": "protocol",
+    "Outcome": "protocol",
+    "CommandAdapter": "runner",
+    "PythonAdapter": "runner",
+    "Result": "runner",
+    "Runner": "runner",
+    "Scenario": "scenarios",
+    "catalogue": "scenarios",
+    "scenarios": "scenarios",
+    "StrategyError": "strategies",
+    "invalid_requests": "strategies",
+    "valid_requests": "strategies",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)

@@ -18,11 +18,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from conformance.facts import body_path, extract, result_paths, webhook_body_fields
-from conformance.protocol import Capabilities, Job, Outcome
-from conformance.scenarios import Scenario
-from conformance.server import Exchange
-from contracts import TERMINAL_STATES, Contract
+from veomock.conformance.facts import body_path, extract, result_paths, webhook_body_fields
+from veomock.conformance.protocol import Capabilities, Job, Outcome
+from veomock.conformance.scenarios import Scenario
+from veomock.conformance.server import Exchange
+from veomock.contracts import TERMINAL_STATES, Contract
 
 __all__ = ["CHECKS", "Check", "Failure", "Problem", "Run", "check", "run_checks"]
 
@@ -440,7 +440,7 @@ def _strip(body: Any, paths: Iterable[str]) -> Any:
 @check("request.body", "the submitted body is the job's request, valid against the model's schema", _valid_job)
 def _body(run: Run) -> Iterator[Problem]:
     model = run.contract.models[run.scenario.model]
-    from mocks.validation import RequestValidator
+    from veomock.mocks.validation import RequestValidator
 
     validator = RequestValidator(model)
     ignore = _webhook_fields(run) if run.job.webhook_url else set()

@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from conformance.checks import CHECKS
-from conformance.protocol import Capabilities, ProtocolError
-from conformance.report import Progress, summary, write_json, write_junit
-from conformance.runner import (
+from veomock.conformance.checks import CHECKS
+from veomock.conformance.protocol import Capabilities, ProtocolError
+from veomock.conformance.report import Progress, summary, write_json, write_junit
+from veomock.conformance.runner import (
     Adapter,
     CommandAdapter,
     PythonAdapter,
@@ -29,8 +29,8 @@ from conformance.runner import (
     load_python,
     read_replay,
 )
-from conformance.scenarios import KINDS, Scenario, catalogue, scenarios
-from contracts import ContractError, available, load
+from veomock.conformance.scenarios import KINDS, Scenario, catalogue, scenarios
+from veomock.contracts import ContractError, available, load
 
 __all__ = ["add_arguments", "explore", "run_check"]
 

@@ -10,8 +10,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from contracts import Contract, Model, Operation
-from contracts.templates import Template
+from veomock.contracts import Contract, Model, Operation
+from veomock.contracts.templates import Template
 
 __all__ = [
     "ResultPaths",

@@ -1,7 +1,7 @@
 """A thin pytest plugin: one marker and a few fixtures, public pytest API only.
 
-Enable it with ``-p conformance.pytest_plugin`` (or ``pytest_plugins = ["conformance.pytest_plugin"]``
-in a root conftest.py)::
+Installing veomock registers it through the ``pytest11`` entry point, so no ``-p`` is needed
+(``-p no:veomock`` turns it off)::
 
     @pytest.mark.veomock(provider="NAME", kinds=["success", "job-failure"])
     def test_my_client(veomock_check):
@@ -22,14 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-
-from conformance.facts import api_key
-from conformance.protocol import ENV_API_KEY, ENV_BASE_URL, ENV_CLOCK_URL, ENV_PROVIDER, Capabilities
-from conformance.runner import Adapter, CommandAdapter, PythonAdapter, Result, Runner
-from conformance.scenarios import catalogue
-from conformance.server import Harness, ServerThread
-from contracts import available, load
-from mocks import CONTROL_PREFIX, MockState
+from veomock.conformance.facts import api_key
+from veomock.conformance.protocol import ENV_API_KEY, ENV_BASE_URL, ENV_CLOCK_URL, ENV_PROVIDER, Capabilities
+from veomock.conformance.runner import Adapter, CommandAdapter, PythonAdapter, Result, Runner
+from veomock.conformance.scenarios import catalogue
+from veomock.conformance.server import Harness, ServerThread
+from veomock.contracts import available, load
+from veomock.mocks import CONTROL_PREFIX, MockState
 
 __all__ = ["MockHandle", "pytest_configure", "veomock_check", "veomock_mock", "veomock_server"]
 

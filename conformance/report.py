@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from conformance.checks import CHECKS
-from conformance.runner import Result
+from veomock.conformance.checks import CHECKS
+from veomock.conformance.runner import Result
 
 __all__ = ["Progress", "summary", "to_json", "write_json", "write_junit"]
 

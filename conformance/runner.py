@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from conformance.checks import Failure, Run, run_checks
-from conformance.facts import api_key
-from conformance.protocol import (
+from veomock.conformance.checks import Failure, Run, run_checks
+from veomock.conformance.facts import api_key
+from veomock.conformance.protocol import (
     ENV_API_KEY,
     ENV_BASE_URL,
     ENV_CLOCK_URL,
@@ -35,12 +35,12 @@ from conformance.protocol import (
     Outcome,
     ProtocolError,
 )
-from conformance.scenarios import HOOK_PATH, Scenario
-from conformance.server import Harness, ServerThread
-from contracts import Contract
-from mocks import CONTROL_PREFIX
-from mocks.lifecycle import Job as MockJob
-from mocks.media import clip_for
+from veomock.conformance.scenarios import HOOK_PATH, Scenario
+from veomock.conformance.server import Harness, ServerThread
+from veomock.contracts import Contract
+from veomock.mocks import CONTROL_PREFIX
+from veomock.mocks.lifecycle import Job as MockJob
+from veomock.mocks.media import clip_for
 
 __all__ = ["Adapter", "CommandAdapter", "PythonAdapter", "Result", "Runner", "load_python"]
 

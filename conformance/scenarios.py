@@ -19,11 +19,10 @@ from typing import Any
 
 from hypothesis import Phase, find, settings
 from hypothesis import strategies as st
-
-from conformance.facts import submit_operation, webhook_body_fields
-from conformance.protocol import Capabilities
-from conformance.strategies import Mutation, invalid_requests, valid_requests
-from contracts import Contract, Model, load
+from veomock.conformance.facts import submit_operation, webhook_body_fields
+from veomock.conformance.protocol import Capabilities
+from veomock.conformance.strategies import Mutation, invalid_requests, valid_requests
+from veomock.contracts import Contract, Model, load
 
 __all__ = [
     "CATEGORY_OF_ERROR",

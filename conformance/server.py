@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from contracts import Contract
-from mocks import CONTROL_PREFIX, MockState, build_app, create_state
-from mocks.clock import Clock
-from mocks.lifecycle import Job
-from mocks.serving import ServerThread
+from veomock.contracts import Contract
+from veomock.mocks import CONTROL_PREFIX, MockState, build_app, create_state
+from veomock.mocks.clock import Clock
+from veomock.mocks.lifecycle import Job
+from veomock.mocks.serving import ServerThread
 
 __all__ = ["Exchange", "Harness", "ServerThread"]
 

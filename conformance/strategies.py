@@ -33,8 +33,7 @@ import jsonschema
 from hypothesis import reject
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
-
-from contracts import Model
+from veomock.contracts import Model
 
 __all__ = [
     "Mutation",

@@ -1,8 +1,8 @@
 """Provider contracts: the YAML files in this folder, their meta-schema, loader and model."""
 
-from contracts.loader import CONTRACTS_DIR, ContractError, available, load, load_all, load_file
-from contracts.model import CANONICAL_STATES, TERMINAL_STATES, Contract, Model, Operation
-from contracts.templates import Template
+from veomock.contracts.loader import CONTRACTS_DIR, ContractError, available, load, load_all, load_file
+from veomock.contracts.model import CANONICAL_STATES, TERMINAL_STATES, Contract, Model, Operation
+from veomock.contracts.templates import Template
 
 __all__ = [
     "CANONICAL_STATES",

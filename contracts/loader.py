@@ -12,8 +12,7 @@ from typing import Any
 
 import jsonschema
 import yaml
-
-from contracts.model import (
+from veomock.contracts.model import (
     Auth,
     Contract,
     ErrorSpec,
@@ -27,7 +26,7 @@ from contracts.model import (
     WebhookDelivery,
     WebhookUnsupported,
 )
-from contracts.templates import Template, TemplateError, compile_expression, compile_template
+from veomock.contracts.templates import Template, TemplateError, compile_expression, compile_template
 
 __all__ = ["CONTRACTS_DIR", "ContractError", "available", "load", "load_all", "load_file"]
 

@@ -8,7 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from contracts.templates import Template
+from veomock.contracts.templates import Template
 
 __all__ = [
     "CANONICAL_STATES",

@@ -17,18 +17,17 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
-
-from contracts import Contract, Operation
-from contracts.model import Response as ResponseSpec
-from contracts.templates import compile_template
-from mocks.faults import MockApp, screen, with_fault
-from mocks.journal import EXCHANGE, exchange
-from mocks.jsontext import TooDeep, loads
-from mocks.lifecycle import Job
-from mocks.media import clip_for
-from mocks.responses import error_response, render, renderer, reply
-from mocks.state import MockState, UnknownJob
-from mocks.webhooks import WebhookRefused
+from veomock.contracts import Contract, Operation
+from veomock.contracts.model import Response as ResponseSpec
+from veomock.contracts.templates import compile_template
+from veomock.mocks.faults import MockApp, screen, with_fault
+from veomock.mocks.journal import EXCHANGE, exchange
+from veomock.mocks.jsontext import TooDeep, loads
+from veomock.mocks.lifecycle import Job
+from veomock.mocks.media import clip_for
+from veomock.mocks.responses import error_response, render, renderer, reply
+from veomock.mocks.state import MockState, UnknownJob
+from veomock.mocks.webhooks import WebhookRefused
 
 __all__ = ["CONTROL_PREFIX", "build_app"]
 
@@ -474,7 +473,7 @@ def build_app(state: MockState, control: bool = True, control_token: str | None 
     check_routes(state.contracts)
     routes: list[BaseRoute] = []
     if control:
-        from mocks.control import control_routes
+        from veomock.mocks.control import control_routes
 
         routes.append(Mount(CONTROL_PREFIX, routes=control_routes(state, token=control_token)))
     for contract in state.contracts.values():

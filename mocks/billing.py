@@ -12,8 +12,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from contracts import TERMINAL_STATES
-from mocks.lifecycle import Job
+from veomock.contracts import TERMINAL_STATES
+from veomock.mocks.lifecycle import Job
 
 __all__ = ["Ledger"]
 

@@ -33,14 +33,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
-
-from contracts import CANONICAL_STATES, TERMINAL_STATES
-from mocks.journal import select, to_har
-from mocks.jsontext import loads
-from mocks.lifecycle import Job, Outcome
-from mocks.scenarios import RuleError
-from mocks.state import MockState, UnknownJob
-from mocks.webhooks import control_routes as webhook_routes
+from veomock.contracts import CANONICAL_STATES, TERMINAL_STATES
+from veomock.mocks.journal import select, to_har
+from veomock.mocks.jsontext import loads
+from veomock.mocks.lifecycle import Job, Outcome
+from veomock.mocks.scenarios import RuleError
+from veomock.mocks.state import MockState, UnknownJob
+from veomock.mocks.webhooks import control_routes as webhook_routes
 
 __all__ = ["TOKEN_HEADER", "Control", "control_routes", "force_state", "job_summary"]
 

@@ -14,11 +14,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from contracts import Contract, Model
-from mocks.faults import error_for
-from mocks.ids import id_maker
-from mocks.lifecycle import Job, Outcome
-from mocks.scenarios import FAULTS, Action
+from veomock.contracts import Contract, Model
+from veomock.mocks.faults import error_for
+from veomock.mocks.ids import id_maker
+from veomock.mocks.lifecycle import Job, Outcome
+from veomock.mocks.scenarios import FAULTS, Action
 
 __all__ = ["catalogue", "example_body", "magic_key", "render_markdown", "render_text"]
 
@@ -80,7 +80,7 @@ def example_body(model: Model, prompt: str = "a red kite over the sea") -> dict[
     if root != "body" or not rest:
         return None
     _put(body, rest.split("."), prompt)
-    from mocks.validation import RequestValidator
+    from veomock.mocks.validation import RequestValidator
 
     return body if RequestValidator(model).is_valid(body) else None
 

@@ -25,15 +25,14 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from contracts import TERMINAL_STATES, Contract
-from mocks.lifecycle import Job, Outcome
-from mocks.limits import Refusal
-from mocks.responses import error_response
-from mocks.scenarios import Action, Facts, outcome_for
+from veomock.contracts import TERMINAL_STATES, Contract
+from veomock.mocks.lifecycle import Job, Outcome
+from veomock.mocks.limits import Refusal
+from veomock.mocks.responses import error_response
+from veomock.mocks.scenarios import Action, Facts, outcome_for
 
 if TYPE_CHECKING:
-    from mocks.state import MockState
+    from veomock.mocks.state import MockState
 
 __all__ = [
     "FAULT_KEY",
@@ -71,7 +70,7 @@ class Verdict:
             return
         action = state.scenarios.webhook_action(replace(self.facts, job=job.id))
         if action is not None:
-            from mocks.webhooks import Policy
+            from veomock.mocks.webhooks import Policy
 
             state.webhooks.set_policy(Policy.from_action(action.to_json()), job=job.id)
             self.note["webhook"] = action.to_json()

@@ -13,7 +13,7 @@ from collections.abc import Set
 from dataclasses import dataclass, field
 from typing import Any
 
-from contracts import TERMINAL_STATES
+from veomock.contracts import TERMINAL_STATES
 
 __all__ = ["Job", "Outcome", "plan_timeline"]
 

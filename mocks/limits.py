@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from contracts import Contract
+from veomock.contracts import Contract
 
 __all__ = ["LIMIT_NAMES", "Limiter", "Limits", "Refusal"]
 

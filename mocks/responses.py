@@ -7,13 +7,12 @@ from functools import lru_cache
 from typing import Any
 
 from starlette.responses import JSONResponse, Response
-
-from contracts import Contract
-from contracts.loader import ContractError
-from contracts.model import ErrorSpec
-from contracts.model import Response as ResponseSpec
-from contracts.templates import Template, compile_template
-from mocks.jsontext import dumps
+from veomock.contracts import Contract
+from veomock.contracts.loader import ContractError
+from veomock.contracts.model import ErrorSpec
+from veomock.contracts.model import Response as ResponseSpec
+from veomock.contracts.templates import Template, compile_template
+from veomock.mocks.jsontext import dumps
 
 __all__ = ["FALLBACK", "error_response", "render", "renderer", "reply", "resolve_error"]
 

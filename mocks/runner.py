@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from contracts import available, load
-from mocks.clock import Clock
-from mocks.state import MockState
+from veomock.contracts import available, load
+from veomock.mocks.clock import Clock
+from veomock.mocks.state import MockState
 
 __all__ = ["PROFILES", "create_state", "parse_variants"]
 

@@ -30,9 +30,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote
 
-from contracts import Contract
-from mocks.lifecycle import Outcome
-from mocks.responses import FALLBACK
+from veomock.contracts import Contract
+from veomock.mocks.lifecycle import Outcome
+from veomock.mocks.responses import FALLBACK
 
 __all__ = [
     "FAULTS",

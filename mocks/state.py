@@ -11,17 +11,17 @@ from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
-from contracts import Contract, Model
-from mocks.billing import Ledger
-from mocks.clock import Clock
-from mocks.ids import IdMaker, id_maker
-from mocks.journal import Journal
-from mocks.lifecycle import Job, Outcome, plan_timeline
-from mocks.limits import Limiter
-from mocks.longlived import LongLived
-from mocks.scenarios import Scenarios
-from mocks.validation import RequestValidator, validator_for
-from mocks.webhooks import Dispatcher
+from veomock.contracts import Contract, Model
+from veomock.mocks.billing import Ledger
+from veomock.mocks.clock import Clock
+from veomock.mocks.ids import IdMaker, id_maker
+from veomock.mocks.journal import Journal
+from veomock.mocks.lifecycle import Job, Outcome, plan_timeline
+from veomock.mocks.limits import Limiter
+from veomock.mocks.longlived import LongLived
+from veomock.mocks.scenarios import Scenarios
+from veomock.mocks.validation import RequestValidator, validator_for
+from veomock.mocks.webhooks import Dispatcher
 
 __all__ = ["MockState", "ProviderRuntime", "UnknownJob"]
 

@@ -7,8 +7,7 @@ from typing import Any
 
 import jsonschema
 import jsonschema_rs
-
-from contracts import Model
+from veomock.contracts import Model
 
 __all__ = ["Invalid", "RequestValidator", "validator_for"]
 

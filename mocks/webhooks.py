@@ -34,14 +34,13 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
-
-from contracts import CANONICAL_STATES, TERMINAL_STATES, Contract
-from contracts.model import WebhookChannel, WebhookDelivery
-from mocks.jsontext import loads
-from mocks.lifecycle import Job
+from veomock.contracts import CANONICAL_STATES, TERMINAL_STATES, Contract
+from veomock.contracts.model import WebhookChannel, WebhookDelivery
+from veomock.mocks.jsontext import loads
+from veomock.mocks.lifecycle import Job
 
 if TYPE_CHECKING:
-    from mocks.state import MockState
+    from veomock.mocks.state import MockState
 
 __all__ = ["MODES", "Callback", "Dispatcher", "Policy", "WebhookRefused", "control_routes", "requested"]
 

@@ -9,10 +9,10 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, settings
 from starlette.testclient import TestClient
+from veomock.contracts import available
+from veomock.mocks import Clock, MockState, build_app, create_state
+from veomock.mocks.serving import ServerThread
 
-from contracts import available
-from mocks import Clock, MockState, build_app, create_state
-from mocks.serving import ServerThread
 from tests.live import LiveServer
 
 settings.register_profile(

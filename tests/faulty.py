@@ -10,11 +10,11 @@ from functools import cache
 from typing import Any
 
 import httpx
+from veomock.contracts import Contract, Model, Operation
+from veomock.contracts import load as _load
+from veomock.mocks import MockState
+from veomock.mocks.failures import catalogue, example_body
 
-from contracts import Contract, Model, Operation
-from contracts import load as _load
-from mocks import MockState
-from mocks.failures import catalogue, example_body
 from tests.conftest import PROVIDERS
 from tests.helpers import API_KEY, auth_headers, request_path
 

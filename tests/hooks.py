@@ -10,12 +10,12 @@ from functools import cache
 from typing import Any
 
 import httpx
+from veomock.contracts import Contract
+from veomock.contracts import load as _load
+from veomock.contracts.model import WebhookChannel
+from veomock.mocks import Clock, MockState, build_app, create_state
+from veomock.mocks.lifecycle import Job
 
-from contracts import Contract
-from contracts import load as _load
-from contracts.model import WebhookChannel
-from mocks import Clock, MockState, build_app, create_state
-from mocks.lifecycle import Job
 from tests.conftest import START
 from tests.helpers import auth_headers, fixtures, operation, request_path
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mocks import MockState, build_app
-from mocks.serving import ServerThread
+from veomock.mocks import MockState, build_app
+from veomock.mocks.serving import ServerThread
 
 
 @dataclass

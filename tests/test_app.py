@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
+from veomock.contracts import Contract
+from veomock.mocks import MockState
+from veomock.mocks.control import force_state
 
-from contracts import Contract
-from mocks import MockState
-from mocks.control import force_state
 from tests.conftest import PROVIDERS
 from tests.helpers import auth_headers, mp4_facts, operation, request_path, sample_request, shape_diff
 
@@ -272,7 +272,7 @@ def test_any_method_gets_a_provider_shaped_answer(client: TestClient, state: Moc
 
 
 def test_same_seed_gives_same_ids_timings_and_outcomes() -> None:
-    from mocks import Clock, create_state
+    from veomock.mocks import Clock, create_state
 
     runs = []
     for _ in range(2):
@@ -312,7 +312,7 @@ def test_balance_is_charged_and_runs_out(client: TestClient, state: MockState, p
 
 @pytest.mark.parametrize("provider", PROVIDERS)  # static routes (found by dict) and routes with parameters
 def test_a_bug_in_the_mock_still_answers_in_the_providers_envelope(state: MockState, provider: str) -> None:
-    from mocks import build_app
+    from veomock.mocks import build_app
 
     contract = state.contracts[provider]
     op = next(o for o in contract.operations if o.kind == "status")
@@ -353,7 +353,7 @@ def test_repeated_polls_reuse_the_body_only_while_nothing_changed(
 def test_query_strings_parse_as_the_standard_library_parses_them(text: str) -> None:
     from urllib.parse import parse_qsl
 
-    from mocks.app import parse_query
+    from veomock.mocks.app import parse_query
 
     raw = text.encode("utf-8")
     assert parse_query(raw) == dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
@@ -366,7 +366,7 @@ def test_query_strings_parse_as_the_standard_library_parses_them(text: str) -> N
 def test_bearer_tokens_are_read_as_the_bearer_pattern_reads_them(value: str) -> None:
     import re
 
-    from mocks.app import bearer_token
+    from veomock.mocks.app import bearer_token
 
     match = re.match(r"^\s*bearer\s+(\S+)\s*$", value, re.IGNORECASE)
     assert bearer_token(value) == (match.group(1) if match else None)

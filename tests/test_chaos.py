@@ -7,9 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
+from veomock.conformance.command import _read_chaos
+from veomock.mocks import Clock, Control, MockState, create_state
 
-from mocks import Clock, Control, MockState, create_state
-from mocks.cli import _read_chaos
 from tests.conftest import PROVIDERS, START
 from tests.faulty import load, submit_parts
 
@@ -101,7 +101,7 @@ def test_a_profile_given_at_start_survives_reset(tmp_path: Path) -> None:
 
 
 def test_chaos_webhook_faults_are_drawn_separately(state: MockState) -> None:
-    from mocks.scenarios import Facts
+    from veomock.mocks.scenarios import Facts
 
     Control(state).set_chaos({"seed": 3, "faults": {"webhook:duplicate": 1.0}})
     facts = Facts(PROVIDERS[0], "submit", "submit", "k")

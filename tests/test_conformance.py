@@ -19,19 +19,19 @@ from typing import Any
 
 import httpx
 import pytest
+from veomock import conformance
+from veomock.conformance.checks import CHECKS
+from veomock.conformance.cli import explore
+from veomock.conformance.command import main as veomock
+from veomock.conformance.facts import extract, result_paths
+from veomock.conformance.protocol import Capabilities, Outcome, ProtocolError
+from veomock.conformance.runner import CommandAdapter, PythonAdapter, Runner, read_replay
+from veomock.conformance.scenarios import catalogue, scenarios
+from veomock.conformance.server import Harness
+from veomock.contracts import available, load
 
-import conformance
-from conformance.checks import CHECKS
-from conformance.cli import explore
-from conformance.facts import extract, result_paths
-from conformance.protocol import Capabilities, Outcome, ProtocolError
-from conformance.runner import CommandAdapter, PythonAdapter, Runner, read_replay
-from conformance.scenarios import catalogue, scenarios
-from conformance.server import Harness
-from contracts import available, load
 from examples.broken import CATALOGUE, Broken
 from examples.clients.base import Receiver
-from mocks.cli import main as veomock
 
 ROOT = Path(__file__).resolve().parent.parent
 PROVIDERS = sorted(available())
@@ -240,9 +240,8 @@ def test_result_paths_read_what_the_mock_serves(provider: str) -> None:
 
 def _submit(harness: Harness) -> Any:
     from starlette.testclient import TestClient
-
-    from conformance.facts import api_key, auth_headers, submit_operation
-    from conformance.scenarios import example_request
+    from veomock.conformance.facts import api_key, auth_headers, submit_operation
+    from veomock.conformance.scenarios import example_request
 
     contract = harness.contract
     model = next(iter(contract.models))
@@ -298,8 +297,6 @@ def test_pytest_plugin(tmp_path: Path) -> None:
             "-m",
             "pytest",
             "-q",
-            "-p",
-            "conformance.pytest_plugin",
             "-p",
             "no:cacheprovider",
             str(test_file),

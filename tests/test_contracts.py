@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from veomock.contracts import ContractError, available, load, load_file
 
-from contracts import ContractError, available, load, load_file
 from tests.conftest import PROVIDERS
 
 ISSUE_PROVIDERS = {"pixazo", "apixo", "aivideoapi", "vtrix"}

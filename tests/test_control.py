@@ -6,10 +6,10 @@ import json
 
 import httpx
 import pytest
+from veomock import mocks
+from veomock.mocks import Control, MockState, build_app
+from veomock.mocks.control import TOKEN_HEADER
 
-import mocks
-from mocks import Control, MockState, build_app
-from mocks.control import TOKEN_HEADER
 from tests.conftest import PROVIDERS
 from tests.faulty import last_job, load, status_parts, submit_parts
 

@@ -6,8 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-
-from contracts import available, load
+from veomock.contracts import available, load
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINE = [p for d in ("mocks", "conformance") for p in (ROOT / d).rglob("*.py")]

@@ -7,10 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
+from veomock.conformance.command import main
+from veomock.mocks.failures import example_body, magic_key
+from veomock.mocks.scenarios import magic_in_key
 
-from mocks.cli import main
-from mocks.failures import example_body, magic_key
-from mocks.scenarios import magic_in_key
 from tests.conftest import PROVIDERS
 from tests.faulty import load, submit_op
 

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
+from veomock.contracts import load
+from veomock.mocks import Clock, MockState, build_app, create_state
+from veomock.mocks.control import force_state
 
-from contracts import load
-from mocks import Clock, MockState, build_app, create_state
-from mocks.control import force_state
 from tests.conftest import PROVIDERS, START
 from tests.helpers import (
     all_fixtures,

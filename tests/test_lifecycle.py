@@ -5,9 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
-
-from mocks.clock import Clock
-from mocks.lifecycle import Job, Outcome, plan_timeline
+from veomock.mocks.clock import Clock
+from veomock.mocks.lifecycle import Job, Outcome, plan_timeline
 
 
 def _job(outcome: Outcome | None = None) -> Job:
@@ -93,8 +92,8 @@ def test_clock_scales_and_advances() -> None:
 
 
 def test_timing_is_configurable_per_provider() -> None:
-    from mocks import create_state
-    from mocks.lifecycle import Outcome as Ending
+    from veomock.mocks import create_state
+    from veomock.mocks.lifecycle import Outcome as Ending
 
     state = create_state(["apixo"], clock=Clock(speed=0, start=1000.0))
     state.set_timing("apixo", "running", 7, 7)
@@ -113,8 +112,8 @@ def test_jobs_leave_the_collectors_sight_until_reset() -> None:
     import gc
     import weakref
 
-    from mocks import create_state
-    from mocks.longlived import LongLived
+    from veomock.mocks import create_state
+    from veomock.mocks.longlived import LongLived
 
     class Node:
         other: Node | None = None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from veomock.mocks import Control, MockState
+from veomock.mocks.limits import Limiter
 
-from mocks import Control, MockState
-from mocks.limits import Limiter
 from tests.conftest import PROVIDERS
 from tests.faulty import failure_cases, failure_entry, finish, last_job, load, submit_parts
 from tests.helpers import API_KEY, auth_headers

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from veomock.mocks import MockState
+from veomock.mocks.failures import magic_key
+from veomock.mocks.scenarios import RuleError, magic_in_key, magic_in_prompt, parse_magic
 
-from mocks import MockState
-from mocks.failures import magic_key
-from mocks.scenarios import RuleError, magic_in_key, magic_in_prompt, parse_magic
 from tests.conftest import PROVIDERS
 from tests.faulty import finish, last_job, load, status_parts, submit_parts
 from tests.helpers import API_KEY
@@ -102,8 +102,9 @@ async def test_state_and_timing_from_a_prompt(
 
 
 async def test_a_magic_key_sets_the_jobs_webhook_policy() -> None:
-    from mocks.failures import magic_key as key_for
-    from mocks.receiver import Receiver
+    from veomock.mocks.failures import magic_key as key_for
+    from veomock.mocks.receiver import Receiver
+
     from tests.hooks import CHANNELS, channel_of, mock, request_for
 
     provider, name = CHANNELS[0]

@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
+from veomock.mocks import Control, MockState
+from veomock.mocks.scenarios import Facts, RuleError, parse_rule
 
-from mocks import Control, MockState
-from mocks.scenarios import Facts, RuleError, parse_rule
 from tests.conftest import PROVIDERS
 from tests.faulty import (
     last_job,

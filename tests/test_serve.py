@@ -27,7 +27,7 @@ def served() -> Iterator[tuple[str, list[str]]]:
         [
             sys.executable,
             "-m",
-            "mocks.cli",
+            "veomock.conformance.command",
             "serve",
             "--port",
             str(port),

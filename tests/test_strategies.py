@@ -16,14 +16,13 @@ import jsonschema
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from conformance.facts import api_key, auth_headers, body_path, submit_operation, webhook_body_fields
-from conformance.strategies import StrategyError, from_schema, invalid_requests, merge, valid_requests
-from contracts import Contract, Model, available, load
-from mocks import build_app, create_state
-from mocks.clock import Clock
-from mocks.responses import resolve_error
-from mocks.validation import RequestValidator
+from veomock.conformance.facts import api_key, auth_headers, body_path, submit_operation, webhook_body_fields
+from veomock.conformance.strategies import StrategyError, from_schema, invalid_requests, merge, valid_requests
+from veomock.contracts import Contract, Model, available, load
+from veomock.mocks import build_app, create_state
+from veomock.mocks.clock import Clock
+from veomock.mocks.responses import resolve_error
+from veomock.mocks.validation import RequestValidator
 
 EXAMPLES = 40
 HOOK = "https://127.0.0.1:9/veomock-hook"  # loopback, nothing listens: no traffic leaves the machine

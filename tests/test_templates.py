@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from contracts.templates import OMIT, TemplateError, compile_expression, compile_template
+from veomock.contracts.templates import OMIT, TemplateError, compile_expression, compile_template
 
 JOB = {"job": {"id": "t1", "created_at": 1767965610.929, "n": None, "urls": ["a", "b"]}}
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
+from veomock.mocks import MockState
+from veomock.mocks.failures import magic_key
 
-from mocks import MockState
-from mocks.failures import magic_key
 from tests.conftest import PROVIDERS
 from tests.faulty import TRIGGERS, arm_sync, entries, last_job, load, status_parts, submit_parts
 from tests.live import LiveServer

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from veomock.mocks import Control, MockState
 
-from mocks import Control, MockState
 from tests.faulty import arm as arm_trigger
 from tests.faulty import (
     error_cases,

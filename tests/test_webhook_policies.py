@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from veomock.mocks.receiver import Receiver
+from veomock.mocks.webhooks import DEFAULT_DELAY, Policy
 
-from mocks.receiver import Receiver
-from mocks.webhooks import DEFAULT_DELAY, Policy
 from tests.helpers import API_KEY
 from tests.hooks import channel_of, load, mock
 

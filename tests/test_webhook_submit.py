@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 import yaml
+from veomock.conformance.command import main
+from veomock.contracts import ContractError, load_file
 
-from contracts import ContractError, load_file
-from mocks.cli import main
 from tests.helpers import shape_diff
 from tests.hooks import CHANNEL_IDS, CHANNELS, channel_of, load, mock, request_for
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 import trustme
+from veomock.contracts import TERMINAL_STATES
+from veomock.mocks.control import force_state
+from veomock.mocks.receiver import Receiver, failing, hanging, healthy
 
-from contracts import TERMINAL_STATES
-from mocks.control import force_state
-from mocks.receiver import Receiver, failing, hanging, healthy
 from tests.hooks import CHANNEL_IDS, CHANNELS, channel_of, load, mock, request_for
 
 pytestmark = pytest.mark.anyio
@@ -291,14 +291,13 @@ async def test_reset_forgets_outstanding_deliveries() -> None:
 
 
 async def test_background_delivery_while_the_clock_runs() -> None:
-    from mocks import Clock, create_state
+    from veomock.mocks import Clock, create_state
 
     state = create_state(["aivideoapi"], seed=1, clock=Clock(speed=20_000), allow_http_webhooks=True)
     channel = channel_of("aivideoapi", "callback")
     async with Receiver() as hook, state.webhooks.lifespan():
         import httpx
-
-        from mocks import build_app
+        from veomock.mocks import build_app
 
         transport = httpx.ASGITransport(app=build_app(state))
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:

@@ -10,16 +10,15 @@ import os
 import sys
 from collections.abc import Sequence
 
-from contracts import ContractError, available, load
-from mocks.runner import PROFILES, create_state, parse_variants
+from veomock.contracts import ContractError, available, load
+from veomock.mocks.runner import PROFILES, create_state, parse_variants
 
 __all__ = ["main"]
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
-
-    from mocks.app import CONTROL_PREFIX, build_app
+    from veomock.mocks.app import CONTROL_PREFIX, build_app
 
     try:
         state = create_state(
@@ -75,7 +74,7 @@ def _read_chaos(path: str | None) -> dict[str, object] | None:
 
 
 def _failures(args: argparse.Namespace) -> int:
-    from mocks.failures import catalogue, render_markdown, render_text
+    from veomock.mocks.failures import catalogue, render_markdown, render_text
 
     names = list(available())
     for name in args.provider:
@@ -188,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("contracts", help="load and check every contract and variant")
     check.set_defaults(func=_contracts)
 
-    from conformance.cli import add_arguments, run_check
+    from veomock.conformance.cli import add_arguments, run_check
 
     grade = sub.add_parser("check", help="grade a client against a provider's mock: check --provider P -- CMD")
     add_arguments(grade)
