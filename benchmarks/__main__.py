@@ -9,7 +9,7 @@ import time
 
 from benchmarks.procs import load
 
-SUITES = ("http", "webhooks", "conformance")
+SUITES = ("http", "startup", "webhooks", "conformance")
 
 
 def main() -> None:
