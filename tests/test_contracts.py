@@ -146,3 +146,47 @@ def test_yaml_syntax_error_gives_line(tmp_path: Path) -> None:
     path.write_text("format: 1\nprovider: [unclosed\n")
     with pytest.raises(ContractError, match="line"):
         load_file(path)
+
+
+def test_misspelled_key_is_named_with_the_key_it_meant(tmp_path: Path) -> None:
+    with pytest.raises(ContractError) as info:
+        load_file(_mutated(tmp_path, {"auth.scheme": ..., "auth.schema": "bearer"}))
+    err = info.value
+    assert (err.where, err.message, err.hint) == ("auth", "unknown key 'schema'", "did you mean 'scheme'?")
+    assert str(err).endswith("at auth: unknown key 'schema' (did you mean 'scheme'?)")
+
+
+def test_template_reading_an_unknown_field_is_refused(tmp_path: Path) -> None:
+    body = {"id": "{{ job.id }}", "error": {"code": "{{ job.fail_code }}", "error_message": "{{ job.fail_mesage }}"}}
+    with pytest.raises(ContractError) as info:
+        load_file(_mutated(tmp_path, {"responses.status.succeeded.body": body}, "vtrix"))
+    err = info.value
+    assert (err.where, err.message) == ("responses.status.succeeded.body", "unknown field 'job.fail_mesage'")
+    assert err.hint == "did you mean 'job.fail_message'?"
+
+
+def test_every_job_field_a_template_may_read_is_one_the_mock_provides() -> None:
+    from veomock.contracts.templates import FIELDS
+    from veomock.mocks import Clock, create_state
+
+    state = create_state(seed=1, clock=Clock(speed=0, start=0.0))
+    contract = state.contracts["apixo"]
+    model = next(iter(contract.models.values()))
+    job = state.create_job("apixo", model, "k", {"prompt": "p", "aspect_ratio": "16:9", "duration": 8})
+    assert set(state.view(job, "")) == FIELDS["job"]
+    assert set(state.runtime("apixo").ledger.view("k", 0.0)) == FIELDS["balance"]
+
+
+def test_id_from_naming_no_path_parameter_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ContractError) as info:
+        load_file(_mutated(tmp_path, {"operations.1.id_from": "path.task"}, "vtrix"))
+    err = info.value
+    assert err.where == "operations[1].id_from"
+    assert err.message == "reads path.task, but /model/v1/generation/task/{id} has no {task}"
+    assert err.hint == "its parameters: id"
+
+
+def test_unknown_model_without_a_close_match_lists_the_models(tmp_path: Path) -> None:
+    with pytest.raises(ContractError) as info:
+        load_file(_mutated(tmp_path, {"operations.0.models": ["sora-2"]}))
+    assert info.value.hint == "models: veo-3-1, veo-3-1-extend"
