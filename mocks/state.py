@@ -13,6 +13,7 @@ from typing import Any
 
 from veomock.contracts import Contract, Model
 from veomock.mocks.billing import Ledger
+from veomock.mocks.changes import Changes
 from veomock.mocks.clock import Clock
 from veomock.mocks.ids import IdMaker, id_maker
 from veomock.mocks.journal import Journal
@@ -64,8 +65,10 @@ class MockState:
     longlived: LongLived = field(init=False)
     scenarios: Scenarios = field(init=False)
     limits: Limiter = field(init=False)
+    changes: Changes = field(init=False)  # bumped on every change, for the inspector's live view
 
     def __post_init__(self) -> None:
+        self.changes = Changes()
         self.webhooks = Dispatcher(self, ca_file=self.webhook_ca)
         self.longlived = LongLived(self.freeze_every)
         self.reset()
@@ -89,6 +92,7 @@ class MockState:
         self.webhooks.reset()
         self.scenarios = Scenarios(self.contracts, chaos=self.chaos)
         self.limits = Limiter(self.contracts)
+        self.changes.bump()
 
     def now(self) -> float:
         return self.clock.now()
@@ -142,6 +146,7 @@ class MockState:
         """Put ``job`` in ``target`` now (a terminal state ends it with ``outcome``); balances follow."""
         job.force(target, self.now(), outcome)
         self.providers[job.provider].ledger.rescheduled(job)
+        self.changes.bump()
 
     def job(self, provider: str, job_id: str, key: str | None = None) -> Job:
         job = self.jobs.get((provider, job_id))
@@ -173,6 +178,7 @@ class MockState:
     def record(self, entry: dict[str, Any]) -> None:
         entry.setdefault("time", self.now())
         self.journal.append(entry)
+        self.changes.bump()
 
     def set_timing(self, provider: str, state: str, low: float, high: float) -> None:
         """Override how long jobs of ``provider`` stay queued or running (provider seconds)."""
