@@ -4,11 +4,13 @@
     POST /_veomock/reset[?key=]           forget everything (or one API key's namespace)
     GET  /_veomock/clock                  {"now": ..., "speed": ...}
     POST /_veomock/clock                  {"advance": seconds} and/or {"speed": x}
-    GET  /_veomock/jobs[?provider=&key=]  every job, with its state now
+    GET  /_veomock/tenants                every API key seen, its jobs and its balances
+    GET  /_veomock/jobs[?provider=&key=&timeline=1]  every job, with its state now (and its timeline)
     GET  /_veomock/jobs/{id}              one job, with its timeline
     POST /_veomock/jobs/{id}              {"state": "failed", "code": "..."} forces a state
-    GET  /_veomock/journal[?provider=&direction=&operation=&key=&status=&job=]
+    GET  /_veomock/journal[?provider=&direction=&operation=&key=&status=&job=&limit=]
                                           inbound requests and outbound webhook attempts, newest last
+                                          (limit: only the newest N)
     GET  /_veomock/journal.har[?...]      the same as HAR 1.2
     GET|POST|DELETE /_veomock/scenarios   rules: POST a rule, a list or {"rules": [...]};
                                           DELETE[?key=&provider=&id=] clears
@@ -18,6 +20,7 @@
     GET  /_veomock/webhooks               outstanding deliveries, policies, counts
     POST /_veomock/webhooks               {"policy": {"mode": "drop", "job": ID}} (or "key": KEY)
     POST /_veomock/webhooks/flush         attempt every delivery due now (after advancing a frozen clock)
+    GET  /_veomock/ui                     the inspector page (mocks.inspector); /_veomock/events, its live feed
 
 With ``veomock serve --control-token T`` every control call needs the header ``X-Veomock-Token: T``.
 """
@@ -34,6 +37,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 from veomock.contracts import CANONICAL_STATES, TERMINAL_STATES
+from veomock.mocks.inspector import event_routes, page_routes
 from veomock.mocks.journal import select, to_har
 from veomock.mocks.jsontext import loads
 from veomock.mocks.lifecycle import Job, Outcome
@@ -73,6 +77,7 @@ def job_summary(state: MockState, job: Job, timeline: bool = False, now: float |
         "status": state.contracts[job.provider].states[current],
         "created_at": job.created_at,
         "price": job.price,
+        "charge": state.providers[job.provider].ledger.charge(job, now),
         "outcome": {"state": job.outcome.state, "code": job.outcome.code, "message": job.outcome.message},
         "params": job.params,
         "now": now,
@@ -214,7 +219,7 @@ class Control:
 
     # -- jobs and journal -----------------------------------------------------------------------
 
-    def jobs(self, provider: str | None = None, key: str | None = None) -> list[dict[str, Any]]:
+    def jobs(self, provider: str | None = None, key: str | None = None, timeline: bool = False) -> list[dict[str, Any]]:
         """Every job (of ``provider``, of ``key``), each key's jobs read at one instant of its clock."""
         state, nows = self.state, dict[str, float]()
         out = []
@@ -223,7 +228,7 @@ class Control:
                 now = nows.get(job.key)
                 if now is None:
                     now = nows[job.key] = state.now(job.key)
-                out.append(job_summary(state, job, now=now))
+                out.append(job_summary(state, job, timeline, now=now))
         return out
 
     def job(self, job_id: str, now: float | None = None) -> dict[str, Any]:
@@ -235,9 +240,29 @@ class Control:
         force_state(self.state, job, target, code, now)
         return self.job(job_id, now)
 
-    def journal(self, **filters: str | None) -> list[dict[str, Any]]:
-        """Journal entries; filters: provider, direction, operation, key, status (429 or 4xx), job."""
-        return select(self.state.journal, filters)
+    def journal(self, limit: int | None = None, **filters: str | None) -> list[dict[str, Any]]:
+        """Journal entries; filters: provider, direction, operation, key, status (429 or 4xx), job;
+        ``limit``: only the newest that many."""
+        entries = select(self.state.journal, filters)
+        return entries if limit is None else entries[max(0, len(entries) - limit) :]
+
+    def tenants(self) -> list[dict[str, Any]]:
+        """Every API key seen (in a job or a request), with its job count and, at each provider it
+        used, its balance now."""
+        used: dict[str, dict[str, int]] = {}
+        for job in self.state.jobs.values():
+            used.setdefault(job.key, {}).setdefault(job.provider, 0)
+            used[job.key][job.provider] += 1
+        for entry in self.state.journal:
+            key, provider = entry.get("key"), entry.get("provider")
+            if isinstance(key, str) and provider in self.state.providers:
+                used.setdefault(key, {}).setdefault(provider, 0)
+        out = []
+        for key, counts in used.items():
+            now = self.state.now(key)
+            balances = {name: self.balance(key, name, now)[name] for name in self.state.providers if name in counts}
+            out.append({"key": key, "jobs": sum(counts.values()), "balances": balances})
+        return out
 
     def har(self, **filters: str | None) -> dict[str, Any]:
         from importlib.metadata import PackageNotFoundError, version
@@ -246,7 +271,7 @@ class Control:
             release = version("veomock")
         except PackageNotFoundError:
             release = "0"
-        return to_har(self.journal(**filters), release)
+        return to_har(self.journal(None, **filters), release)
 
 
 class _TokenGuard:
@@ -275,7 +300,10 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
     def guarded(endpoint: Any) -> Any:
         async def handle(request: Request) -> Response:
             try:
-                return await endpoint(request)  # type: ignore[no-any-return]
+                response: Response = await endpoint(request)
+                if request.method != "GET" and response.status_code < 400:
+                    state.changes.bump()
+                return response
             except UnknownJob as exc:
                 return _problem(404, f"no job {exc.args[0]!r}")
             except json.JSONDecodeError as exc:
@@ -305,7 +333,11 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
             return _problem(400, f'{exc}; send {{"advance": seconds}} or {{"speed": factor}}')
 
     async def jobs(request: Request) -> Response:
-        return JSONResponse({"jobs": control.jobs(**_filters(request, "provider", "key"))})
+        timeline = request.query_params.get("timeline") in ("1", "true")
+        return JSONResponse({"jobs": control.jobs(**_filters(request, "provider", "key"), timeline=timeline)})
+
+    async def tenants(request: Request) -> Response:
+        return JSONResponse({"tenants": control.tenants()})
 
     async def job(request: Request) -> Response:
         job_id = request.path_params["job_id"]
@@ -319,7 +351,10 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
         if request.url.path.endswith(".har"):
             disposition = {"Content-Disposition": "inline; filename=veomock.har"}
             return JSONResponse(control.har(**filters), headers=disposition)
-        return JSONResponse({"entries": control.journal(**filters)})
+        limit = filters.pop("limit", None)
+        if limit is not None and not limit.isdigit():
+            raise ValueError(f"limit must be a whole number of entries, not {limit!r}")
+        return JSONResponse({"entries": control.journal(None if limit is None else int(limit), **filters)})
 
     async def scenarios(request: Request) -> Response:
         if request.method == "GET":
@@ -365,6 +400,7 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
         Route("/health", health, methods=["GET"]),
         Route("/reset", guarded(reset), methods=["POST"]),
         Route("/clock", guarded(clock), methods=["GET", "POST"]),
+        Route("/tenants", guarded(tenants), methods=["GET"]),
         Route("/jobs", guarded(jobs), methods=["GET"]),
         Route("/jobs/{job_id}", guarded(job), methods=["GET", "POST"]),
         Route("/journal", guarded(journal), methods=["GET"]),
@@ -374,7 +410,8 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
         Route("/limits", guarded(limits), methods=["GET", "POST", "DELETE"]),
         Route("/balances", guarded(balances), methods=["GET", "POST"]),
         *webhook_routes(state),
+        *event_routes(state),
     ]
     if token:
-        return [Mount("", app=_TokenGuard(Router(routes=routes), token))]
-    return routes
+        return [*page_routes(), Mount("", app=_TokenGuard(Router(routes=routes), token))]
+    return [*page_routes(), *routes]

@@ -13,6 +13,7 @@ from typing import Any
 
 from veomock.contracts import Contract, Model
 from veomock.mocks.billing import Ledger
+from veomock.mocks.changes import Changes
 from veomock.mocks.clock import Clock
 from veomock.mocks.ids import IdMaker, id_maker
 from veomock.mocks.journal import Journal
@@ -66,12 +67,14 @@ class MockState:
     longlived: LongLived = field(init=False)
     scenarios: Scenarios = field(init=False)
     limits: Limiter = field(init=False)
+    changes: Changes = field(init=False)  # bumped on every change, for the inspector's live view
 
     def __post_init__(self) -> None:
         self._validators = {
             name: {m: validator_for(model) for m, model in contract.models.items()}
             for name, contract in self.contracts.items()
         }
+        self.changes = Changes()
         self.webhooks = Dispatcher(self, ca_file=self.webhook_ca)
         self.longlived = LongLived(self.freeze_every)
         self.reset()
@@ -94,6 +97,7 @@ class MockState:
         self.webhooks.reset()
         self.scenarios = Scenarios(self.contracts, chaos=self.chaos)
         self.limits = Limiter(self.contracts)
+        self.changes.bump()
 
     def now(self, key: str | None = None) -> float:
         """Provider time for ``key``'s requests. A handler reads it once and passes it down."""
@@ -166,6 +170,7 @@ class MockState:
         """Put ``job`` in ``target`` at ``now`` (a terminal state ends it with ``outcome``); balances follow."""
         job.force(target, self.now(job.key) if now is None else now, outcome)
         self.providers[job.provider].ledger.rescheduled(job)
+        self.changes.bump()
 
     def job(self, provider: str, job_id: str, key: str | None = None) -> Job:
         job = self.jobs.get((provider, job_id))
@@ -200,6 +205,7 @@ class MockState:
         if "time" not in entry:
             entry["time"] = self.now(entry.get("key")) if now is None else now
         self.journal.append(entry)
+        self.changes.bump()
 
     def set_timing(self, provider: str, state: str, low: float, high: float) -> None:
         """Override how long jobs of ``provider`` stay queued or running (provider seconds)."""
