@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from veomock import conformance
-from veomock.conformance.checks import CHECKS
+from veomock.conformance.checks import AREAS, CHECKS
 from veomock.conformance.cli import explore
 from veomock.conformance.command import main as veomock
 from veomock.conformance.facts import extract, result_paths
@@ -272,6 +272,28 @@ def test_conformance_names_no_provider() -> None:
         text = path.read_text().lower()
         for name in names:
             assert not re.search(rf"\b{re.escape(name)}\b", text), f"{path.name} names {name!r}"
+
+
+def test_every_check_cites_what_it_judges() -> None:
+    protocol = (ROOT / "conformance" / "PROTOCOL.md").read_text()
+    raws = [load(p).raw for p in PROVIDERS]
+
+    def resolves(raw: Any, path: str) -> bool:
+        for part in path.split("."):
+            if not isinstance(raw, dict) or part not in raw:
+                return False
+            raw = raw[part]
+        return True
+
+    for spec in CHECKS.values():
+        assert spec.cites, f"{spec.name} cites no contract path"
+        for cite in spec.cites:
+            section = re.fullmatch(r"PROTOCOL\.md \((\w+)\)", cite)
+            if section:
+                assert re.search(rf"^##+ {section.group(1)}\b", protocol, re.MULTILINE), (spec.name, cite)
+            else:
+                assert any(resolves(raw, cite) for raw in raws), (spec.name, cite)
+    assert {spec.func.__module__.rsplit(".", 1)[-1] for spec in CHECKS.values()} == set(AREAS)
 
 
 def test_public_api() -> None:
