@@ -110,6 +110,27 @@ def test_the_catalogue_spreads_over_providers_and_checks() -> None:
     assert len({b.name for b in CATALOGUE}) == len(CATALOGUE)
 
 
+def test_the_published_sdk_is_graded_as_its_record_says() -> None:
+    from examples import seaart_adapter
+
+    caps = Capabilities.from_json(seaart_adapter.CAPABILITIES)
+    with Runner("vtrix", PythonAdapter(seaart_adapter.generate), caps) as runner:
+        results = runner.run_all(catalogue(load("vtrix"), caps))
+    failed = {r.scenario.id: {f.check for f in r.failures} for r in results if r.failures}
+    assert failed == seaart_adapter.RECORD
+    assert all(r.run.problem is None for r in results)
+    assert sum(r.passed for r in results) >= 8  # success, refusals, time-out, variants
+
+
+def test_the_published_sdk_runs_as_a_subprocess() -> None:
+    scenario = next(s for s in catalogue(load("vtrix")) if s.kind == "success")
+    adapter = CommandAdapter([sys.executable, "-m", "examples.seaart_adapter"], cwd=str(ROOT))
+    with Runner("vtrix", adapter, Capabilities(downloads=False)) as runner:
+        result = runner.run(scenario)
+    assert result.passed, [f.render() for f in result.failures]
+    assert result.run.exchanges[0].headers["user-agent"].startswith("sa-python/")
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_reference_client_passes_as_a_subprocess(provider: str) -> None:
     contract = load(provider)
