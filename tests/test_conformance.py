@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from jsonschema import Draft202012Validator
 from veomock import conformance
-from veomock.conformance.checks import CHECKS
+from veomock.conformance.checks import AREAS, CHECKS
 from veomock.conformance.cli import explore
 from veomock.conformance.command import main as veomock
 from veomock.conformance.facts import extract, result_paths
@@ -111,6 +111,27 @@ def test_the_catalogue_spreads_over_providers_and_checks() -> None:
     families = Counter(b.catches.split(".")[0] for b in CATALOGUE)
     assert set(families) >= {"request", "polling", "result", "failure", "retry", "outcome", "webhook"}
     assert len({b.name for b in CATALOGUE}) == len(CATALOGUE)
+
+
+def test_the_published_sdk_is_graded_as_its_record_says() -> None:
+    from examples import seaart_adapter
+
+    caps = Capabilities.from_json(seaart_adapter.CAPABILITIES)
+    with Runner("vtrix", PythonAdapter(seaart_adapter.generate), caps) as runner:
+        results = runner.run_all(catalogue(load("vtrix"), caps))
+    failed = {r.scenario.id: {f.check for f in r.failures} for r in results if r.failures}
+    assert failed == seaart_adapter.RECORD
+    assert all(r.run.problem is None for r in results)
+    assert sum(r.passed for r in results) >= 8  # success, refusals, time-out, variants
+
+
+def test_the_published_sdk_runs_as_a_subprocess() -> None:
+    scenario = next(s for s in catalogue(load("vtrix")) if s.kind == "success")
+    adapter = CommandAdapter([sys.executable, "-m", "examples.seaart_adapter"], cwd=str(ROOT))
+    with Runner("vtrix", adapter, Capabilities(downloads=False)) as runner:
+        result = runner.run(scenario)
+    assert result.passed, [f.render() for f in result.failures]
+    assert result.run.exchanges[0].headers["user-agent"].startswith("sa-python/")
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -351,6 +372,28 @@ def test_conformance_names_no_provider() -> None:
         text = path.read_text().lower()
         for name in names:
             assert not re.search(rf"\b{re.escape(name)}\b", text), f"{path.name} names {name!r}"
+
+
+def test_every_check_cites_what_it_judges() -> None:
+    protocol = (ROOT / "conformance" / "PROTOCOL.md").read_text()
+    raws = [load(p).raw for p in PROVIDERS]
+
+    def resolves(raw: Any, path: str) -> bool:
+        for part in path.split("."):
+            if not isinstance(raw, dict) or part not in raw:
+                return False
+            raw = raw[part]
+        return True
+
+    for spec in CHECKS.values():
+        assert spec.cites, f"{spec.name} cites no contract path"
+        for cite in spec.cites:
+            section = re.fullmatch(r"PROTOCOL\.md \((\w+)\)", cite)
+            if section:
+                assert re.search(rf"^##+ {section.group(1)}\b", protocol, re.MULTILINE), (spec.name, cite)
+            else:
+                assert any(resolves(raw, cite) for raw in raws), (spec.name, cite)
+    assert {spec.func.__module__.rsplit(".", 1)[-1] for spec in CHECKS.values()} == set(AREAS)
 
 
 def test_public_api() -> None:
