@@ -12,6 +12,7 @@ from typing import Any
 
 import jsonschema
 import yaml
+from veomock.contracts import cache as disk_cache
 from veomock.contracts.model import (
     Auth,
     Contract,
@@ -32,6 +33,12 @@ __all__ = ["CONTRACTS_DIR", "ContractError", "available", "load", "load_all", "l
 
 CONTRACTS_DIR = Path(__file__).resolve().parent
 _META = CONTRACTS_DIR / "contract.schema.yaml"
+# libyaml's parser where PyYAML was built with it (about ten times faster), else PyYAML's own.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _parse_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_YAML_LOADER)
 
 
 class ContractError(ValueError):
@@ -47,7 +54,7 @@ class ContractError(ValueError):
 
 @cache
 def _meta_validator() -> jsonschema.Draft202012Validator:
-    schema = yaml.safe_load(_META.read_text())
+    schema = _parse_yaml(_META.read_text())
     return jsonschema.Draft202012Validator(schema)
 
 
@@ -224,23 +231,28 @@ def _response(node: Mapping[str, Any], file: Path, where: str) -> Response:
     )
 
 
-def _models(data: Mapping[str, Any], file: Path) -> dict[str, Model]:
-    models = {}
+def _check_schemas(data: Mapping[str, Any], file: Path) -> None:
+    """Every model's request schema, and each rule's ``if`` and ``then``, is a valid JSON Schema."""
     for name, node in data["models"].items():
-        where = f"models.{name}"
-        request = node["request"]
+        where, request = f"models.{name}", node["request"]
         try:
             jsonschema.Draft202012Validator.check_schema(request["schema"])
         except jsonschema.SchemaError as exc:
             raise ContractError(file, f"{where}.request.schema", f"not a valid JSON Schema: {exc.message}") from None
-        rules = []
         for i, rule in enumerate(request.get("rules", [])):
             for part in ("if", "then"):
                 try:
                     jsonschema.Draft202012Validator.check_schema(rule[part])
                 except jsonschema.SchemaError as exc:
                     raise ContractError(file, f"{where}.request.rules[{i}].{part}", exc.message) from None
-            rules.append(Rule(rule["id"], rule["if"], rule["then"], rule["message"], rule["source"]))
+
+
+def _models(data: Mapping[str, Any], file: Path) -> dict[str, Model]:
+    models = {}
+    for name, node in data["models"].items():
+        where = f"models.{name}"
+        request = node["request"]
+        rules = [Rule(r["id"], r["if"], r["then"], r["message"], r["source"]) for r in request.get("rules", [])]
         models[name] = Model(
             name=name,
             schema=request["schema"],
@@ -426,8 +438,19 @@ def _load_cached(file: Path, content: bytes, variants: tuple[tuple[str, str], ..
 
 
 def _load(file: Path, text: str, variants: Mapping[str, str]) -> Contract:
+    entry = disk_cache.key(text, variants)
+    checked = disk_cache.read(entry)
+    data, selected = checked if checked is not None else _checked(file, text, variants)
+    contract = _compile(file, data, selected)
+    if checked is None:
+        disk_cache.write(entry, (data, selected))
+    return contract
+
+
+def _checked(file: Path, text: str, variants: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The contract's data with the chosen variants applied, once every check has passed."""
     try:
-        data = yaml.safe_load(text)
+        data = _parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(parse)"
@@ -440,7 +463,11 @@ def _load(file: Path, text: str, variants: Mapping[str, str]) -> Contract:
     selected = _apply_variants(data, variants or {}, file)
     _check_shape(data, file)
     _check_citations(data, file)
+    _check_schemas(data, file)
+    return data, selected
 
+
+def _compile(file: Path, data: dict[str, Any], selected: dict[str, str]) -> Contract:
     models = _models(data, file)
     errors = _errors(data, file)
     life = data["lifecycle"]
