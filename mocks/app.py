@@ -22,7 +22,7 @@ from veomock.contracts.model import Response as ResponseSpec
 from veomock.contracts.templates import compile_template
 from veomock.mocks.faults import MockApp, screen, with_fault
 from veomock.mocks.journal import EXCHANGE, exchange
-from veomock.mocks.jsontext import TooDeep, loads
+from veomock.mocks.jsontext import TooDeep, json_text, loads
 from veomock.mocks.lifecycle import Job
 from veomock.mocks.media import clip_for
 from veomock.mocks.responses import error_response, render, renderer, reply
@@ -41,24 +41,27 @@ def bearer_token(value: str) -> str | None:
     return parts[1] if len(parts) == 2 and parts[0].lower() == "bearer" else None
 
 
-def _authenticate(contract: Contract, headers: Mapping[str, str]) -> str | Response:
-    """The API key, or the provider's 401 saying what is wrong with the header."""
+def _authenticate(contract: Contract, ctx: Mapping[str, Any]) -> str | Response:
+    """The API key, or the provider's 401: its documented body, and what to fix in a hint header."""
     auth = contract.auth
-    value = headers.get(auth.header_key)
+    value: str | None = ctx["header"].get(auth.header_key)
     if value is None or not value.strip():
-        hint = "Bearer YOUR_API_KEY" if auth.scheme == "bearer" else "YOUR_API_KEY"
-        return error_response(contract, "auth_missing", f"Missing header {auth.header}; send '{auth.header}: {hint}'")
+        example = "Bearer YOUR_API_KEY" if auth.scheme == "bearer" else "YOUR_API_KEY"
+        hint = f"Missing header {auth.header}; send '{auth.header}: {example}'"
+        return _refuse_auth(contract, ctx, "auth_missing", hint)
     key = value.strip()
     if auth.scheme == "bearer":
         token = bearer_token(value)
         if token is None:
-            msg = f"{auth.header} must be 'Bearer YOUR_API_KEY'"
-            return error_response(contract, "auth_invalid", msg)
+            return _refuse_auth(contract, ctx, "auth_invalid", f"{auth.header} must be 'Bearer YOUR_API_KEY'")
         key = token
     if auth.key_re is not None and not auth.key_re.search(key):
-        msg = f"Invalid API key: it must match {auth.key_pattern}"
-        return error_response(contract, "auth_invalid", msg)
+        return _refuse_auth(contract, ctx, "auth_invalid", f"Invalid API key: it must match {auth.key_pattern}")
     return key
+
+
+def _refuse_auth(contract: Contract, ctx: Mapping[str, Any], error: str, hint: str) -> Response:
+    return error_response(contract, error, None, {"request": ctx["request"]}, hint=hint)
 
 
 class _Headers(Mapping[str, str]):
@@ -220,6 +223,15 @@ class _Handlers:
             return None, error_response(contract, "invalid_request", msg)
         return body, None
 
+    def _unknown_model(self, op: Operation, name: Any) -> Response:
+        """A submit whose model is missing (the contract's ``model_missing``) or not served here."""
+        contract, known = self.contract, ", ".join(op.models)
+        if name is None or name == "":
+            declared = "model_missing" in contract.errors
+            msg = f"the model is required; send one of: {known}"
+            return error_response(contract, "model_missing", None if declared else msg, hint=msg)
+        return error_response(contract, "model_not_found", f"Model {json_text(name)} not found; use one of: {known}")
+
     def submit(self, op: Operation) -> Handler:
         contract, state, provider = self.contract, self.state, self.provider
         fields = _job_fields(contract.submit)
@@ -228,7 +240,7 @@ class _Handlers:
 
         async def handle(request: Request) -> Response:
             ctx = _request_ctx(request)
-            key = _authenticate(contract, ctx["header"])
+            key = _authenticate(contract, ctx)
             if isinstance(key, Response):
                 return self._journal(request, op.name, key, None, state.now())
             now = state.now(key)  # the one instant this request is answered at
@@ -238,9 +250,7 @@ class _Handlers:
             ctx["body"] = body
             model_name = op.models[0] if op.model_from is None else op.model_from.render(ctx)
             if model_name not in op.models:
-                known = ", ".join(op.models)
-                msg = f"Model {model_name!r} not found; use one of: {known}"
-                return self._journal(request, op.name, error_response(contract, "model_not_found", msg), key, now)
+                return self._journal(request, op.name, self._unknown_model(op, model_name), key, now)
             model = contract.models[model_name]
             if model.inject:
                 for field, expr in model.inject.items():
@@ -292,7 +302,7 @@ class _Handlers:
 
         async def handle(request: Request) -> Response:
             ctx = _request_ctx(request)
-            key = _authenticate(contract, ctx["header"])
+            key = _authenticate(contract, ctx)
             if isinstance(key, Response):
                 return self._journal(request, op.name, key, None, state.now())
             now = state.now(key)  # the one instant this request is answered at
@@ -336,7 +346,7 @@ class _Handlers:
 
         async def handle(request: Request) -> Response:
             ctx = _request_ctx(request)
-            key = _authenticate(contract, ctx["header"])
+            key = _authenticate(contract, ctx)
             if isinstance(key, Response):
                 return self._journal(request, op.name, key, None, state.now())
             now = state.now(key)  # the one instant this request is answered at

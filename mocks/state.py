@@ -77,10 +77,15 @@ class MockState:
         self.changes = Changes()
         self.webhooks = Dispatcher(self, ca_file=self.webhook_ca)
         self.longlived = LongLived(self.freeze_every)
-        self.reset()
+        self._fresh()
 
     def reset(self) -> None:
-        """Forget every job, balance and journal entry; re-seed the random sources."""
+        """Forget every job, balance, limit, rule, webhook and journal entry; re-seed the random
+        sources; put the clock back as it was made."""
+        self.clock.restore()
+        self._fresh()
+
+    def _fresh(self) -> None:
         self.providers = {
             name: ProviderRuntime(
                 contract=contract,

@@ -36,7 +36,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from veomock.contracts import CANONICAL_STATES, TERMINAL_STATES, Contract
 from veomock.contracts.model import WebhookChannel, WebhookDelivery
-from veomock.mocks.jsontext import loads
+from veomock.mocks.jsontext import finite, json_text, loads
 from veomock.mocks.lifecycle import Job
 
 if TYPE_CHECKING:
@@ -75,18 +75,18 @@ class Policy:
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
-            raise ValueError(f"unknown webhook policy {self.mode!r}; use one of {', '.join(MODES)}")
-        if self.seconds < 0:
-            raise ValueError(f"a webhook delay cannot be negative, got {self.seconds}")
+            raise ValueError(f"unknown webhook policy {json_text(self.mode)}; use one of {', '.join(MODES)}")
+        if finite("seconds", self.seconds) < 0:
+            raise ValueError(f"a webhook delay cannot be negative, got {json_text(self.seconds)}")
 
     @classmethod
     def from_action(cls, action: Mapping[str, Any]) -> Policy:
         """``{"webhook": "delay", "seconds": 30}`` (a scenario rule's action) -> a policy.
 
         A delay without ``seconds`` holds each callback back for :data:`DEFAULT_DELAY`."""
-        mode = str(action.get("webhook", action.get("mode")))
+        mode = action.get("webhook", action.get("mode"))
         default = DEFAULT_DELAY if mode == "delay" else 0.0
-        return cls(mode, float(action.get("seconds", default)))
+        return cls(mode, finite("seconds", action.get("seconds", default)))
 
 
 def _label(channel_expr: Any) -> str:

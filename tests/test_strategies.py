@@ -161,8 +161,11 @@ def test_mock_refuses_invalid_requests_in_the_provider_envelope(provider: str, m
         body, reason = mutation
         response = mock.post(op.path, body)
         chosen = op.models[0] if op.model_from is None else op.model_from.render({"body": body})
-        # A body naming no served model is refused as an unknown model, before validation.
-        name = "invalid_request" if chosen in op.models or selector is None else "model_not_found"
+        # A body naming no served model is refused before validation: as a missing model or an unknown one.
+        if chosen in op.models or selector is None:
+            name = "invalid_request"
+        else:
+            name = "model_missing" if chosen is None or chosen == "" else "model_not_found"
         spec = resolve_error(contract, name)
         assert response.status_code == spec.status, (reason, body, response.text)
         expected = spec.body.render({"message": sentinel, "retry_after": 1, "job": {}})
