@@ -210,3 +210,23 @@ def test_the_adding_a_provider_checklist_holds_for_every_provider() -> None:
         assert any(b.provider == provider for b in CATALOGUE), f"no broken client for {provider}"
         title = load(provider).title
         assert f"### {title}" in readme and f"| {title} |" in readme, f"README: no session or table row for {title}"
+
+
+def test_path_parameters_are_read_with_their_convertors() -> None:
+    from veomock.contracts.loader import path_params
+
+    assert path_params("/v1beta/{name:path}") == ["name"]
+    assert path_params("/v1beta/models/{model}/operations/{operation}") == ["model", "operation"]
+    assert path_params("/api/v1/statusTask/veo-3-1") == []
+
+
+def test_id_from_may_rebuild_a_resource_name_from_path_parameters(tmp_path: Path) -> None:
+    path = _mutated(tmp_path, {"operations.1.path": "/model/v1/{kind}/task/{id}"}, "vtrix")
+    text = path.read_text().replace("id_from: path.id", "id_from: '{{ path.kind }}/{{ path.id }}'")
+    path.write_text(text)
+    op = next(o for o in load_file(path).operations if o.kind == "status")
+    assert op.id_from is not None and op.id_from.render({"path": {"kind": "video", "id": "x1"}}) == "video/x1"
+    path.write_text(text.replace("{{ path.kind }}", "{{ path.knd }}"))
+    with pytest.raises(ContractError) as info:
+        load_file(path)
+    assert info.value.hint == "did you mean 'kind'?"
