@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from veomock.contracts import Contract, Operation
@@ -42,9 +42,14 @@ def bearer_token(value: str) -> str | None:
 
 
 def _authenticate(contract: Contract, ctx: Mapping[str, Any]) -> str | Response:
-    """The API key, or the provider's 401: its documented body, and what to fix in a hint header."""
+    """The API key, or the provider's refusal: its documented body, and what to fix in a hint header.
+
+    Where the contract names ``auth.query``, that query parameter may carry the key instead.
+    """
     auth = contract.auth
     value: str | None = ctx["header"].get(auth.header_key)
+    if value is None and auth.query is not None:
+        value = ctx["query"].get(auth.query)
     if value is None or not value.strip():
         example = "Bearer YOUR_API_KEY" if auth.scheme == "bearer" else "YOUR_API_KEY"
         hint = f"Missing header {auth.header}; send '{auth.header}: {example}'"
@@ -360,14 +365,24 @@ class _Handlers:
 
         return handle
 
-    def media(self) -> Handler:
+    def media(self, storage: bool = False) -> Handler:
+        """The result file route; with ``media.redirect``, it sends the client on to the storage
+        route (``storage=True``), which serves the file."""
         contract, state, provider = self.contract, self.state, self.provider
+        needs_key = contract.media_auth and not storage
+        redirect = None if storage else contract.media_redirect
 
         async def handle(request: Request) -> Response:
             job_id = request.path_params["job_id"]
             ctx = _request_ctx(request)
+            key: str | None = None
+            if needs_key:
+                checked = _authenticate(contract, ctx)
+                if isinstance(checked, Response):
+                    return self._journal(request, "media", checked, None, state.now())
+                key = checked
             try:
-                job = state.job(provider, job_id)
+                job = state.job(provider, job_id, key)
             except UnknownJob:
                 now = state.now()
                 verdict = screen(state, contract, request, "media", "media", None, now)
@@ -380,11 +395,27 @@ class _Handlers:
             if job.state_at(now) != "succeeded" or state.media_expired(job, now):
                 expired = render(contract.media_expired, ctx)
                 return self._journal(request, "media", expired, job.key, now, job=job_id)
-            clip = clip_for(job.params.get("aspect_ratio"), job.params.get("duration"), contract.default_aspect)
-            response = FileResponse(clip, media_type=contract.media_type)
+            if redirect is not None:
+                location = ctx["request"]["base_url"] + redirect[1].replace("{job_id}", job.id)
+                response: Response = RedirectResponse(location, status_code=redirect[0])
+            else:
+                clip = clip_for(job.params.get("aspect_ratio"), job.params.get("duration"), contract.default_aspect)
+                response = FileResponse(clip, media_type=contract.media_type)
             return self._journal(request, "media", response, job.key, now, job=job_id, **verdict.note)
 
         return handle
+
+
+def media_routes(contract: Contract) -> list[tuple[str, bool]]:
+    """The result file route and, where it redirects, the storage route: (path, is storage).
+
+    Job ids may hold slashes (resource names such as ``models/m/operations/o``), so the id in a
+    media path matches across them.
+    """
+    routes = [(contract.media_path, False)]
+    if contract.media_redirect is not None:
+        routes.append((contract.media_redirect[1], True))
+    return [(path.replace("{job_id}", "{job_id:path}"), storage) for path, storage in routes]
 
 
 def _routes_for(state: MockState, contract: Contract) -> list[BaseRoute]:
@@ -393,9 +424,9 @@ def _routes_for(state: MockState, contract: Contract) -> list[BaseRoute]:
     for op in contract.operations:
         factory = getattr(handlers, op.kind)
         routes.append(Route(op.path, factory(op), methods=[op.method], name=f"{contract.provider}:{op.name}"))
-    routes.append(
-        Route(contract.media_path, handlers.media(), methods=["GET", "HEAD"], name=f"{contract.provider}:media")
-    )
+    for path, storage in media_routes(contract):
+        name = f"{contract.provider}:{'storage' if storage else 'media'}"
+        routes.append(Route(path, handlers.media(storage), methods=["GET", "HEAD"], name=name))
     return routes
 
 
@@ -403,7 +434,7 @@ def _owner(contracts: Mapping[str, Contract], path: str) -> Contract | None:
     """The contract whose routes share the longest leading path with ``path``."""
     best, best_len = None, 0
     for contract in contracts.values():
-        for route in [op.path for op in contract.operations] + [contract.media_path]:
+        for route in [op.path for op in contract.operations] + [path for path, _ in media_routes(contract)]:
             static = route.split("{")[0]
             common = 0
             for a, b in zip(static.split("/"), path.split("/"), strict=False):
@@ -478,7 +509,8 @@ def check_routes(contracts: Mapping[str, Contract]) -> None:
     """Refuse two providers that claim the same route: they could not share one port."""
     seen: dict[tuple[str, str], str] = {}
     for contract in contracts.values():
-        for method, path in [(op.method, op.path) for op in contract.operations] + [("GET", contract.media_path)]:
+        media = [("GET", path) for path, _ in media_routes(contract)]
+        for method, path in [(op.method, op.path) for op in contract.operations] + media:
             if (method, path) in seen and seen[(method, path)] != contract.provider:
                 raise ValueError(f"{method} {path} is claimed by both {seen[(method, path)]} and {contract.provider}")
             seen[(method, path)] = contract.provider

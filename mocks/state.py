@@ -164,7 +164,7 @@ class MockState:
             now,
             plan_timeline(now, timing_now, rng, outcome),
             outcome,
-            contract.media_path.replace("{job_id}", job_id),
+            contract.media_url(job_id),
         )
         self.jobs[(provider, job_id)] = job
         runtime.ledger.record(job)

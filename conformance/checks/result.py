@@ -83,6 +83,10 @@ def _download(run: Run) -> Iterator[Problem]:
     for exchange in run.media:
         if exchange.status == 200:
             fetched.setdefault(_path_of(exchange), exchange)
+    for exchange in run.media:  # a URL that redirects is fetched once what it points to is
+        target = _url_path(exchange.response_headers.get("location", ""))
+        if 300 <= exchange.status < 400 and target in fetched:
+            fetched.setdefault(_path_of(exchange), fetched[target])
     for i, url in enumerate(outcome.urls):
         got = fetched.get(_url_path(url))
         if got is None:
