@@ -31,6 +31,7 @@ def _serve(args: argparse.Namespace) -> int:
             webhook_ca=args.webhook_ca,
             chaos=_read_chaos(args.chaos),
         )
+        state.webhooks.targets.add(args.webhook_allow)
     except (ContractError, ValueError, OSError) as exc:
         print(f"veomock: {exc}", file=sys.stderr)
         return 2
@@ -45,6 +46,8 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"  control      {base}{CONTROL_PREFIX}   ({guard})")
     if args.chaos:
         print(f"  chaos        {args.chaos}")
+    if args.webhook_allow:
+        print(f"  webhooks     loopback and {', '.join(args.webhook_allow)}")
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.control_token:
         print(
             "veomock: warning: the control API is reachable beyond this machine; consider --control-token",
@@ -153,6 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-http-webhooks",
         action="store_true",
         help="let callbacks to a loopback receiver use http where a provider wants https",
+    )
+    serve.add_argument(
+        "--webhook-allow",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]|CIDR",
+        help="let callbacks go to this target too (only loopback by default), e.g. receiver:8080; repeatable",
     )
     serve.add_argument(
         "--webhook-ca",
