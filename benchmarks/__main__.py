@@ -11,15 +11,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--seconds", type=int, default=5, help="seconds per wrk measurement")
     parser.add_argument("--passes", type=int, default=3, help="HTTP passes; the report gives medians")
-    parser.add_argument("--only", choices=["http", "webhooks", "conformance"], action="append")
+    parser.add_argument("--only", choices=["http", "webhooks", "conformance", "soak"], action="append")
     args = parser.parse_args()
-    only = set(args.only or ["http", "webhooks", "conformance"])
+    only = set(args.only or ["http", "webhooks", "conformance", "soak"])
     if "http" in only:
         from benchmarks import http
 
         print("== HTTP: one uvicorn worker each, wrk -t1 -c32 ==")
         print(http.report(http.run(seconds=args.seconds, passes=args.passes)))
-    for name in ("webhooks", "conformance"):
+    for name in ("webhooks", "conformance", "soak"):
         if name not in only:
             continue
         try:

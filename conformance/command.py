@@ -32,6 +32,9 @@ def _serve(args: argparse.Namespace) -> int:
             chaos=_read_chaos(args.chaos),
         )
         state.webhooks.targets.add(args.webhook_allow)
+        if args.max_jobs is not None and args.max_jobs < 1:
+            raise ValueError(f"--max-jobs needs a positive number, not {args.max_jobs}")
+        state.max_jobs = args.max_jobs
     except (ContractError, ValueError, OSError) as exc:
         print(f"veomock: {exc}", file=sys.stderr)
         return 2
@@ -156,6 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-http-webhooks",
         action="store_true",
         help="let callbacks to a loopback receiver use http where a provider wants https",
+    )
+    serve.add_argument(
+        "--max-jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="hold at most N jobs: a new one evicts the oldest that has ended (default: keep all until a reset)",
     )
     serve.add_argument(
         "--webhook-allow",
