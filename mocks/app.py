@@ -21,8 +21,9 @@ from veomock.contracts import Contract, Operation
 from veomock.contracts.model import Response as ResponseSpec
 from veomock.contracts.templates import compile_template
 from veomock.mocks.faults import MockApp, screen, with_fault
+from veomock.mocks.hosts import request_host
 from veomock.mocks.journal import EXCHANGE, exchange
-from veomock.mocks.jsontext import TooDeep, json_text, loads
+from veomock.mocks.jsontext import NotText, TooDeep, json_text, loads_body
 from veomock.mocks.lifecycle import Job
 from veomock.mocks.media import clip_for
 from veomock.mocks.responses import error_response, render, renderer, reply
@@ -138,7 +139,7 @@ def _request_ctx(request: Request, body: Any = None) -> dict[str, Any]:
     headers = _Headers(scope["headers"])
     raw_query = scope.get("query_string", b"")
     query = parse_query(raw_query) if raw_query else {}
-    host = headers.get("host") or "{}:{}".format(*(scope.get("server") or ("127.0.0.1", 80)))
+    host = request_host(headers.get("host"), scope.get("server"))
     return {
         "body": body,
         "header": headers,
@@ -216,8 +217,8 @@ class _Handlers:
             msg = f"Request body is {len(raw)} bytes; the limit is {self.state.max_body_bytes}"
             return None, error_response(contract, "payload_too_large", msg)
         try:
-            body = loads(raw)
-        except TooDeep as exc:
+            body = loads_body(raw)
+        except (TooDeep, NotText) as exc:
             return None, error_response(contract, "malformed_json", f"Malformed JSON: {exc}")
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
