@@ -55,7 +55,10 @@ def _serve(args: argparse.Namespace) -> int:
     # server: keep it out of the garbage collector's full passes, which otherwise grow with it.
     gc.collect()
     gc.freeze()
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    # An open inspector keeps an event stream open: give streams 2 s to end when stopping.
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level=args.log_level, access_log=False, timeout_graceful_shutdown=2
+    )
     return 0
 
 
@@ -192,6 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     grade = sub.add_parser("check", help="grade a client against a provider's mock: check --provider P -- CMD")
     add_arguments(grade)
     grade.set_defaults(func=run_check)
+
+    # Sessions: record one through a proxy, compare one with the contract.
+    from veomock.conformance import record
+
+    recording = sub.add_parser("record", help="a recording proxy in front of the provider (writes a HAR file)")
+    record.add_arguments(recording)
+    recording.set_defaults(func=record.run_record)
     return parser
 
 
