@@ -118,7 +118,8 @@ def _contracts(args: argparse.Namespace) -> int:
     return status
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(grading: bool = True) -> argparse.ArgumentParser:
+    """The command line; ``grading=False`` leaves out ``check``, so serving never imports the suite."""
     parser = argparse.ArgumentParser(prog="veomock", description="Mock servers for Veo 3.1 video APIs.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -190,23 +191,25 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("contracts", help="load and check every contract and variant")
     check.set_defaults(func=_contracts)
 
-    from veomock.conformance.cli import add_arguments, run_check
+    if grading:
+        from veomock.conformance.cli import add_arguments, run_check
 
-    grade = sub.add_parser("check", help="grade a client against a provider's mock: check --provider P -- CMD")
-    add_arguments(grade)
-    grade.set_defaults(func=run_check)
+        grade = sub.add_parser("check", help="grade a client against a provider's mock: check --provider P -- CMD")
+        add_arguments(grade)
+        grade.set_defaults(func=run_check)
 
-    # Sessions: record one through a proxy, compare one with the contract.
-    from veomock.conformance import record
+        # Sessions: record one through a proxy, compare one with the contract.
+        from veomock.conformance import record
 
-    recording = sub.add_parser("record", help="a recording proxy in front of the provider (writes a HAR file)")
-    record.add_arguments(recording)
-    recording.set_defaults(func=record.run_record)
+        recording = sub.add_parser("record", help="a recording proxy in front of the provider (writes a HAR file)")
+        record.add_arguments(recording)
+        recording.set_defaults(func=record.run_record)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(grading=argv[:1] != ["serve"]).parse_args(argv)
     result: int = args.func(args)
     return result
 

@@ -169,9 +169,14 @@ class _Handlers:
     def __init__(self, state: MockState, contract: Contract) -> None:
         self.state = state
         self.contract = contract
-        self.runtime = state.runtime(contract.provider)
+        self.provider = contract.provider
+        # Only what no reset changes: the contract and its (pure) request validators.
+        self.validators = state.validators(contract.provider)
 
-    def _journal(self, request: Request, op: str, response: Response, key: str | None, **extra: Any) -> Response:
+    def _journal(
+        self, request: Request, op: str, response: Response, key: str | None, now: float, **extra: Any
+    ) -> Response:
+        """Journal the exchange at ``now``, the instant the handler answered it at."""
         scope = request.scope
         entry = {
             "direction": "inbound",
@@ -185,7 +190,7 @@ class _Handlers:
         }
         if extra:
             entry.update(extra)
-        self.state.record(entry)
+        self.state.record(entry, now)
         return with_fault(request, response)
 
     async def _read_json(self, request: Request, headers: Mapping[str, str]) -> tuple[Any, Response | None]:
@@ -216,7 +221,7 @@ class _Handlers:
         return body, None
 
     def submit(self, op: Operation) -> Handler:
-        contract, state = self.contract, self.state
+        contract, state, provider = self.contract, self.state, self.provider
         fields = _job_fields(contract.submit)
         answer = renderer(contract.submit)
         param_renderers = {m: [(n, t.renderer()) for n, t in contract.models[m].params.items()] for m in op.models}
@@ -225,16 +230,17 @@ class _Handlers:
             ctx = _request_ctx(request)
             key = _authenticate(contract, ctx["header"])
             if isinstance(key, Response):
-                return self._journal(request, op.name, key, None)
+                return self._journal(request, op.name, key, None, state.now())
+            now = state.now(key)  # the one instant this request is answered at
             body, refused = await self._read_json(request, ctx["header"])
             if refused:
-                return self._journal(request, op.name, refused, key)
+                return self._journal(request, op.name, refused, key, now)
             ctx["body"] = body
             model_name = op.models[0] if op.model_from is None else op.model_from.render(ctx)
             if model_name not in op.models:
                 known = ", ".join(op.models)
                 msg = f"Model {model_name!r} not found; use one of: {known}"
-                return self._journal(request, op.name, error_response(contract, "model_not_found", msg), key)
+                return self._journal(request, op.name, error_response(contract, "model_not_found", msg), key, now)
             model = contract.models[model_name]
             if model.inject:
                 for field, expr in model.inject.items():
@@ -242,42 +248,39 @@ class _Handlers:
                         value = expr.render(ctx)
                         if value is not None:
                             body[field] = value
-            invalid = self.runtime.validators[model_name].check(body)
+            invalid = self.validators[model_name].check(body)
             if invalid:
                 response = error_response(contract, "invalid_request", invalid.message)
-                return self._journal(request, op.name, response, key, rule=invalid.rule)
+                return self._journal(request, op.name, response, key, now, rule=invalid.rule)
             try:
                 callbacks = state.webhooks.requested(contract, model_name, ctx)
             except WebhookRefused as refusal:
                 response = error_response(contract, refusal.error, refusal.message)
-                return self._journal(request, op.name, response, key)
+                return self._journal(request, op.name, response, key, now)
             params = {name: render_param(ctx) for name, render_param in param_renderers[model_name]}
             prompt = params.get("prompt")
-            verdict = screen(state, contract, request, "submit", op.name, key, prompt=prompt, model=model_name)
+            verdict = screen(state, contract, request, "submit", op.name, key, now, prompt=prompt, model=model_name)
             if verdict.response is not None:
-                return self._journal(request, op.name, verdict.response, key, **verdict.note)
+                return self._journal(request, op.name, verdict.response, key, now, **verdict.note)
             price = model.price(params)
-            now = state.now()
-            if self.runtime.ledger.remaining(key, now) < price:
+            if state.remaining(provider, key, now) < price:
                 msg = f"Insufficient balance: this job costs {price} {contract.billing['unit']}"
                 priced = {"price": price, "job": {"price": price}}
                 response = error_response(contract, "insufficient_balance", msg, priced)
-                return self._journal(request, op.name, response, key, **verdict.note)
-            job = state.create_job(
-                contract.provider, model, key, params, verdict.outcome, verdict.timing, price=price, now=now
-            )
+                return self._journal(request, op.name, response, key, now, **verdict.note)
+            job = state.create_job(provider, model, key, params, verdict.outcome, verdict.timing, price=price, now=now)
             base = ctx["request"]["base_url"]
             if callbacks:
                 state.webhooks.watch(job, callbacks, base, ctx)
                 verdict.created(state, job, True)
             ctx["job"] = state.view(job, base, at=now, fields=fields)
             response = answer(ctx)
-            return self._journal(request, op.name, response, key, job=job.id, **verdict.note)
+            return self._journal(request, op.name, response, key, now, job=job.id, **verdict.note)
 
         return handle
 
     def status(self, op: Operation) -> Handler:
-        contract, state = self.contract, self.state
+        contract, state, provider = self.contract, self.state, self.provider
         assert op.id_from is not None
         id_from = op.id_from
         # A status body that reads nothing but the job and the base URL is the same for every poll
@@ -291,27 +294,27 @@ class _Handlers:
             ctx = _request_ctx(request)
             key = _authenticate(contract, ctx["header"])
             if isinstance(key, Response):
-                return self._journal(request, op.name, key, None)
+                return self._journal(request, op.name, key, None, state.now())
+            now = state.now(key)  # the one instant this request is answered at
             job_id = id_from.render(ctx)
             if not job_id:
                 msg = f"Missing task id; {op.method} {op.path} needs {id_from.source}"
-                return self._journal(request, op.name, error_response(contract, "invalid_request", msg), key)
+                return self._journal(request, op.name, error_response(contract, "invalid_request", msg), key, now)
             found: Job | None
             try:
-                found = state.job(contract.provider, str(job_id), key)
+                found = state.job(provider, str(job_id), key)
                 if found.model not in op.models:
                     raise UnknownJob(job_id)
             except UnknownJob:
                 found = None
-            verdict = screen(state, contract, request, "status", op.name, key, job=found)
+            verdict = screen(state, contract, request, "status", op.name, key, now, job=found)
             if verdict.response is not None:
-                return self._journal(request, op.name, verdict.response, key, job=job_id, **verdict.note)
+                return self._journal(request, op.name, verdict.response, key, now, job=job_id, **verdict.note)
             if found is None:
                 msg = f"Task {job_id} not found"
-                return self._journal(request, op.name, error_response(contract, "not_found", msg), key)
+                return self._journal(request, op.name, error_response(contract, "not_found", msg), key, now)
             job = found
             base = ctx["request"]["base_url"]
-            now = state.now()
             moment = job.moment(now)
             current = moment[1]
             spec = contract.status[current]
@@ -319,52 +322,57 @@ class _Handlers:
             if reusable and job.last_status is not None and job.last_status[0] == memo:
                 response = reply(spec.status, job.last_status[1])
             else:
-                response = render(spec, {**ctx, "job": state.view(job, base)})
+                response = render(spec, {**ctx, "job": state.view(job, base, at=now)})
                 if reusable:
                     job.last_status = (memo, bytes(response.body))
-            state.webhooks.observed(job, current)
+            state.webhooks.observed(job, current, now)
             note = {"job": job.id, "state": current, **verdict.note}
-            return self._journal(request, op.name, response, key, **note)
+            return self._journal(request, op.name, response, key, now, **note)
 
         return handle
 
     def balance(self, op: Operation) -> Handler:
-        contract, state = self.contract, self.state
+        contract, state, provider = self.contract, self.state, self.provider
 
         async def handle(request: Request) -> Response:
-            key = _authenticate(contract, _request_ctx(request)["header"])
+            ctx = _request_ctx(request)
+            key = _authenticate(contract, ctx["header"])
             if isinstance(key, Response):
-                return self._journal(request, op.name, key, None)
-            verdict = screen(state, contract, request, "balance", op.name, key)
+                return self._journal(request, op.name, key, None, state.now())
+            now = state.now(key)  # the one instant this request is answered at
+            verdict = screen(state, contract, request, "balance", op.name, key, now)
             if verdict.response is not None:
-                return self._journal(request, op.name, verdict.response, key, **verdict.note)
+                return self._journal(request, op.name, verdict.response, key, now, **verdict.note)
             if contract.balance is None:
-                return self._journal(request, op.name, error_response(contract, "route_not_found"), key)
-            ctx = {**_request_ctx(request), "balance": self.runtime.ledger.view(key, state.now())}
-            return self._journal(request, op.name, render(contract.balance, ctx), key, **verdict.note)
+                return self._journal(request, op.name, error_response(contract, "route_not_found"), key, now)
+            ctx["balance"] = state.balance(provider, key, now)
+            return self._journal(request, op.name, render(contract.balance, ctx), key, now, **verdict.note)
 
         return handle
 
     def media(self) -> Handler:
-        contract, state = self.contract, self.state
+        contract, state, provider = self.contract, self.state, self.provider
 
         async def handle(request: Request) -> Response:
             job_id = request.path_params["job_id"]
             ctx = _request_ctx(request)
             try:
-                job = state.job(contract.provider, job_id)
+                job = state.job(provider, job_id)
             except UnknownJob:
-                verdict = screen(state, contract, request, "media", "media", None)
+                now = state.now()
+                verdict = screen(state, contract, request, "media", "media", None, now)
                 response = verdict.response or render(contract.media_expired, ctx)
-                return self._journal(request, "media", response, None, **verdict.note)
-            verdict = screen(state, contract, request, "media", "media", job.key, job=job)
+                return self._journal(request, "media", response, None, now, **verdict.note)
+            now = state.now(job.key)  # the one instant this request is answered at
+            verdict = screen(state, contract, request, "media", "media", job.key, now, job=job)
             if verdict.response is not None:
-                return self._journal(request, "media", verdict.response, job.key, job=job_id, **verdict.note)
-            if job.state_at(state.now()) != "succeeded" or state.media_expired(job):
-                return self._journal(request, "media", render(contract.media_expired, ctx), job.key, job=job_id)
+                return self._journal(request, "media", verdict.response, job.key, now, job=job_id, **verdict.note)
+            if job.state_at(now) != "succeeded" or state.media_expired(job, now):
+                expired = render(contract.media_expired, ctx)
+                return self._journal(request, "media", expired, job.key, now, job=job_id)
             clip = clip_for(job.params.get("aspect_ratio"), job.params.get("duration"), contract.default_aspect)
             response = FileResponse(clip, media_type=contract.media_type)
-            return self._journal(request, "media", response, job.key, job=job_id, **verdict.note)
+            return self._journal(request, "media", response, job.key, now, job=job_id, **verdict.note)
 
         return handle
 
@@ -423,7 +431,8 @@ def _fallback(state: MockState) -> Handler:
                 "path": path,
                 "status": response.status_code,
                 EXCHANGE: exchange(request, response),
-            }
+            },
+            state.now(),
         )
         return response
 

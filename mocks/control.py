@@ -64,8 +64,9 @@ async def _json(request: Request) -> dict[str, Any]:
     return data
 
 
-def job_summary(state: MockState, job: Job, timeline: bool = False) -> dict[str, Any]:
-    now = state.now()
+def job_summary(state: MockState, job: Job, timeline: bool = False, now: float | None = None) -> dict[str, Any]:
+    """``job`` as the control API shows it at ``now`` (its key's clock by default)."""
+    now = state.now(job.key) if now is None else now
     current = job.state_at(now)
     out: dict[str, Any] = {
         "id": job.id,
@@ -79,14 +80,17 @@ def job_summary(state: MockState, job: Job, timeline: bool = False) -> dict[str,
         "charge": state.providers[job.provider].ledger.charge(job, now),
         "outcome": {"state": job.outcome.state, "code": job.outcome.code, "message": job.outcome.message},
         "params": job.params,
+        "now": now,
     }
     if timeline:
         out["timeline"] = [{"at": at, "state": s} for at, s in job.timeline]
     return out
 
 
-def force_state(state: MockState, job: Job, target: str, code: str | int | None = None) -> None:
-    """Force ``job`` into a canonical state now; failures take a code from the contract."""
+def force_state(
+    state: MockState, job: Job, target: str, code: str | int | None = None, now: float | None = None
+) -> None:
+    """Force ``job`` into a canonical state at ``now``; failures take a code from the contract."""
     if target not in CANONICAL_STATES:
         raise ValueError(f"unknown state {target!r}; use one of {', '.join(CANONICAL_STATES)}")
     contract = state.contracts[job.provider]
@@ -103,7 +107,7 @@ def force_state(state: MockState, job: Job, target: str, code: str | int | None 
         outcome = Outcome(target, failure.code, failure.message)
     elif target in TERMINAL_STATES:
         outcome = Outcome(target)
-    state.force(job, target, outcome)
+    state.force(job, target, outcome, now)
 
 
 class Control:
@@ -134,11 +138,12 @@ class Control:
         state.journal.drop(key)
 
     def clock(self, advance: float | None = None, speed: float | None = None) -> dict[str, float]:
+        clock = self.state.clock
         if speed is not None:
-            self.state.clock.set_speed(float(speed))
+            clock.set_speed(float(speed))
         if advance is not None:
-            self.state.clock.advance(float(advance))
-        return {"now": self.state.now(), "speed": self.state.clock.speed}
+            clock.advance(float(advance))
+        return {"now": clock.now(), "speed": clock.speed}
 
     # -- scenarios and chaos --------------------------------------------------------------------
 
@@ -199,35 +204,41 @@ class Control:
         if not isinstance(balance, int | float) or isinstance(balance, bool):
             raise ValueError(f"balance must be a number, not {balance!r}")
         names = [self._provider(provider)] if provider else list(self.state.providers)
+        now = self.state.now(key)
         for name in names:
-            self.state.providers[name].ledger.set_balance(key, float(balance), self.state.now())
-        return self.balance(key, provider)
+            self.state.set_balance(name, key, float(balance), now)
+        return self.balance(key, provider, now)
 
-    def balance(self, key: str, provider: str | None = None) -> dict[str, Any]:
+    def balance(self, key: str, provider: str | None = None, now: float | None = None) -> dict[str, Any]:
         """``{provider: {"remaining", "initial", "charged", "unit"}}`` for ``key``."""
         names = [self._provider(provider)] if provider else list(self.state.providers)
-        now = self.state.now()
-        ledgers = {name: self.state.providers[name].ledger for name in names}
-        return {
-            name: {**ledger.view(key, now), "unit": self.state.contracts[name].billing["unit"]}
-            for name, ledger in ledgers.items()
-        }
+        state = self.state
+        now = state.now(key) if now is None else now
+        units = {name: state.contracts[name].billing["unit"] for name in names}
+        return {name: {**state.balance(name, key, now), "unit": unit} for name, unit in units.items()}
 
     # -- jobs and journal -----------------------------------------------------------------------
 
     def jobs(self, provider: str | None = None, key: str | None = None, timeline: bool = False) -> list[dict[str, Any]]:
-        return [
-            job_summary(self.state, job, timeline)
-            for job in self.state.jobs.values()
-            if (provider is None or job.provider == provider) and (key is None or job.key == key)
-        ]
+        """Every job (of ``provider``, of ``key``), each key's jobs read at one instant of its clock."""
+        state, nows = self.state, dict[str, float]()
+        out = []
+        for job in state.jobs.values():
+            if (provider is None or job.provider == provider) and (key is None or job.key == key):
+                now = nows.get(job.key)
+                if now is None:
+                    now = nows[job.key] = state.now(job.key)
+                out.append(job_summary(state, job, timeline, now=now))
+        return out
 
-    def job(self, job_id: str) -> dict[str, Any]:
-        return job_summary(self.state, self.state.find_job(job_id), timeline=True)
+    def job(self, job_id: str, now: float | None = None) -> dict[str, Any]:
+        return job_summary(self.state, self.state.find_job(job_id), timeline=True, now=now)
 
     def force(self, job_id: str, target: str, code: str | int | None = None) -> dict[str, Any]:
-        force_state(self.state, self.state.find_job(job_id), target, code)
-        return self.job(job_id)
+        job = self.state.find_job(job_id)
+        now = self.state.now(job.key)
+        force_state(self.state, job, target, code, now)
+        return self.job(job_id, now)
 
     def journal(self, limit: int | None = None, **filters: str | None) -> list[dict[str, Any]]:
         """Journal entries; filters: provider, direction, operation, key, status (429 or 4xx), job;
@@ -246,16 +257,12 @@ class Control:
             key, provider = entry.get("key"), entry.get("provider")
             if isinstance(key, str) and provider in self.state.providers:
                 used.setdefault(key, {}).setdefault(provider, 0)
-        return [
-            {
-                "key": key,
-                "jobs": sum(counts.values()),
-                "balances": {
-                    name: self.balance(key, name)[name] for name in self.state.providers if name in counts
-                },
-            }
-            for key, counts in used.items()
-        ]
+        out = []
+        for key, counts in used.items():
+            now = self.state.now(key)
+            balances = {name: self.balance(key, name, now)[name] for name in self.state.providers if name in counts}
+            out.append({"key": key, "jobs": sum(counts.values()), "balances": balances})
+        return out
 
     def har(self, **filters: str | None) -> dict[str, Any]:
         from importlib.metadata import PackageNotFoundError, version

@@ -35,10 +35,11 @@ class UnknownJob(KeyError):
 
 @dataclass
 class ProviderRuntime:
+    """What one provider's jobs draw on until the next reset: random source, ledger, timing, ids."""
+
     contract: Contract
     rng: random.Random
     ledger: Ledger
-    validators: dict[str, RequestValidator]
     timing: dict[str, tuple[float, float]]
     make_id: IdMaker
 
@@ -59,6 +60,7 @@ class MockState:
     chaos: dict[str, Any] | None = None  # a chaos profile that survives reset (veomock serve --chaos)
     freeze_every: int | None = 1000  # jobs between moves of live objects out of the collector's sight
     providers: dict[str, ProviderRuntime] = field(init=False)
+    _validators: dict[str, dict[str, RequestValidator]] = field(init=False, repr=False)
     jobs: dict[tuple[str, str], Job] = field(init=False)
     journal: Journal = field(init=False)
     webhooks: Dispatcher = field(init=False)
@@ -68,6 +70,10 @@ class MockState:
     changes: Changes = field(init=False)  # bumped on every change, for the inspector's live view
 
     def __post_init__(self) -> None:
+        self._validators = {
+            name: {m: validator_for(model) for m, model in contract.models.items()}
+            for name, contract in self.contracts.items()
+        }
         self.changes = Changes()
         self.webhooks = Dispatcher(self, ca_file=self.webhook_ca)
         self.longlived = LongLived(self.freeze_every)
@@ -80,7 +86,6 @@ class MockState:
                 contract=contract,
                 rng=random.Random(f"{self.seed}:{name}"),
                 ledger=Ledger(contract.billing),
-                validators={m: validator_for(model) for m, model in contract.models.items()},
                 timing=dict(contract.timing),
                 make_id=id_maker(contract.raw["job_id"]["format"]),
             )
@@ -94,11 +99,30 @@ class MockState:
         self.limits = Limiter(self.contracts)
         self.changes.bump()
 
-    def now(self) -> float:
+    def now(self, key: str | None = None) -> float:
+        """Provider time for ``key``'s requests. A handler reads it once and passes it down."""
         return self.clock.now()
 
     def runtime(self, provider: str) -> ProviderRuntime:
         return self.providers[provider]
+
+    def validators(self, provider: str) -> dict[str, RequestValidator]:
+        """``provider``'s request validators by model: pure, built once, kept across resets."""
+        return self._validators[provider]
+
+    # -- balances --------------------------------------------------------------------------------
+
+    def remaining(self, provider: str, key: str, now: float) -> float:
+        """What ``key`` has left at ``provider`` at ``now``."""
+        return self.providers[provider].ledger.remaining(key, now)
+
+    def balance(self, provider: str, key: str, now: float) -> dict[str, float]:
+        """``{"remaining", "initial", "charged"}`` for ``key`` at ``provider`` at ``now``."""
+        return self.providers[provider].ledger.view(key, now)
+
+    def set_balance(self, provider: str, key: str, amount: float, now: float) -> None:
+        """Set what ``key`` has left at ``provider`` at ``now``."""
+        self.providers[provider].ledger.set_balance(key, amount, now)
 
     def create_job(
         self,
@@ -142,9 +166,9 @@ class MockState:
         self.longlived.added()
         return job
 
-    def force(self, job: Job, target: str, outcome: Outcome | None = None) -> None:
-        """Put ``job`` in ``target`` now (a terminal state ends it with ``outcome``); balances follow."""
-        job.force(target, self.now(), outcome)
+    def force(self, job: Job, target: str, outcome: Outcome | None = None, now: float | None = None) -> None:
+        """Put ``job`` in ``target`` at ``now`` (a terminal state ends it with ``outcome``); balances follow."""
+        job.force(target, self.now(job.key) if now is None else now, outcome)
         self.providers[job.provider].ledger.rescheduled(job)
         self.changes.bump()
 
@@ -165,18 +189,21 @@ class MockState:
     ) -> dict[str, Any]:
         """The job as templates see it now (or at provider time ``at``); ``fields`` as in :meth:`Job.view`."""
         contract = self.providers[job.provider].contract
-        view = job.view(self.now() if at is None else at, contract.states, contract.media_type, fields)
+        view = job.view(self.now(job.key) if at is None else at, contract.states, contract.media_type, fields)
         if "result_urls" in view:
             view["result_urls"] = [base_url + path for path in view["result_urls"]]
         return view
 
-    def media_expired(self, job: Job) -> bool:
+    def media_expired(self, job: Job, now: float) -> bool:
+        """Whether ``job``'s result URLs have expired at ``now``."""
         after = self.providers[job.provider].contract.media_expires_after
         done = job.terminal_at()
-        return after is not None and done is not None and self.now() > done + after
+        return after is not None and done is not None and now > done + after
 
-    def record(self, entry: dict[str, Any]) -> None:
-        entry.setdefault("time", self.now())
+    def record(self, entry: dict[str, Any], now: float | None = None) -> None:
+        """Journal ``entry`` at ``now``, the instant its request was answered at."""
+        if "time" not in entry:
+            entry["time"] = self.now(entry.get("key")) if now is None else now
         self.journal.append(entry)
         self.changes.bump()
 

@@ -245,13 +245,13 @@ class Dispatcher:
             self._watches.append(watch)
             self._by_job.setdefault((job.provider, job.id), []).append(watch)
 
-    def observed(self, job: Job, canonical: str) -> None:
-        """A client's status poll saw ``job`` in ``canonical``; releases "late" callbacks."""
+    def observed(self, job: Job, canonical: str, now: float) -> None:
+        """A client's status poll saw ``job`` in ``canonical`` at ``now``; releases "late" callbacks."""
         if canonical not in TERMINAL_STATES:
             return
         for watch in self._by_job.get((job.provider, job.id), []):
             if watch.seen_terminal is None:
-                watch.seen_terminal = self.state.now()
+                watch.seen_terminal = now
 
     def set_policy(self, policy: Policy | None, *, job: str | None = None, key: str | None = None) -> None:
         """Deliver the callbacks of one job (or of every job of one API key) adversarially."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -19,14 +20,16 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from jsonschema import Draft202012Validator
 from veomock import conformance
-from veomock.conformance.checks import CHECKS
+from veomock.conformance.checks import AREAS, CHECKS
 from veomock.conformance.cli import explore
 from veomock.conformance.command import main as veomock
 from veomock.conformance.facts import extract, result_paths
 from veomock.conformance.protocol import Capabilities, Outcome, ProtocolError
 from veomock.conformance.runner import CommandAdapter, PythonAdapter, Runner, read_replay
-from veomock.conformance.scenarios import catalogue, scenarios
+from veomock.conformance.scenarios import Scenario, catalogue, scenarios
 from veomock.conformance.server import Harness
 from veomock.contracts import available, load
 
@@ -108,6 +111,27 @@ def test_the_catalogue_spreads_over_providers_and_checks() -> None:
     families = Counter(b.catches.split(".")[0] for b in CATALOGUE)
     assert set(families) >= {"request", "polling", "result", "failure", "retry", "outcome", "webhook"}
     assert len({b.name for b in CATALOGUE}) == len(CATALOGUE)
+
+
+def test_the_published_sdk_is_graded_as_its_record_says() -> None:
+    from examples import seaart_adapter
+
+    caps = Capabilities.from_json(seaart_adapter.CAPABILITIES)
+    with Runner("vtrix", PythonAdapter(seaart_adapter.generate), caps) as runner:
+        results = runner.run_all(catalogue(load("vtrix"), caps))
+    failed = {r.scenario.id: {f.check for f in r.failures} for r in results if r.failures}
+    assert failed == seaart_adapter.RECORD
+    assert all(r.run.problem is None for r in results)
+    assert sum(r.passed for r in results) >= 8  # success, refusals, time-out, variants
+
+
+def test_the_published_sdk_runs_as_a_subprocess() -> None:
+    scenario = next(s for s in catalogue(load("vtrix")) if s.kind == "success")
+    adapter = CommandAdapter([sys.executable, "-m", "examples.seaart_adapter"], cwd=str(ROOT))
+    with Runner("vtrix", adapter, Capabilities(downloads=False)) as runner:
+        result = runner.run(scenario)
+    assert result.passed, [f.render() for f in result.failures]
+    assert result.run.exchanges[0].headers["user-agent"].startswith("sa-python/")
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -199,6 +223,55 @@ def test_cli_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "name the client" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("client", "mode", "complaint"),
+    [
+        ("missing-client", None, "no such file"),
+        ("client.py", 0o644, "not executable; chmod +x it, or name its interpreter"),
+        ("client.py", 0o755, "a script needs a #! line"),
+    ],
+    ids=["missing", "not-executable", "no-interpreter-line"],
+)
+def test_cli_a_client_that_cannot_start_is_one_error_exit_2(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    client: str,
+    mode: int | None,
+    complaint: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    if mode is not None:
+        (tmp_path / client).write_text("print('no #! line')\n")
+        (tmp_path / client).chmod(mode)
+    replays = tmp_path / "replays"
+    assert veomock(["check", "--provider", "apixo", "-q", "--replay-dir", str(replays), "--", f"./{client}"]) == 2
+    out, err = capsys.readouterr()
+    (line,) = err.splitlines()
+    assert line.startswith(f"veomock check: the client './{client}' cannot start: ") and complaint in line
+    assert "veomock conformance" not in out
+    assert not replays.exists()
+
+
+def test_cli_finds_a_python_client_from_the_current_directory(tmp_path: Path) -> None:
+    """``--python examples.clients.apixo:generate`` from the checkout, with no PYTHONPATH, as
+    ``python -m`` would find it (the console script's own directory is not the checkout)."""
+    script = Path(sys.executable).parent / "veomock"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    args = ["check", "--provider", "apixo", "-q", "--scenario", "apixo/veo-3-1/success", "--replay-dir", str(tmp_path)]
+    done = subprocess.run(
+        [str(script), *args, "--python", "examples.clients.apixo:generate"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "1 passed, 0 failed" in done.stdout
+
+
 def test_exploration_shrinks_a_failure_to_a_minimal_scenario(tmp_path: Path) -> None:
     broken = next(b for b in CATALOGUE if b.name == "apixo-message-as-code")
     contract = load(broken.provider)
@@ -207,12 +280,39 @@ def test_exploration_shrinks_a_failure_to_a_minimal_scenario(tmp_path: Path) -> 
     assert minimal is not None and minimal.replay is not None
     assert minimal.scenario.kind == "job-failure"
     assert {f.check for f in minimal.failures} == {"failure.code"}
+    # One replay file, the minimal scenario's, under an id no catalogue scenario has.
+    assert list(tmp_path.iterdir()) == [minimal.replay]
+    assert minimal.scenario.id not in {s.id for s in catalogue(contract)}
+    assert read_replay(minimal.replay)[0] == minimal.scenario
+    assert all(str(minimal.replay) in f.reproduce for f in minimal.failures)
 
 
-def test_exploration_passes_a_reference_client() -> None:
-    contract = load("vtrix")
-    with Runner("vtrix", _reference("vtrix")) as runner:
-        assert explore(runner, scenarios(contract), 8) is None
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_exploration_passes_every_reference_client(provider: str) -> None:
+    contract, caps = load(provider), _capabilities(provider)
+    with Runner(provider, _reference(provider), caps) as runner:
+        minimal = explore(runner, scenarios(contract, caps), 8)
+    assert minimal is None, "\n\n".join(f.render() for f in minimal.failures)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_explored_scenarios_are_valid_by_the_contract_and_have_ids_of_their_own(provider: str) -> None:
+    contract, caps = load(provider), _capabilities(provider)
+    taken = {s.id for s in catalogue(contract, caps)}
+    seen: dict[str, Scenario] = {}
+
+    @settings(max_examples=40, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+    @given(scenarios(contract, caps))
+    def check(scenario: Scenario) -> None:
+        assert scenario.id not in taken
+        assert seen.setdefault(scenario.id, scenario) == scenario, "two scenarios share an id"
+        if scenario.kind != "invalid-request":
+            model = load(provider, scenario.variants or None).models[scenario.model]
+            errors = [e.message for e in Draft202012Validator(model.full_schema).iter_errors(scenario.request)]
+            assert not errors, (scenario.request, errors)
+
+    check()
+    assert len(seen) > 1
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -272,6 +372,28 @@ def test_conformance_names_no_provider() -> None:
         text = path.read_text().lower()
         for name in names:
             assert not re.search(rf"\b{re.escape(name)}\b", text), f"{path.name} names {name!r}"
+
+
+def test_every_check_cites_what_it_judges() -> None:
+    protocol = (ROOT / "conformance" / "PROTOCOL.md").read_text()
+    raws = [load(p).raw for p in PROVIDERS]
+
+    def resolves(raw: Any, path: str) -> bool:
+        for part in path.split("."):
+            if not isinstance(raw, dict) or part not in raw:
+                return False
+            raw = raw[part]
+        return True
+
+    for spec in CHECKS.values():
+        assert spec.cites, f"{spec.name} cites no contract path"
+        for cite in spec.cites:
+            section = re.fullmatch(r"PROTOCOL\.md \((\w+)\)", cite)
+            if section:
+                assert re.search(rf"^##+ {section.group(1)}\b", protocol, re.MULTILINE), (spec.name, cite)
+            else:
+                assert any(resolves(raw, cite) for raw in raws), (spec.name, cite)
+    assert {spec.func.__module__.rsplit(".", 1)[-1] for spec in CHECKS.values()} == set(AREAS)
 
 
 def test_public_api() -> None:
