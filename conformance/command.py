@@ -9,9 +9,13 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from veomock.contracts import ContractError, available, load
 from veomock.mocks.runner import PROFILES, create_state, parse_variants
+
+if TYPE_CHECKING:
+    from veomock.mocks.state import MockState
 
 __all__ = ["main"]
 
@@ -31,6 +35,7 @@ def _serve(args: argparse.Namespace) -> int:
             webhook_ca=args.webhook_ca,
             chaos=_read_chaos(args.chaos),
         )
+        replay = _read_playback(state, args.from_har) if args.from_har else None
     except (ContractError, ValueError, OSError) as exc:
         print(f"veomock: {exc}", file=sys.stderr)
         return 2
@@ -45,6 +50,8 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"  control      {base}{CONTROL_PREFIX}   ({guard})")
     if args.chaos:
         print(f"  chaos        {args.chaos}")
+    if replay is not None:
+        print(f"  playback     {args.from_har}: {replay}")
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.control_token:
         print(
             "veomock: warning: the control API is reachable beyond this machine; consider --control-token",
@@ -60,6 +67,16 @@ def _serve(args: argparse.Namespace) -> int:
         app, host=args.host, port=args.port, log_level=args.log_level, access_log=False, timeout_graceful_shutdown=2
     )
     return 0
+
+
+def _read_playback(state: MockState, path: str) -> str:
+    """Arm the scenario of a recorded session; a line saying what it replays."""
+    from veomock.mocks.control import Control
+
+    with open(path, "rb") as handle:
+        replay = Control(state).playback(handle.read())
+    jobs = ", ".join(" -> ".join(s["state"] for s in job["seen"]) for job in replay["jobs"]) or "no job"
+    return f"{len(replay['rules'])} rules for {replay['provider']} ({jobs}); a reset clears them"
 
 
 def _read_chaos(path: str | None) -> dict[str, object] | None:
@@ -169,6 +186,13 @@ def build_parser(grading: bool = True) -> argparse.ArgumentParser:
         metavar="FILE.json",
         default=None,
         help='seeded chaos profile, e.g. {"seed": 7, "faults": {"error:internal": 0.05}}',
+    )
+    serve.add_argument(
+        "--from",
+        dest="from_har",
+        metavar="SESSION.har",
+        default=None,
+        help="replay a recorded session (veomock record, or any HAR export) as a scenario",
     )
     serve.add_argument(
         "--control-token",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,6 +26,8 @@ __all__ = [
     "HarError",
     "find_route",
     "job_fields",
+    "literals",
+    "placeholders",
     "read_har",
     "redact_headers",
     "redact_json",
@@ -35,7 +37,7 @@ __all__ = [
 
 REDACTED = "REDACTED"
 _SECRET = re.compile(r"authorization|api[-_]?key|(^|[-_])key$|token$|secret|password|signature|cookie", re.I)
-_PLACEHOLDER = re.compile(r"^\{\{\s*job\.([a-z_]+)\s*(\|[^}]*)?\}\}$")
+_PLACEHOLDER = re.compile(r"^\{\{\s*([a-z_]+(?:\.[a-z_]+)?)\s*(\|[^}]*)?\}\}$")
 
 
 class HarError(ValueError):
@@ -163,26 +165,34 @@ def request_job_id(op: Operation, exchange: Exchange, params: Mapping[str, str])
     return None if value in (None, "") else str(value)
 
 
-def job_fields(source: Any, path: tuple[Any, ...] = ()) -> dict[str, tuple[Any, ...]]:
-    """Where a response template puts each job field that fills a whole value:
-    ``{"data": {"taskId": "{{ job.id }}"}}`` -> ``{"id": ("data", "taskId")}``."""
+def placeholders(source: Any, path: tuple[Any, ...] = ()) -> dict[str, tuple[Any, ...]]:
+    """Where a response template puts each value that a placeholder fills whole:
+    ``{"data": {"taskId": "{{ job.id }}"}, "msg": "{{ message }}"}`` ->
+    ``{"job.id": ("data", "taskId"), "message": ("msg",)}`` (the first place of each)."""
     out: dict[str, tuple[Any, ...]] = {}
-    if isinstance(source, Mapping):
-        for key, value in source.items():
-            for name, where in job_fields(value, (*path, key)).items():
-                out.setdefault(name, where)
-    elif isinstance(source, list):
-        for i, value in enumerate(source):
-            for name, where in job_fields(value, (*path, i)).items():
-                out.setdefault(name, where)
-    elif isinstance(source, str):
+    items = source.items() if isinstance(source, Mapping) else enumerate(source) if isinstance(source, list) else ()
+    for key, value in items:
+        for name, where in placeholders(value, (*path, key)).items():
+            out.setdefault(name, where)
+    if isinstance(source, str):
         found = _PLACEHOLDER.match(source.strip())
         if found:
             out[found.group(1)] = path
     return out
 
 
-_MISSING = object()
+def job_fields(source: Any) -> dict[str, tuple[Any, ...]]:
+    """:func:`placeholders` of the job: ``{"id": ("data", "taskId"), "status": ("data", "state")}``."""
+    return {name[4:]: where for name, where in placeholders(source).items() if name.startswith("job.")}
+
+
+def literals(source: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any]]:
+    """Every fixed value of a response template (no placeholder in it), with its path."""
+    items = source.items() if isinstance(source, Mapping) else enumerate(source) if isinstance(source, list) else ()
+    for key, value in items:
+        yield from literals(value, (*path, key))
+    if not isinstance(source, Mapping | list) and not (isinstance(source, str) and "{{" in source):
+        yield path, source
 
 
 def value_at(body: Any, path: Sequence[Any], default: Any = None) -> Any:
