@@ -5,6 +5,7 @@
     GET  /_veomock/clock                  {"now": ..., "speed": ...}
     POST /_veomock/clock                  {"advance": seconds} and/or {"speed": x}
     GET  /_veomock/tenants                every API key seen, its jobs and its balances
+    POST /_veomock/playback[?provider=]   a HAR session becomes scenario rules (mocks.playback)
     GET  /_veomock/jobs[?provider=&key=&timeline=1]  every job, with its state now (and its timeline)
     GET  /_veomock/jobs/{id}              one job, with its timeline
     POST /_veomock/jobs/{id}              {"state": "failed", "code": "..."} forces a state
@@ -250,6 +251,14 @@ class Control:
         entries = select(self.state.journal, filters)
         return entries if limit is None else entries[max(0, len(entries) - limit) :]
 
+    def playback(self, har: Any, provider: str | None = None) -> dict[str, Any]:
+        """Arm the scenario of a HAR session (``mocks.playback``): its rules, in order, after those armed."""
+        from veomock.mocks.playback import playback
+
+        replay = playback(self.state.contracts, har, provider)
+        added = self.add_scenarios(replay.rules) if replay.rules else []
+        return {**replay.to_json(), "rules": added}
+
     def tenants(self) -> list[dict[str, Any]]:
         """Every API key seen (in a job or a request), with its job count and, at each provider it
         used, its balance now."""
@@ -342,6 +351,10 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
         timeline = request.query_params.get("timeline") in ("1", "true")
         return JSONResponse({"jobs": control.jobs(**_filters(request, "provider", "key"), timeline=timeline)})
 
+    async def replay(request: Request) -> Response:
+        answer = control.playback(await request.body(), request.query_params.get("provider"))
+        return JSONResponse(answer, status_code=201)
+
     async def tenants(request: Request) -> Response:
         return JSONResponse({"tenants": control.tenants()})
 
@@ -407,6 +420,7 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
         Route("/reset", guarded(reset), methods=["POST"]),
         Route("/clock", guarded(clock), methods=["GET", "POST"]),
         Route("/tenants", guarded(tenants), methods=["GET"]),
+        Route("/playback", guarded(replay), methods=["POST"]),
         Route("/jobs", guarded(jobs), methods=["GET"]),
         Route("/jobs/{job_id:path}", guarded(job), methods=["GET", "POST"]),
         Route("/journal", guarded(journal), methods=["GET"]),
