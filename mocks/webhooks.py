@@ -346,11 +346,12 @@ class Dispatcher:
 
     def _emit(self, watch: _Watch, now: float) -> None:
         """Turn the timeline entries of ``watch``'s job that lie before ``now`` into deliveries."""
-        timeline = watch.job.timeline
-        mark = (timeline, len(timeline), timeline[-1])
-        unchanged = watch.checked[:3] == mark and watch.checked[0] is timeline
+        times = watch.job.times  # a new tuple whenever the timeline changes
+        mark = (times, len(times), times[-1])
+        unchanged = watch.checked[:3] == mark and watch.checked[0] is times
         if watch.ended or (unchanged and now < watch.checked[3]):
             return
+        timeline = watch.job.timeline
         upcoming = float("inf")
         for i, (start, event) in enumerate(timeline):
             if start > now:
