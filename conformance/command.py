@@ -9,9 +9,13 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from veomock.contracts import ContractError, available, load
 from veomock.mocks.runner import PROFILES, create_state, parse_variants
+
+if TYPE_CHECKING:
+    from veomock.mocks.state import MockState
 
 __all__ = ["main"]
 
@@ -31,6 +35,11 @@ def _serve(args: argparse.Namespace) -> int:
             webhook_ca=args.webhook_ca,
             chaos=_read_chaos(args.chaos),
         )
+        state.webhooks.targets.add(args.webhook_allow)
+        if args.max_jobs is not None and args.max_jobs < 1:
+            raise ValueError(f"--max-jobs needs a positive number, not {args.max_jobs}")
+        state.max_jobs = args.max_jobs
+        replay = _read_playback(state, args.from_har) if args.from_har else None
     except (ContractError, ValueError, OSError) as exc:
         print(f"veomock: {exc}", file=sys.stderr)
         return 2
@@ -45,6 +54,10 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"  control      {base}{CONTROL_PREFIX}   ({guard})")
     if args.chaos:
         print(f"  chaos        {args.chaos}")
+    if args.webhook_allow:
+        print(f"  webhooks     loopback and {', '.join(args.webhook_allow)}")
+    if replay is not None:
+        print(f"  playback     {args.from_har}: {replay}")
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.control_token:
         print(
             "veomock: warning: the control API is reachable beyond this machine; consider --control-token",
@@ -55,8 +68,21 @@ def _serve(args: argparse.Namespace) -> int:
     # server: keep it out of the garbage collector's full passes, which otherwise grow with it.
     gc.collect()
     gc.freeze()
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    # An open inspector keeps an event stream open: give streams 2 s to end when stopping.
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level=args.log_level, access_log=False, timeout_graceful_shutdown=2
+    )
     return 0
+
+
+def _read_playback(state: MockState, path: str) -> str:
+    """Arm the scenario of a recorded session; a line saying what it replays."""
+    from veomock.mocks.control import Control
+
+    with open(path, "rb") as handle:
+        replay = Control(state).playback(handle.read())
+    jobs = ", ".join(" -> ".join(s["state"] for s in job["seen"]) for job in replay["jobs"]) or "no job"
+    return f"{len(replay['rules'])} rules for {replay['provider']} ({jobs}); a reset clears them"
 
 
 def _read_chaos(path: str | None) -> dict[str, object] | None:
@@ -156,6 +182,20 @@ def build_parser(grading: bool = True) -> argparse.ArgumentParser:
         help="let callbacks to a loopback receiver use http where a provider wants https",
     )
     serve.add_argument(
+        "--max-jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="hold at most N jobs: a new one evicts the oldest that has ended (default: keep all until a reset)",
+    )
+    serve.add_argument(
+        "--webhook-allow",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]|CIDR",
+        help="let callbacks go to this target too (only loopback by default), e.g. receiver:8080; repeatable",
+    )
+    serve.add_argument(
         "--webhook-ca",
         metavar="FILE.pem",
         default=None,
@@ -166,6 +206,13 @@ def build_parser(grading: bool = True) -> argparse.ArgumentParser:
         metavar="FILE.json",
         default=None,
         help='seeded chaos profile, e.g. {"seed": 7, "faults": {"error:internal": 0.05}}',
+    )
+    serve.add_argument(
+        "--from",
+        dest="from_har",
+        metavar="SESSION.har",
+        default=None,
+        help="replay a recorded session (veomock record, or any HAR export) as a scenario",
     )
     serve.add_argument(
         "--control-token",
@@ -194,6 +241,13 @@ def build_parser(grading: bool = True) -> argparse.ArgumentParser:
         grade = sub.add_parser("check", help="grade a client against a provider's mock: check --provider P -- CMD")
         add_arguments(grade)
         grade.set_defaults(func=run_check)
+
+        # Sessions: record one through a proxy, compare one with the contract.
+        from veomock.conformance import record
+
+        recording = sub.add_parser("record", help="a recording proxy in front of the provider (writes a HAR file)")
+        record.add_arguments(recording)
+        recording.set_defaults(func=record.run_record)
     return parser
 
 

@@ -11,13 +11,15 @@ and shrinks a failure to a minimal scenario.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
-from hypothesis import Phase, find, settings
+import jsonschema
+from hypothesis import Phase, assume, find, settings
 from hypothesis import strategies as st
 from veomock.conformance.facts import submit_operation, webhook_body_fields
 from veomock.conformance.protocol import Capabilities
@@ -27,11 +29,13 @@ from veomock.contracts import Contract, Model, load
 __all__ = [
     "CATEGORY_OF_ERROR",
     "KINDS",
+    "NOT_TRAFFIC",
     "Scenario",
     "catalogue",
     "example_invalid_request",
     "example_request",
     "expected_categories",
+    "explored_id",
     "scenarios",
     "without_webhooks",
 ]
@@ -46,6 +50,12 @@ KINDS = (
     "invalid-request",
     "webhook",
 )
+# Kinds that a traffic-only program cannot be graded on, and why.
+NOT_TRAFFIC = {
+    "invalid-request": "the program submits its own request, not the job's invalid one",
+    "hang": "judging the give-up needs the job's timeout and the outcome's category",
+    "webhook": "the program is given no webhook URL",
+}
 # Client-facing category of a refusal, by the meta-schema's error vocabulary; by status otherwise.
 CATEGORY_OF_ERROR = {
     "invalid_request": "invalid_request",
@@ -340,8 +350,28 @@ def catalogue(contract: Contract, capabilities: Capabilities | None = None) -> l
     return out
 
 
+_EXPLORED = "explored-"  # the last part of a generated scenario's id: never a catalogue id
+
+
+def explored_id(scenario: Scenario) -> str:
+    """An id of its own for a generated scenario: the catalogue scenario it was drawn from, and a
+    digest of what was drawn (so a replay file never overwrites a catalogue scenario's)."""
+    drawn = {k: v for k, v in scenario.to_json().items() if k != "id"}
+    digest = hashlib.sha256(json.dumps(drawn, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{scenario.id}/{_EXPLORED}{digest}"
+
+
+@lru_cache(maxsize=64)
+def _full_validator(provider: str, variants: str, model: str) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(load(provider, json.loads(variants) or None).models[model].full_schema)
+
+
 def scenarios(contract: Contract, capabilities: Capabilities | None = None) -> st.SearchStrategy[Scenario]:
-    """Scenarios with drawn requests, timings and fault counts, shrinking towards the catalogue's."""
+    """Scenarios with drawn requests, timings and fault counts, shrinking towards the catalogue's.
+
+    A drawn request, without the fields that ask for a webhook, is valid by the contract's schema
+    and cross-field rules (a rule may tie another field to a webhook field, e.g. a delivery mode
+    that needs a callback URL); each scenario gets an id of its own (:func:`explored_id`)."""
     caps = capabilities or Capabilities()
     table = catalogue(contract, caps)
     if not table:
@@ -354,8 +384,10 @@ def scenarios(contract: Contract, capabilities: Capabilities | None = None) -> s
         model = variant.models[scenario.model]
         if scenario.kind != "invalid-request":
             hooks = {p: st.just("https://example.com/hook") for p in webhook_body_fields(variant, model)}
-            body = draw(valid_requests(model, fields=hooks))
-            scenario = replace(scenario, request=without_webhooks(variant, model.name, body))
+            body = without_webhooks(variant, model.name, draw(valid_requests(model, fields=hooks)))
+            valid = _full_validator(variant.provider, json.dumps(variant.variants, sort_keys=True), model.name)
+            assume(valid.is_valid(body))
+            scenario = replace(scenario, request=body)
         low_q, high_q = variant.timing["queued"]
         low_r, high_r = variant.timing["running"]
         if scenario.kind not in ("hang",):
@@ -365,6 +397,6 @@ def scenarios(contract: Contract, capabilities: Capabilities | None = None) -> s
         if scenario.kind == "transient":
             times = draw(st.integers(1, caps.max_retries))
             scenario = replace(scenario, rules=tuple({**r, "times": times} for r in scenario.rules))
-        return scenario
+        return replace(scenario, id=explored_id(scenario))
 
     return build()

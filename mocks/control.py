@@ -4,11 +4,14 @@
     POST /_veomock/reset[?key=]           forget everything (or one API key's namespace)
     GET  /_veomock/clock                  {"now": ..., "speed": ...}
     POST /_veomock/clock                  {"advance": seconds} and/or {"speed": x}
-    GET  /_veomock/jobs[?provider=&key=]  every job, with its state now
+    GET  /_veomock/tenants                every API key seen, its jobs and its balances
+    POST /_veomock/playback[?provider=]   a HAR session becomes scenario rules (mocks.playback)
+    GET  /_veomock/jobs[?provider=&key=&timeline=1]  every job, with its state now (and its timeline)
     GET  /_veomock/jobs/{id}              one job, with its timeline
     POST /_veomock/jobs/{id}              {"state": "failed", "code": "..."} forces a state
-    GET  /_veomock/journal[?provider=&direction=&operation=&key=&status=&job=]
+    GET  /_veomock/journal[?provider=&direction=&operation=&key=&status=&job=&limit=]
                                           inbound requests and outbound webhook attempts, newest last
+                                          (limit: only the newest N)
     GET  /_veomock/journal.har[?...]      the same as HAR 1.2
     GET|POST|DELETE /_veomock/scenarios   rules: POST a rule, a list or {"rules": [...]};
                                           DELETE[?key=&provider=&id=] clears
@@ -18,6 +21,7 @@
     GET  /_veomock/webhooks               outstanding deliveries, policies, counts
     POST /_veomock/webhooks               {"policy": {"mode": "drop", "job": ID}} (or "key": KEY)
     POST /_veomock/webhooks/flush         attempt every delivery due now (after advancing a frozen clock)
+    GET  /_veomock/ui                     the inspector page (mocks.inspector); /_veomock/events, its live feed
 
 With ``veomock serve --control-token T`` every control call needs the header ``X-Veomock-Token: T``.
 """
@@ -34,8 +38,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 from veomock.contracts import CANONICAL_STATES, TERMINAL_STATES
+from veomock.mocks.clock import check_seconds, check_speed
+from veomock.mocks.inspector import event_routes, page_routes
 from veomock.mocks.journal import select, to_har
-from veomock.mocks.jsontext import loads
+from veomock.mocks.jsontext import finite, json_text, loads
 from veomock.mocks.lifecycle import Job, Outcome
 from veomock.mocks.scenarios import RuleError
 from veomock.mocks.state import MockState, UnknownJob
@@ -60,8 +66,9 @@ async def _json(request: Request) -> dict[str, Any]:
     return data
 
 
-def job_summary(state: MockState, job: Job, timeline: bool = False) -> dict[str, Any]:
-    now = state.now()
+def job_summary(state: MockState, job: Job, timeline: bool = False, now: float | None = None) -> dict[str, Any]:
+    """``job`` as the control API shows it at ``now`` (its key's clock by default)."""
+    now = state.now(job.key) if now is None else now
     current = job.state_at(now)
     out: dict[str, Any] = {
         "id": job.id,
@@ -72,16 +79,20 @@ def job_summary(state: MockState, job: Job, timeline: bool = False) -> dict[str,
         "status": state.contracts[job.provider].states[current],
         "created_at": job.created_at,
         "price": job.price,
+        "charge": state.providers[job.provider].ledger.charge(job, now),
         "outcome": {"state": job.outcome.state, "code": job.outcome.code, "message": job.outcome.message},
         "params": job.params,
+        "now": now,
     }
     if timeline:
         out["timeline"] = [{"at": at, "state": s} for at, s in job.timeline]
     return out
 
 
-def force_state(state: MockState, job: Job, target: str, code: str | int | None = None) -> None:
-    """Force ``job`` into a canonical state now; failures take a code from the contract."""
+def force_state(
+    state: MockState, job: Job, target: str, code: str | int | None = None, now: float | None = None
+) -> None:
+    """Force ``job`` into a canonical state at ``now``; failures take a code from the contract."""
     if target not in CANONICAL_STATES:
         raise ValueError(f"unknown state {target!r}; use one of {', '.join(CANONICAL_STATES)}")
     contract = state.contracts[job.provider]
@@ -98,7 +109,7 @@ def force_state(state: MockState, job: Job, target: str, code: str | int | None 
         outcome = Outcome(target, failure.code, failure.message)
     elif target in TERMINAL_STATES:
         outcome = Outcome(target)
-    state.force(job, target, outcome)
+    state.force(job, target, outcome, now)
 
 
 class Control:
@@ -129,11 +140,16 @@ class Control:
         state.journal.drop(key)
 
     def clock(self, advance: float | None = None, speed: float | None = None) -> dict[str, float]:
-        if speed is not None:
-            self.state.clock.set_speed(float(speed))
-        if advance is not None:
-            self.state.clock.advance(float(advance))
-        return {"now": self.state.now(), "speed": self.state.clock.speed}
+        """Set the clock's ``speed`` and/or move it on by ``advance`` provider seconds; both are
+        checked before either is applied."""
+        clock = self.state.clock
+        new_speed = None if speed is None else check_speed(speed)
+        seconds = None if advance is None else check_seconds("advance", advance, clock.now())
+        if new_speed is not None:
+            clock.set_speed(new_speed)
+        if seconds is not None:
+            clock.advance(seconds)
+        return {"now": clock.now(), "speed": clock.speed}
 
     # -- scenarios and chaos --------------------------------------------------------------------
 
@@ -191,42 +207,75 @@ class Control:
 
     def set_balance(self, key: str, balance: float, provider: str | None = None) -> dict[str, Any]:
         """Set what ``key`` has left now, at one provider or at every one."""
-        if not isinstance(balance, int | float) or isinstance(balance, bool):
-            raise ValueError(f"balance must be a number, not {balance!r}")
+        amount = finite("balance", balance)
         names = [self._provider(provider)] if provider else list(self.state.providers)
+        now = self.state.now(key)
         for name in names:
-            self.state.providers[name].ledger.set_balance(key, float(balance), self.state.now())
-        return self.balance(key, provider)
+            self.state.set_balance(name, key, amount, now)
+        return self.balance(key, provider, now)
 
-    def balance(self, key: str, provider: str | None = None) -> dict[str, Any]:
+    def balance(self, key: str, provider: str | None = None, now: float | None = None) -> dict[str, Any]:
         """``{provider: {"remaining", "initial", "charged", "unit"}}`` for ``key``."""
         names = [self._provider(provider)] if provider else list(self.state.providers)
-        now = self.state.now()
-        ledgers = {name: self.state.providers[name].ledger for name in names}
-        return {
-            name: {**ledger.view(key, now), "unit": self.state.contracts[name].billing["unit"]}
-            for name, ledger in ledgers.items()
-        }
+        state = self.state
+        now = state.now(key) if now is None else now
+        units = {name: state.contracts[name].billing["unit"] for name in names}
+        return {name: {**state.balance(name, key, now), "unit": unit} for name, unit in units.items()}
 
     # -- jobs and journal -----------------------------------------------------------------------
 
-    def jobs(self, provider: str | None = None, key: str | None = None) -> list[dict[str, Any]]:
-        return [
-            job_summary(self.state, job)
-            for job in self.state.jobs.values()
-            if (provider is None or job.provider == provider) and (key is None or job.key == key)
-        ]
+    def jobs(self, provider: str | None = None, key: str | None = None, timeline: bool = False) -> list[dict[str, Any]]:
+        """Every job (of ``provider``, of ``key``), each key's jobs read at one instant of its clock."""
+        state, nows = self.state, dict[str, float]()
+        out = []
+        for job in state.jobs.values():
+            if (provider is None or job.provider == provider) and (key is None or job.key == key):
+                now = nows.get(job.key)
+                if now is None:
+                    now = nows[job.key] = state.now(job.key)
+                out.append(job_summary(state, job, timeline, now=now))
+        return out
 
-    def job(self, job_id: str) -> dict[str, Any]:
-        return job_summary(self.state, self.state.find_job(job_id), timeline=True)
+    def job(self, job_id: str, now: float | None = None) -> dict[str, Any]:
+        return job_summary(self.state, self.state.find_job(job_id), timeline=True, now=now)
 
     def force(self, job_id: str, target: str, code: str | int | None = None) -> dict[str, Any]:
-        force_state(self.state, self.state.find_job(job_id), target, code)
-        return self.job(job_id)
+        job = self.state.find_job(job_id)
+        now = self.state.now(job.key)
+        force_state(self.state, job, target, code, now)
+        return self.job(job_id, now)
 
-    def journal(self, **filters: str | None) -> list[dict[str, Any]]:
-        """Journal entries; filters: provider, direction, operation, key, status (429 or 4xx), job."""
-        return select(self.state.journal, filters)
+    def journal(self, limit: int | None = None, **filters: str | None) -> list[dict[str, Any]]:
+        """Journal entries; filters: provider, direction, operation, key, status (429 or 4xx), job;
+        ``limit``: only the newest that many."""
+        entries = select(self.state.journal, filters)
+        return entries if limit is None else entries[max(0, len(entries) - limit) :]
+
+    def playback(self, har: Any, provider: str | None = None) -> dict[str, Any]:
+        """Arm the scenario of a HAR session (``mocks.playback``): its rules, in order, after those armed."""
+        from veomock.mocks.playback import playback
+
+        replay = playback(self.state.contracts, har, provider)
+        added = self.add_scenarios(replay.rules) if replay.rules else []
+        return {**replay.to_json(), "rules": added}
+
+    def tenants(self) -> list[dict[str, Any]]:
+        """Every API key seen (in a job or a request), with its job count and, at each provider it
+        used, its balance now."""
+        used: dict[str, dict[str, int]] = {}
+        for job in self.state.jobs.values():
+            used.setdefault(job.key, {}).setdefault(job.provider, 0)
+            used[job.key][job.provider] += 1
+        for entry in self.state.journal:
+            key, provider = entry.get("key"), entry.get("provider")
+            if isinstance(key, str) and provider in self.state.providers:
+                used.setdefault(key, {}).setdefault(provider, 0)
+        out = []
+        for key, counts in used.items():
+            now = self.state.now(key)
+            balances = {name: self.balance(key, name, now)[name] for name in self.state.providers if name in counts}
+            out.append({"key": key, "jobs": sum(counts.values()), "balances": balances})
+        return out
 
     def har(self, **filters: str | None) -> dict[str, Any]:
         from importlib.metadata import PackageNotFoundError, version
@@ -235,7 +284,7 @@ class Control:
             release = version("veomock")
         except PackageNotFoundError:
             release = "0"
-        return to_har(self.journal(**filters), release)
+        return to_har(self.journal(None, **filters), release)
 
 
 class _TokenGuard:
@@ -264,7 +313,10 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
     def guarded(endpoint: Any) -> Any:
         async def handle(request: Request) -> Response:
             try:
-                return await endpoint(request)  # type: ignore[no-any-return]
+                response: Response = await endpoint(request)
+                if request.method != "GET" and response.status_code < 400:
+                    state.changes.bump()
+                return response
             except UnknownJob as exc:
                 return _problem(404, f"no job {exc.args[0]!r}")
             except json.JSONDecodeError as exc:
@@ -288,13 +340,23 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
             return JSONResponse(control.clock())
         data = await _json(request)
         try:
-            advance, speed = data.get("advance"), data.get("speed")
-            return JSONResponse(control.clock(advance, speed))
-        except (ValueError, TypeError) as exc:
-            return _problem(400, f'{exc}; send {{"advance": seconds}} or {{"speed": factor}}')
+            unknown = sorted(set(data) - {"advance", "speed"})
+            if unknown:
+                raise ValueError(f"unknown field {json_text(unknown[0])}")
+            return JSONResponse(control.clock(data.get("advance"), data.get("speed")))
+        except ValueError as exc:
+            return _problem(400, f'{exc}; send {{"advance": seconds}} and/or {{"speed": factor}}')
 
     async def jobs(request: Request) -> Response:
-        return JSONResponse({"jobs": control.jobs(**_filters(request, "provider", "key"))})
+        timeline = request.query_params.get("timeline") in ("1", "true")
+        return JSONResponse({"jobs": control.jobs(**_filters(request, "provider", "key"), timeline=timeline)})
+
+    async def replay(request: Request) -> Response:
+        answer = control.playback(await request.body(), request.query_params.get("provider"))
+        return JSONResponse(answer, status_code=201)
+
+    async def tenants(request: Request) -> Response:
+        return JSONResponse({"tenants": control.tenants()})
 
     async def job(request: Request) -> Response:
         job_id = request.path_params["job_id"]
@@ -308,7 +370,10 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
         if request.url.path.endswith(".har"):
             disposition = {"Content-Disposition": "inline; filename=veomock.har"}
             return JSONResponse(control.har(**filters), headers=disposition)
-        return JSONResponse({"entries": control.journal(**filters)})
+        limit = filters.pop("limit", None)
+        if limit is not None and not limit.isdigit():
+            raise ValueError(f"limit must be a whole number of entries, not {limit!r}")
+        return JSONResponse({"entries": control.journal(None if limit is None else int(limit), **filters)})
 
     async def scenarios(request: Request) -> Response:
         if request.method == "GET":
@@ -354,8 +419,10 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
         Route("/health", health, methods=["GET"]),
         Route("/reset", guarded(reset), methods=["POST"]),
         Route("/clock", guarded(clock), methods=["GET", "POST"]),
+        Route("/tenants", guarded(tenants), methods=["GET"]),
+        Route("/playback", guarded(replay), methods=["POST"]),
         Route("/jobs", guarded(jobs), methods=["GET"]),
-        Route("/jobs/{job_id}", guarded(job), methods=["GET", "POST"]),
+        Route("/jobs/{job_id:path}", guarded(job), methods=["GET", "POST"]),
         Route("/journal", guarded(journal), methods=["GET"]),
         Route("/journal.har", guarded(journal), methods=["GET"]),
         Route("/scenarios", guarded(scenarios), methods=["GET", "POST", "DELETE"]),
@@ -363,7 +430,8 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
         Route("/limits", guarded(limits), methods=["GET", "POST", "DELETE"]),
         Route("/balances", guarded(balances), methods=["GET", "POST"]),
         *webhook_routes(state),
+        *event_routes(state),
     ]
     if token:
-        return [Mount("", app=_TokenGuard(Router(routes=routes), token))]
-    return routes
+        return [*page_routes(), Mount("", app=_TokenGuard(Router(routes=routes), token))]
+    return [*page_routes(), *routes]

@@ -13,12 +13,14 @@ from typing import Any
 
 from veomock.contracts import Contract, Model
 from veomock.mocks.billing import Ledger
+from veomock.mocks.changes import Changes
 from veomock.mocks.clock import Clock
 from veomock.mocks.ids import IdMaker, id_maker
-from veomock.mocks.journal import Journal
+from veomock.mocks.journal import JOURNAL_BYTES, Journal
 from veomock.mocks.lifecycle import Job, Outcome, plan_timeline
 from veomock.mocks.limits import Limiter
 from veomock.mocks.longlived import LongLived
+from veomock.mocks.retention import JobCap, kept_params
 from veomock.mocks.scenarios import Scenarios
 from veomock.mocks.validation import RequestValidator, validator_for
 from veomock.mocks.webhooks import Dispatcher
@@ -34,10 +36,11 @@ class UnknownJob(KeyError):
 
 @dataclass
 class ProviderRuntime:
+    """What one provider's jobs draw on until the next reset: random source, ledger, timing, ids."""
+
     contract: Contract
     rng: random.Random
     ledger: Ledger
-    validators: dict[str, RequestValidator]
     timing: dict[str, tuple[float, float]]
     make_id: IdMaker
 
@@ -53,48 +56,83 @@ class MockState:
     seed: int = 0
     max_body_bytes: int = 1 << 20
     journal_size: int = 10_000
+    journal_bytes: int = JOURNAL_BYTES  # about what the journal holds at most (mocks/journal.py)
+    max_jobs: int | None = None  # jobs held at most: a new one evicts the oldest ended (mocks/retention.py)
     allow_http_webhooks: bool = False  # plain http callbacks to loopback, where a channel wants https
     webhook_ca: str | None = None  # a PEM file of extra CAs trusted for https callbacks
     chaos: dict[str, Any] | None = None  # a chaos profile that survives reset (veomock serve --chaos)
     freeze_every: int | None = 1000  # jobs between moves of live objects out of the collector's sight
     providers: dict[str, ProviderRuntime] = field(init=False)
+    _validators: dict[str, dict[str, RequestValidator]] = field(init=False, repr=False)
     jobs: dict[tuple[str, str], Job] = field(init=False)
     journal: Journal = field(init=False)
     webhooks: Dispatcher = field(init=False)
     longlived: LongLived = field(init=False)
+    job_cap: JobCap = field(init=False)
     scenarios: Scenarios = field(init=False)
     limits: Limiter = field(init=False)
+    changes: Changes = field(init=False)  # bumped on every change, for the inspector's live view
 
     def __post_init__(self) -> None:
+        self._validators = {
+            name: {m: validator_for(model) for m, model in contract.models.items()}
+            for name, contract in self.contracts.items()
+        }
+        self.changes = Changes()
         self.webhooks = Dispatcher(self, ca_file=self.webhook_ca)
         self.longlived = LongLived(self.freeze_every)
-        self.reset()
+        self._fresh()
 
     def reset(self) -> None:
-        """Forget every job, balance and journal entry; re-seed the random sources."""
+        """Forget every job, balance, limit, rule, webhook and journal entry; re-seed the random
+        sources; put the clock back as it was made."""
+        self.clock.restore()
+        self._fresh()
+
+    def _fresh(self) -> None:
         self.providers = {
             name: ProviderRuntime(
                 contract=contract,
                 rng=random.Random(f"{self.seed}:{name}"),
                 ledger=Ledger(contract.billing),
-                validators={m: validator_for(model) for m, model in contract.models.items()},
                 timing=dict(contract.timing),
                 make_id=id_maker(contract.raw["job_id"]["format"]),
             )
             for name, contract in self.contracts.items()
         }
         self.jobs = {}
+        self.job_cap = JobCap()
         self.longlived.release()
-        self.journal = Journal(self.journal_size)
+        self.journal = Journal(self.journal_size, self.journal_bytes)
         self.webhooks.reset()
         self.scenarios = Scenarios(self.contracts, chaos=self.chaos)
         self.limits = Limiter(self.contracts)
+        self.changes.bump()
 
-    def now(self) -> float:
+    def now(self, key: str | None = None) -> float:
+        """Provider time for ``key``'s requests. A handler reads it once and passes it down."""
         return self.clock.now()
 
     def runtime(self, provider: str) -> ProviderRuntime:
         return self.providers[provider]
+
+    def validators(self, provider: str) -> dict[str, RequestValidator]:
+        """``provider``'s request validators by model: pure, built once, kept across resets."""
+        return self._validators[provider]
+
+    # -- balances --------------------------------------------------------------------------------
+
+    def remaining(self, provider: str, key: str, now: float) -> float:
+        """What ``key`` has left at ``provider`` at ``now``."""
+        return self.providers[provider].ledger.remaining(key, now)
+
+    def balance(self, provider: str, key: str, now: float) -> dict[str, float]:
+        """``{"remaining", "initial", "charged"}`` for ``key`` at ``provider`` at ``now``."""
+        return self.providers[provider].ledger.view(key, now)
+
+    def set_balance(self, provider: str, key: str, amount: float, now: float) -> None:
+        """Set what ``key`` has left at ``provider`` at ``now``."""
+        self.providers[provider].ledger.set_balance(key, amount, now)
 
     def create_job(
         self,
@@ -126,22 +164,24 @@ class MockState:
             model.name,
             key,
             key,
-            params,
+            kept_params(params),
             model.price(params) if price is None else price,
             now,
             plan_timeline(now, timing_now, rng, outcome),
             outcome,
-            contract.media_path.replace("{job_id}", job_id),
+            contract.media_url(job_id),
         )
         self.jobs[(provider, job_id)] = job
         runtime.ledger.record(job)
+        self.job_cap.added(self.jobs, (provider, job_id), self.max_jobs, now)
         self.longlived.added()
         return job
 
-    def force(self, job: Job, target: str, outcome: Outcome | None = None) -> None:
-        """Put ``job`` in ``target`` now (a terminal state ends it with ``outcome``); balances follow."""
-        job.force(target, self.now(), outcome)
+    def force(self, job: Job, target: str, outcome: Outcome | None = None, now: float | None = None) -> None:
+        """Put ``job`` in ``target`` at ``now`` (a terminal state ends it with ``outcome``); balances follow."""
+        job.force(target, self.now(job.key) if now is None else now, outcome)
         self.providers[job.provider].ledger.rescheduled(job)
+        self.changes.bump()
 
     def job(self, provider: str, job_id: str, key: str | None = None) -> Job:
         job = self.jobs.get((provider, job_id))
@@ -160,19 +200,23 @@ class MockState:
     ) -> dict[str, Any]:
         """The job as templates see it now (or at provider time ``at``); ``fields`` as in :meth:`Job.view`."""
         contract = self.providers[job.provider].contract
-        view = job.view(self.now() if at is None else at, contract.states, contract.media_type, fields)
+        view = job.view(self.now(job.key) if at is None else at, contract.states, contract.media_type, fields)
         if "result_urls" in view:
             view["result_urls"] = [base_url + path for path in view["result_urls"]]
         return view
 
-    def media_expired(self, job: Job) -> bool:
+    def media_expired(self, job: Job, now: float) -> bool:
+        """Whether ``job``'s result URLs have expired at ``now``."""
         after = self.providers[job.provider].contract.media_expires_after
         done = job.terminal_at()
-        return after is not None and done is not None and self.now() > done + after
+        return after is not None and done is not None and now > done + after
 
-    def record(self, entry: dict[str, Any]) -> None:
-        entry.setdefault("time", self.now())
+    def record(self, entry: dict[str, Any], now: float | None = None) -> None:
+        """Journal ``entry`` at ``now``, the instant its request was answered at."""
+        if "time" not in entry:
+            entry["time"] = self.now(entry.get("key")) if now is None else now
         self.journal.append(entry)
+        self.changes.bump()
 
     def set_timing(self, provider: str, state: str, low: float, high: float) -> None:
         """Override how long jobs of ``provider`` stay queued or running (provider seconds)."""
