@@ -387,8 +387,8 @@ class _Handlers:
             except UnknownJob:
                 now = state.now()
                 verdict = screen(state, contract, request, "media", "media", None, now)
-                response = verdict.response or render(contract.media_expired, ctx)
-                return self._journal(request, "media", response, None, now, **verdict.note)
+                refusal = verdict.response or render(contract.media_expired, ctx)
+                return self._journal(request, "media", refusal, None, now, **verdict.note)
             now = state.now(job.key)  # the one instant this request is answered at
             verdict = screen(state, contract, request, "media", "media", job.key, now, job=job)
             if verdict.response is not None:

@@ -49,12 +49,30 @@ def operation(contract: Contract, name: str) -> Any:
     raise AssertionError(f"{contract.provider} has no operation {name!r}")
 
 
+# The documented examples' callback hosts; the mock calls back to loopback only unless told, and
+# tests send nothing beyond loopback, so sample requests name a closed loopback port instead.
+EXAMPLE_CALLBACK = re.compile(r"^https?://(your-server\.com|example\.com)(?=[/:]|$)")
+CLOSED_LOOPBACK = "https://127.0.0.1:9"
+
+
+def on_loopback(value: Any) -> Any:
+    """``value`` with every URL of an example host moved to a closed loopback port."""
+    if isinstance(value, str):
+        return EXAMPLE_CALLBACK.sub(CLOSED_LOOPBACK, value)
+    if isinstance(value, dict):
+        return {k: on_loopback(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [on_loopback(v) for v in value]
+    return value
+
+
 def sample_request(contract: Contract, op_name: str | None = None) -> tuple[Any, dict[str, Any]]:
-    """A documented request for a submit operation (the first fixture that targets it)."""
+    """A documented request for a submit operation (the first fixture that targets it), its
+    callback URLs on loopback."""
     for _, data in fixtures(contract.provider, "requests"):
         op = operation(contract, data["operation"])
         if op.kind == "submit" and (op_name is None or op.name == op_name):
-            return op, data
+            return op, on_loopback(data)
     raise AssertionError(f"{contract.provider} has no request fixture for {op_name or 'any submit'}")
 
 
