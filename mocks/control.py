@@ -47,7 +47,7 @@ from veomock.mocks.scenarios import RuleError
 from veomock.mocks.state import MockState, UnknownJob
 from veomock.mocks.webhooks import control_routes as webhook_routes
 
-__all__ = ["TOKEN_HEADER", "Control", "control_routes", "force_state", "job_summary"]
+__all__ = ["TOKEN_HEADER", "Conflict", "Control", "control_routes", "force_state", "job_summary"]
 
 TOKEN_HEADER = "X-Veomock-Token"
 
@@ -89,12 +89,23 @@ def job_summary(state: MockState, job: Job, timeline: bool = False, now: float |
     return out
 
 
+class Conflict(ValueError):
+    """A control call that contradicts the state it acts on (answered 409)."""
+
+
 def force_state(
     state: MockState, job: Job, target: str, code: str | int | None = None, now: float | None = None
 ) -> None:
     """Force ``job`` into a canonical state at ``now``; failures take a code from the contract."""
-    if target not in CANONICAL_STATES:
-        raise ValueError(f"unknown state {target!r}; use one of {', '.join(CANONICAL_STATES)}")
+    if not isinstance(target, str) or target not in CANONICAL_STATES:
+        raise ValueError(f"unknown state {json_text(target)}; use one of {', '.join(CANONICAL_STATES)}")
+    now = state.now(job.key) if now is None else now
+    ended = job.state_at(now)
+    if ended in TERMINAL_STATES:
+        raise Conflict(
+            f"job {job.id} already ended as {ended}; a finished job keeps its state "
+            "(force it before it ends, or submit a new job)"
+        )
     contract = state.contracts[job.provider]
     outcome = None
     if target in ("failed", "error"):
@@ -105,7 +116,7 @@ def force_state(
         )
         if failure is None:
             known = ", ".join(str(f.code) for f in contract.failures)
-            raise ValueError(f"{contract.provider} has no failure code {code!r}; known: {known}")
+            raise ValueError(f"{contract.provider} has no failure code {json_text(code)}; known: {known}")
         outcome = Outcome(target, failure.code, failure.message)
     elif target in TERMINAL_STATES:
         outcome = Outcome(target)
@@ -155,6 +166,9 @@ class Control:
 
     def add_scenarios(self, rules: Sequence[Mapping[str, Any]] | Mapping[str, Any]) -> list[dict[str, Any]]:
         """Add one rule or several, in order; if one is wrong, none is added."""
+        if not isinstance(rules, Mapping | list | tuple):
+            example = '{"operation": "submit", "action": {"error": "internal"}}'
+            raise RuleError(f"send a rule such as {example}, an array of rules or {{\"rules\": [...]}}")
         items = [rules] if isinstance(rules, Mapping) else list(rules)
         book = self.state.scenarios
         before = list(book.rules)
@@ -190,8 +204,8 @@ class Control:
     # -- limits and balances --------------------------------------------------------------------
 
     def _provider(self, provider: Any) -> str:
-        if provider not in self.state.contracts:
-            raise ValueError(f"unknown provider {provider!r}; known: {', '.join(self.state.contracts)}")
+        if not isinstance(provider, str) or provider not in self.state.contracts:
+            raise ValueError(f"unknown provider {json_text(provider)}; known: {', '.join(self.state.contracts)}")
         return str(provider)
 
     def set_limits(self, provider: str, key: str | None = None, **limits: Any) -> dict[str, Any]:
@@ -239,7 +253,7 @@ class Control:
     def job(self, job_id: str, now: float | None = None) -> dict[str, Any]:
         return job_summary(self.state, self.state.find_job(job_id), timeline=True, now=now)
 
-    def force(self, job_id: str, target: str, code: str | int | None = None) -> dict[str, Any]:
+    def force(self, job_id: str, target: Any, code: Any = None) -> dict[str, Any]:
         job = self.state.find_job(job_id)
         now = self.state.now(job.key)
         force_state(self.state, job, target, code, now)
@@ -318,7 +332,9 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
                     state.changes.bump()
                 return response
             except UnknownJob as exc:
-                return _problem(404, f"no job {exc.args[0]!r}")
+                return _problem(404, f"no job {json_text(exc.args[0])}")
+            except Conflict as exc:
+                return _problem(409, str(exc))
             except json.JSONDecodeError as exc:
                 return _problem(400, f"the body is not JSON ({exc.msg}); send a JSON object")
             except (ValueError, TypeError) as exc:
@@ -362,7 +378,7 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
         job_id = request.path_params["job_id"]
         if request.method == "POST":
             data = await _json(request)
-            return JSONResponse(control.force(job_id, str(data.get("state")), data.get("code")))
+            return JSONResponse(control.force(job_id, data.get("state"), data.get("code")))
         return JSONResponse(control.job(job_id))
 
     async def journal(request: Request) -> Response:
@@ -406,9 +422,14 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
     async def balances(request: Request) -> Response:
         if request.method == "POST":
             data = await _json(request)
-            if "key" not in data or "balance" not in data:
-                raise ValueError('send {"key": API_KEY, "balance": amount} and optionally "provider"')
-            balances = control.set_balance(str(data["key"]), data["balance"], data.get("provider"))
+            try:
+                key = data.get("key")
+                if not isinstance(key, str) or "balance" not in data:
+                    raise ValueError("name the API key and the amount")
+                balances = control.set_balance(key, data["balance"], data.get("provider"))
+            except ValueError as exc:
+                example = '{"key": API_KEY, "balance": amount} and optionally "provider"'
+                raise ValueError(f"{exc}; send {example}") from None
             return JSONResponse({"balances": balances})
         key = request.query_params.get("key")
         if key is None:

@@ -142,7 +142,7 @@ def requested(
             mode = channel.mode_from.render(ctx)
             if mode not in channel.modes:
                 known = ", ".join(channel.modes)
-                message = f"{_label(channel.mode_from)} must be one of {known}, not {mode!r}"
+                message = f"{_label(channel.mode_from)} must be one of {known}, not {json_text(mode)}"
                 raise WebhookRefused(error, message)
             events = channel.modes[mode]
         states = EVENTS[events]
@@ -151,7 +151,7 @@ def requested(
             unknown = [name for name in chosen if name not in channel.filters]
             if unknown:
                 known = ", ".join(channel.filters)
-                message = f"{_label(channel.filter_from)} may hold {known}, not {unknown[0]!r}"
+                message = f"{_label(channel.filter_from)} may hold {known}, not {json_text(unknown[0])}"
                 raise WebhookRefused(error, message)
             states = frozenset(s for name in chosen for s in channel.filters[name])
         if not targets.allows(target):
@@ -569,8 +569,13 @@ def control_routes(state: MockState) -> list[BaseRoute]:
         checked = Allowlist(allow, defaults=())  # validate everything, then apply
         spec = data.get("policy")
         if spec is not None:
+            if not isinstance(spec, dict):
+                raise ValueError("a policy is an object")
+            job, key = spec.get("job"), spec.get("key")
+            if not all(isinstance(name, str | None) for name in (job, key)) or (job is None) == (key is None):
+                raise ValueError('name exactly one "job" or "key" (a string)')
             policy = None if spec.get("mode") in (None, "none") else Policy.from_action(spec)
-            hooks.set_policy(policy, job=spec.get("job"), key=spec.get("key"))
+            hooks.set_policy(policy, job=job, key=key)
         hooks.targets.add(checked.entries())
 
     async def overview(request: Request) -> Response:

@@ -89,3 +89,24 @@ def test_reset_restores_the_clock(client: TestClient, state: MockState) -> None:
     assert client.post("/_veomock/reset").status_code == 200
     assert client.get("/_veomock/clock").json() == {"now": START, "speed": 0}
     assert state.now() == START
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_forcing_a_finished_job_is_refused_and_changes_nothing(
+    client: TestClient, state: MockState, provider: str
+) -> None:
+    contract = state.contracts[provider]
+    op, data = sample_request(contract)
+    headers = {**auth_headers(contract), **data.get("headers", {})}
+    client.request(op.method, op.path, json=data["body"], headers=headers)
+    (job,) = state.jobs.values()
+    client.post("/_veomock/clock", json={"advance": 86_400})
+    before = client.get(f"/_veomock/jobs/{job.id}").json()
+    assert before["state"] == "succeeded"
+    for target in ["failed", "running", "queued", "error"]:
+        refused = client.post(f"/_veomock/jobs/{job.id}", json={"state": target})
+        assert refused.status_code == 409
+        assert "already ended as succeeded" in refused.json()["error"]
+    assert client.get(f"/_veomock/jobs/{job.id}").json() == before
+    unknown = client.post(f"/_veomock/jobs/{job.id}", json={"state": None})
+    assert unknown.status_code == 400 and "unknown state null" in unknown.json()["error"]

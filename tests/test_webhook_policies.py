@@ -140,7 +140,7 @@ async def test_control_api_sets_policies_and_flushes() -> None:
         bad = await m.client.post("/_veomock/webhooks", json={"policy": {"mode": "lose", "key": API_KEY}})
         assert bad.status_code == 400 and "use one of" in bad.json()["error"]
         both = await m.client.post("/_veomock/webhooks", json={"policy": {"mode": "drop"}})
-        assert both.status_code == 400 and "exactly one of job or key" in both.json()["error"]
+        assert both.status_code == 400 and 'exactly one "job" or "key"' in both.json()["error"]
         policy = {"mode": "delay", "seconds": 10, "key": API_KEY}
         ok = await m.client.post("/_veomock/webhooks", json={"policy": policy})
         assert ok.status_code == 200
