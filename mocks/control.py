@@ -2,8 +2,9 @@
 
     GET  /_veomock/health                 providers and their variants
     POST /_veomock/reset[?key=]           forget everything (or one API key's namespace)
-    GET  /_veomock/clock                  {"now": ..., "speed": ...}
-    POST /_veomock/clock                  {"advance": seconds} and/or {"speed": x}
+    GET  /_veomock/clock[?key=]           {"now", "speed", "tenants"} (or one key's clock)
+    POST /_veomock/clock                  {"advance": seconds} and/or {"speed": x}[, "key": K];
+                                          a move delivers the webhooks it made due
     GET  /_veomock/tenants                every API key seen, its jobs and its balances
     POST /_veomock/playback[?provider=]   a HAR session becomes scenario rules (mocks.playback)
     GET  /_veomock/jobs[?provider=&key=&timeline=1]  every job, with its state now (and its timeline)
@@ -136,31 +137,45 @@ class Control:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def reset(self, key: str | None = None) -> None:
-        """Forget everything, or only one API key's namespace: its jobs, balances, limits, rules."""
-        state = self.state
+        """Forget everything, or only one API key's namespace: its jobs, balances, limits, rules,
+        webhooks and clock."""
         if key is None:
-            state.reset()
-            return
-        for ident in [ident for ident, job in state.jobs.items() if job.key == key]:
-            del state.jobs[ident]
-        for runtime in state.providers.values():
-            runtime.ledger.forget(key)
-        state.limits.forget(key)
-        state.scenarios.forget(key)
-        state.webhooks.forget(key)
-        state.journal.drop(key)
+            self.state.reset()
+        else:
+            self.state.forget(key)
 
-    def clock(self, advance: float | None = None, speed: float | None = None) -> dict[str, float]:
-        """Set the clock's ``speed`` and/or move it on by ``advance`` provider seconds; both are
-        checked before either is applied."""
-        clock = self.state.clock
+    def clock(
+        self, advance: Any = None, speed: Any = None, key: Any = None, *, deliver: bool = True
+    ) -> dict[str, Any]:
+        """Set a clock's ``speed`` and/or move it on by ``advance`` provider seconds: the default
+        clock, or with ``key`` that API key's own (forked from the default the first time). Both
+        are checked before either is applied. Moving a clock on attempts the webhooks that came
+        due (``deliver``; the HTTP API awaits them itself)."""
+        clocks = self.state.clocks
+        if key is not None and (not isinstance(key, str) or not key):
+            raise ValueError(f"key must be an API key (a string), not {json_text(key)}")
+        current = clocks.of(key)
         new_speed = None if speed is None else check_speed(speed)
-        seconds = None if advance is None else check_seconds("advance", advance, clock.now())
+        seconds = None if advance is None else check_seconds("advance", advance, current.now())
+        if key is not None and (new_speed is not None or seconds is not None):
+            current = clocks.own(key)
         if new_speed is not None:
-            clock.set_speed(new_speed)
+            current.set_speed(new_speed)
         if seconds is not None:
-            clock.advance(seconds)
-        return {"now": clock.now(), "speed": clock.speed}
+            current.advance(seconds)
+            if deliver:
+                self.state.webhooks.wake()
+        return self.clock_view(key)
+
+    def clock_view(self, key: str | None = None) -> dict[str, Any]:
+        """``{"now", "speed"}`` of the default clock with every tenant's own clock, or of ``key``'s
+        clock (``own``: whether it has one of its own)."""
+        clocks = self.state.clocks
+        if key is not None:
+            clock = clocks.of(key)
+            return {"now": clock.now(), "speed": clock.speed, "key": key, "own": key in clocks.tenants}
+        tenants = {k: {"now": c.now(), "speed": c.speed} for k, c in clocks.tenants.items()}
+        return {"now": clocks.default.now(), "speed": clocks.default.speed, "tenants": tenants}
 
     # -- scenarios and chaos --------------------------------------------------------------------
 
@@ -242,12 +257,11 @@ class Control:
         """Every job (of ``provider``, of ``key``), each key's jobs read at one instant of its clock."""
         state, nows = self.state, dict[str, float]()
         out = []
-        for job in state.jobs.values():
-            if (provider is None or job.provider == provider) and (key is None or job.key == key):
-                now = nows.get(job.key)
-                if now is None:
-                    now = nows[job.key] = state.now(job.key)
-                out.append(job_summary(state, job, timeline, now=now))
+        for job in state.jobs_of(provider, key):
+            now = nows.get(job.key)
+            if now is None:
+                now = nows[job.key] = state.now(job.key)
+            out.append(job_summary(state, job, timeline, now=now))
         return out
 
     def job(self, job_id: str, now: float | None = None) -> dict[str, Any]:
@@ -353,15 +367,19 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
 
     async def clock(request: Request) -> Response:
         if request.method == "GET":
-            return JSONResponse(control.clock())
+            return JSONResponse(control.clock_view(request.query_params.get("key")))
         data = await _json(request)
         try:
-            unknown = sorted(set(data) - {"advance", "speed"})
+            unknown = sorted(set(data) - {"advance", "speed", "key"})
             if unknown:
                 raise ValueError(f"unknown field {json_text(unknown[0])}")
-            return JSONResponse(control.clock(data.get("advance"), data.get("speed")))
+            view = control.clock(data.get("advance"), data.get("speed"), data.get("key"), deliver=False)
         except ValueError as exc:
-            return _problem(400, f'{exc}; send {{"advance": seconds}} and/or {{"speed": factor}}')
+            example = '{"advance": seconds} and/or {"speed": factor}, optionally with "key": API_KEY'
+            return _problem(400, f"{exc}; send {example}")
+        if data.get("advance") is not None:
+            view["webhook_attempts"] = await state.webhooks.run_due()  # what the move made due
+        return JSONResponse(view)
 
     async def jobs(request: Request) -> Response:
         timeline = request.query_params.get("timeline") in ("1", "true")

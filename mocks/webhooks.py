@@ -7,9 +7,11 @@ filter, models, ``when``) and refuses what the contract refuses: a plain-http UR
 time, so nothing fires by itself: each :meth:`Dispatcher.run_due` turns the timeline entries that
 now lie in the past into deliveries and attempts every delivery whose time has come, following
 the contract's ``delivery`` (timeout, retry delays, success). The Starlette lifespan calls it every
-few milliseconds while the clock runs; tests and ``POST /_veomock/webhooks/flush`` call it after
-advancing a frozen clock. A retry is due ``retry_delays[n]`` provider seconds after the attempt
-that failed, so advancing the clock by that much makes it due. Every attempt lands in the journal.
+few milliseconds while a clock runs; moving a clock on through the control API (or
+``Control.clock``) calls it at once, and ``POST /_veomock/webhooks/flush`` on demand. Each job's
+time is its key's clock (tenants may have their own). A retry is due ``retry_delays[n]`` provider
+seconds after the attempt that failed, so advancing the clock by that much makes it due. Every
+attempt lands in the journal.
 
 Adversarial delivery comes from a :class:`Policy` set per job or per API key: through the control
 API (``POST /_veomock/webhooks {"policy": {...}}``) or by a scenario rule, whose action
@@ -221,6 +223,7 @@ class Dispatcher:
         self._background: tuple[asyncio.AbstractEventLoop, _Session] | None = None
         # Where callbacks may go (loopback unless told): configuration, so a reset keeps it.
         self.targets = Allowlist()
+        self._woken: set[asyncio.Task[int]] = set()  # runs started by wake() inside a running loop
         self.reset()
 
     def reset(self) -> None:
@@ -280,7 +283,10 @@ class Dispatcher:
         return {"jobs": show(self._job_policies), "keys": show(self._key_policies)}
 
     def outstanding(self) -> list[dict[str, Any]]:
-        """Deliveries still to be attempted (or held back), for the control API and for tests."""
+        """Deliveries still to be attempted (or held back), for the control API and for tests:
+        every state change that has come about on its job's clock, whether or not it is due yet."""
+        for w in self._watches:
+            self._emit(w, self.state.now(w.job.key))
         return [
             {
                 "job": d.watch.job.id,
@@ -299,9 +305,9 @@ class Dispatcher:
 
     def next_due(self) -> float | None:
         """When something is next due (a delivery, or a state change someone listens for), or None."""
-        now, times = self.state.now(), []
+        times = []
         for w in self._watches:
-            self._emit(w, now)
+            self._emit(w, self.state.now(w.job.key))
             times += [d.due for d in w.pending if not d.until_seen or w.seen_terminal is not None]
             if not w.ended and w.checked and w.checked[3] < float("inf"):
                 times.append(w.checked[3])
@@ -390,8 +396,12 @@ class Dispatcher:
         return best
 
     def _collect(self) -> Iterator[_Watch]:
-        now = self.state.now()
+        now_of, nows = self.state.now, dict[str, float]()
         for watch in self._watches:
+            key = watch.job.key
+            now = nows.get(key)
+            if now is None:
+                now = nows[key] = now_of(key)  # one instant per tenant clock for the whole pass
             self._emit(watch, now)
             if not watch.busy and self._next(watch, now) is not None:
                 watch.busy = True
@@ -413,8 +423,8 @@ class Dispatcher:
 
     # -- delivery ------------------------------------------------------------------------------
 
-    def _real_timeout(self, provider_seconds: float) -> float:
-        speed = self.state.clock.speed
+    def _real_timeout(self, provider_seconds: float, key: str) -> float:
+        speed = self.state.clocks.of(key).speed
         seconds = provider_seconds if speed == 0 else provider_seconds / speed
         return min(self.timeout_cap, max(self.timeout_floor, seconds))
 
@@ -422,7 +432,7 @@ class Dispatcher:
         """Send ``watch``'s due deliveries one after another, in order; returns how many attempts."""
         made = 0
         try:
-            while (delivery := self._next(watch, self.state.now())) is not None:
+            while (delivery := self._next(watch, self.state.now(watch.job.key))) is not None:
                 await self._attempt(delivery, session)
                 made += 1
         finally:
@@ -435,11 +445,12 @@ class Dispatcher:
         status: int | None = None
         error: str | None = None
         d.attempts += 1
-        started, url = self.state.now(), d.watch.callback.url
+        key = d.watch.job.key
+        started, url = self.state.now(key), d.watch.callback.url
         async with session.gate:
             begin = time.perf_counter()
             try:
-                async with asyncio.timeout(self._real_timeout(rules.timeout)):
+                async with asyncio.timeout(self._real_timeout(rules.timeout, key)):
                     response = await session.client.post(url, content=d.content, headers=d.headers)
                 status = response.status_code
             except TimeoutError:
@@ -457,7 +468,7 @@ class Dispatcher:
                 error = f"HTTP {status}; success is {'exactly 200' if rules.success == '200' else 'any 2xx'}"
             if d.attempts <= len(rules.retry_delays):
                 outcome = "retry"
-                d.due = self.state.now() + rules.retry_delays[d.attempts - 1]
+                d.due = self.state.now(key) + rules.retry_delays[d.attempts - 1]
             else:
                 outcome = "gave_up"
         self._finish(d, outcome, status, error, latency, {"time": started})
@@ -517,6 +528,8 @@ class Dispatcher:
 
     async def run_due(self) -> int:
         """Attempt every delivery due now and return once all are tried; the number of attempts."""
+        if not self._watches:
+            return 0
         made = 0
         async with self._session() as session:
             while True:
@@ -525,6 +538,25 @@ class Dispatcher:
                     return made
                 made += sum(await asyncio.gather(*tasks))
 
+    def wake(self) -> None:
+        """After the clock moved: attempt what has come due. From code without an event loop this
+        returns once every due delivery is tried (on the app's loop when it runs in another
+        thread); from inside a running loop the attempts start as soon as the caller awaits."""
+        if not self._watches:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not None:
+            task = running.create_task(self.run_due())
+            self._woken.add(task)
+            task.add_done_callback(self._woken.discard)
+        elif self._background is not None:
+            asyncio.run_coroutine_threadsafe(self.run_due(), self._background[0]).result()
+        else:
+            asyncio.run(self.run_due())
+
     async def run_forever(self) -> None:
         """Deliver in the background while the clock runs (a frozen clock waits for run_due)."""
         tasks: set[asyncio.Task[int]] = set()
@@ -532,7 +564,7 @@ class Dispatcher:
             self._background = (asyncio.get_running_loop(), session)
             try:
                 while True:
-                    if self.state.clock.speed > 0:
+                    if self.state.clocks.running():
                         for watch in list(self._collect()):
                             task = asyncio.create_task(self._drain(watch, session))
                             tasks.add(task)

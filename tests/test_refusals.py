@@ -58,7 +58,7 @@ def test_the_in_process_clock_refuses_before_it_applies() -> None:
     for advance, speed in [(float("nan"), None), (None, float("nan")), (10, float("inf")), (1e308, 2)]:
         with pytest.raises(ValueError):
             control.clock(advance=advance, speed=speed)
-        assert control.clock() == {"now": START, "speed": 0}
+        assert control.clock() == {"now": START, "speed": 0, "tenants": {}}
     with pytest.raises(ValueError, match="finite"):
         Clock(speed=float("nan"))
 
@@ -87,7 +87,7 @@ def test_a_refused_webhook_delay_changes_nothing(client: TestClient) -> None:
 def test_reset_restores_the_clock(client: TestClient, state: MockState) -> None:
     client.post("/_veomock/clock", json={"advance": 3600, "speed": 5})
     assert client.post("/_veomock/reset").status_code == 200
-    assert client.get("/_veomock/clock").json() == {"now": START, "speed": 0}
+    assert client.get("/_veomock/clock").json() == {"now": START, "speed": 0, "tenants": {}}
     assert state.now() == START
 
 
