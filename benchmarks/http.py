@@ -62,11 +62,8 @@ def submit_request(contract: Contract) -> tuple[str, dict[str, str], Any]:
 
 def status_path(contract: Contract, model: str, job_id: str) -> str:
     op = next(op for op in contract.operations if op.kind == "status" and model in op.models)
-    assert op.id_from is not None
-    root, _, name = str(op.id_from.source).strip("{} ").partition(".")
-    if root == "path":
-        return op.path.replace("{" + name + "}", job_id)
-    return f"{op.path}?{name}={job_id}"
+    path, query = op.locate(job_id)
+    return path + "".join(f"{'&' if i else '?'}{k}={v}" for i, (k, v) in enumerate(query.items()))
 
 
 def _prepare(base: str, contracts: dict[str, Contract]) -> list[Case]:
