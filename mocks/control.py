@@ -10,6 +10,8 @@
     GET  /_veomock/journal[?provider=&direction=&operation=&key=&status=&job=]
                                           inbound requests and outbound webhook attempts, newest last
     GET  /_veomock/journal.har[?...]      the same as HAR 1.2
+                                          (jobs and journal show API keys masked, sk-v…1234,
+                                          unless the query has reveal=1)
     GET|POST|DELETE /_veomock/scenarios   rules: POST a rule, a list or {"rules": [...]};
                                           DELETE[?key=&provider=&id=] clears
     GET|POST|DELETE /_veomock/chaos       the seeded chaos profile
@@ -34,7 +36,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 from veomock.contracts import CANONICAL_STATES, TERMINAL_STATES
-from veomock.mocks.journal import select, to_har
+from veomock.mocks.journal import mask_secret, masked, select, to_har
 from veomock.mocks.jsontext import loads
 from veomock.mocks.lifecycle import Job, Outcome
 from veomock.mocks.scenarios import RuleError
@@ -210,32 +212,37 @@ class Control:
 
     # -- jobs and journal -----------------------------------------------------------------------
 
-    def jobs(self, provider: str | None = None, key: str | None = None) -> list[dict[str, Any]]:
+    def jobs(self, provider: str | None = None, key: str | None = None, reveal: bool = True) -> list[dict[str, Any]]:
         return [
-            job_summary(self.state, job)
+            _shown(job_summary(self.state, job), reveal)
             for job in self.state.jobs.values()
             if (provider is None or job.provider == provider) and (key is None or job.key == key)
         ]
 
-    def job(self, job_id: str) -> dict[str, Any]:
-        return job_summary(self.state, self.state.find_job(job_id), timeline=True)
+    def job(self, job_id: str, reveal: bool = True) -> dict[str, Any]:
+        return _shown(job_summary(self.state, self.state.find_job(job_id), timeline=True), reveal)
 
     def force(self, job_id: str, target: str, code: str | int | None = None) -> dict[str, Any]:
         force_state(self.state, self.state.find_job(job_id), target, code)
         return self.job(job_id)
 
-    def journal(self, **filters: str | None) -> list[dict[str, Any]]:
-        """Journal entries; filters: provider, direction, operation, key, status (429 or 4xx), job."""
-        return select(self.state.journal, filters)
+    def journal(self, reveal: bool = True, **filters: str | None) -> list[dict[str, Any]]:
+        """Journal entries; filters: provider, direction, operation, key, status (429 or 4xx), job.
+        ``reveal=False`` masks API keys and tokens."""
+        entries = select(self.state.journal, filters)
+        if reveal:
+            return entries
+        secrets = {c.auth.header_key for c in self.state.contracts.values()} | {TOKEN_HEADER.lower()}
+        return masked(entries, secrets)
 
-    def har(self, **filters: str | None) -> dict[str, Any]:
+    def har(self, reveal: bool = True, **filters: str | None) -> dict[str, Any]:
         from importlib.metadata import PackageNotFoundError, version
 
         try:
             release = version("veomock")
         except PackageNotFoundError:
             release = "0"
-        return to_har(self.journal(**filters), release)
+        return to_har(self.journal(reveal, **filters), release)
 
 
 class _TokenGuard:
@@ -256,6 +263,15 @@ class _TokenGuard:
 
 def _filters(request: Request, *names: str) -> dict[str, str | None]:
     return {name: request.query_params.get(name) for name in names}
+
+
+def _shown(summary: dict[str, Any], reveal: bool) -> dict[str, Any]:
+    return summary if reveal else {**summary, "key": mask_secret(str(summary["key"]))}
+
+
+def _reveal(request: Request) -> bool:
+    """Whether a listing may show API keys in full: ``?reveal=1`` (or true, yes)."""
+    return request.query_params.get("reveal", "").lower() in ("1", "true", "yes")
 
 
 def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute]:
@@ -294,21 +310,22 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
             return _problem(400, f'{exc}; send {{"advance": seconds}} or {{"speed": factor}}')
 
     async def jobs(request: Request) -> Response:
-        return JSONResponse({"jobs": control.jobs(**_filters(request, "provider", "key"))})
+        return JSONResponse({"jobs": control.jobs(**_filters(request, "provider", "key"), reveal=_reveal(request))})
 
     async def job(request: Request) -> Response:
         job_id = request.path_params["job_id"]
         if request.method == "POST":
             data = await _json(request)
-            return JSONResponse(control.force(job_id, str(data.get("state")), data.get("code")))
-        return JSONResponse(control.job(job_id))
+            forced = control.force(job_id, str(data.get("state")), data.get("code"))
+            return JSONResponse(_shown(forced, _reveal(request)))
+        return JSONResponse(control.job(job_id, _reveal(request)))
 
     async def journal(request: Request) -> Response:
-        filters = {k: v for k, v in request.query_params.items()}
+        filters = {k: v for k, v in request.query_params.items() if k != "reveal"}
         if request.url.path.endswith(".har"):
             disposition = {"Content-Disposition": "inline; filename=veomock.har"}
-            return JSONResponse(control.har(**filters), headers=disposition)
-        return JSONResponse({"entries": control.journal(**filters)})
+            return JSONResponse(control.har(_reveal(request), **filters), headers=disposition)
+        return JSONResponse({"entries": control.journal(_reveal(request), **filters)})
 
     async def scenarios(request: Request) -> Response:
         if request.method == "GET":
