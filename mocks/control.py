@@ -14,6 +14,8 @@
                                           inbound requests and outbound webhook attempts, newest last
                                           (limit: only the newest N)
     GET  /_veomock/journal.har[?...]      the same as HAR 1.2
+                                          (jobs and journal show API keys masked, sk-v…1234,
+                                          unless the query has reveal=1)
     GET|POST|DELETE /_veomock/scenarios   rules: POST a rule, a list or {"rules": [...]};
                                           DELETE[?key=&provider=&id=] clears
     GET|POST|DELETE /_veomock/chaos       the seeded chaos profile
@@ -41,7 +43,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from veomock.contracts import CANONICAL_STATES, TERMINAL_STATES
 from veomock.mocks.clock import check_seconds, check_speed
 from veomock.mocks.inspector import event_routes, page_routes
-from veomock.mocks.journal import select, to_har
+from veomock.mocks.journal import mask_secret, masked, select, to_har
 from veomock.mocks.jsontext import finite, json_text, loads
 from veomock.mocks.lifecycle import Job, Outcome
 from veomock.mocks.scenarios import RuleError
@@ -253,7 +255,9 @@ class Control:
 
     # -- jobs and journal -----------------------------------------------------------------------
 
-    def jobs(self, provider: str | None = None, key: str | None = None, timeline: bool = False) -> list[dict[str, Any]]:
+    def jobs(
+        self, provider: str | None = None, key: str | None = None, timeline: bool = False, reveal: bool = True
+    ) -> list[dict[str, Any]]:
         """Every job (of ``provider``, of ``key``), each key's jobs read at one instant of its clock."""
         state, nows = self.state, dict[str, float]()
         out = []
@@ -261,11 +265,11 @@ class Control:
             now = nows.get(job.key)
             if now is None:
                 now = nows[job.key] = state.now(job.key)
-            out.append(job_summary(state, job, timeline, now=now))
+            out.append(_shown(job_summary(state, job, timeline, now=now), reveal))
         return out
 
-    def job(self, job_id: str, now: float | None = None) -> dict[str, Any]:
-        return job_summary(self.state, self.state.find_job(job_id), timeline=True, now=now)
+    def job(self, job_id: str, now: float | None = None, reveal: bool = True) -> dict[str, Any]:
+        return _shown(job_summary(self.state, self.state.find_job(job_id), timeline=True, now=now), reveal)
 
     def force(self, job_id: str, target: Any, code: Any = None) -> dict[str, Any]:
         job = self.state.find_job(job_id)
@@ -273,12 +277,16 @@ class Control:
         force_state(self.state, job, target, code, now)
         return self.job(job_id, now)
 
-    def journal(self, limit: int | None = None, **filters: str | None) -> list[dict[str, Any]]:
+    def journal(self, limit: int | None = None, reveal: bool = True, **filters: str | None) -> list[dict[str, Any]]:
         """Journal entries; filters: provider, direction, operation, key, status (429 or 4xx), job;
-        ``limit``: only the newest that many."""
+        ``limit``: only the newest that many; ``reveal=False`` masks API keys and tokens."""
         entries = select(self.state.journal, filters)
-        return entries if limit is None else entries[max(0, len(entries) - limit) :]
-
+        if limit is not None:
+            entries = entries[max(0, len(entries) - limit) :]
+        if reveal:
+            return entries
+        secrets = {c.auth.header_key for c in self.state.contracts.values()} | {TOKEN_HEADER.lower()}
+        return masked(entries, secrets)
     def playback(self, har: Any, provider: str | None = None) -> dict[str, Any]:
         """Arm the scenario of a HAR session (``mocks.playback``): its rules, in order, after those armed."""
         from veomock.mocks.playback import playback
@@ -305,14 +313,14 @@ class Control:
             out.append({"key": key, "jobs": sum(counts.values()), "balances": balances})
         return out
 
-    def har(self, **filters: str | None) -> dict[str, Any]:
+    def har(self, reveal: bool = True, **filters: str | None) -> dict[str, Any]:
         from importlib.metadata import PackageNotFoundError, version
 
         try:
             release = version("veomock")
         except PackageNotFoundError:
             release = "0"
-        return to_har(self.journal(None, **filters), release)
+        return to_har(self.journal(None, reveal, **filters), release)
 
 
 class _TokenGuard:
@@ -333,6 +341,15 @@ class _TokenGuard:
 
 def _filters(request: Request, *names: str) -> dict[str, str | None]:
     return {name: request.query_params.get(name) for name in names}
+
+
+def _shown(summary: dict[str, Any], reveal: bool) -> dict[str, Any]:
+    return summary if reveal else {**summary, "key": mask_secret(str(summary["key"]))}
+
+
+def _reveal(request: Request) -> bool:
+    """Whether a listing may show API keys in full: ``?reveal=1`` (or true, yes)."""
+    return request.query_params.get("reveal", "").lower() in ("1", "true", "yes")
 
 
 def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute]:
@@ -383,7 +400,8 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
 
     async def jobs(request: Request) -> Response:
         timeline = request.query_params.get("timeline") in ("1", "true")
-        return JSONResponse({"jobs": control.jobs(**_filters(request, "provider", "key"), timeline=timeline)})
+        filters = _filters(request, "provider", "key")
+        return JSONResponse({"jobs": control.jobs(**filters, timeline=timeline, reveal=_reveal(request))})
 
     async def replay(request: Request) -> Response:
         answer = control.playback(await request.body(), request.query_params.get("provider"))
@@ -396,18 +414,20 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
         job_id = request.path_params["job_id"]
         if request.method == "POST":
             data = await _json(request)
-            return JSONResponse(control.force(job_id, data.get("state"), data.get("code")))
-        return JSONResponse(control.job(job_id))
+            forced = control.force(job_id, data.get("state"), data.get("code"))
+            return JSONResponse(_shown(forced, _reveal(request)))
+        return JSONResponse(control.job(job_id, reveal=_reveal(request)))
 
     async def journal(request: Request) -> Response:
-        filters = {k: v for k, v in request.query_params.items()}
+        filters = {k: v for k, v in request.query_params.items() if k != "reveal"}
         if request.url.path.endswith(".har"):
             disposition = {"Content-Disposition": "inline; filename=veomock.har"}
-            return JSONResponse(control.har(**filters), headers=disposition)
+            return JSONResponse(control.har(_reveal(request), **filters), headers=disposition)
         limit = filters.pop("limit", None)
         if limit is not None and not limit.isdigit():
-            raise ValueError(f"limit must be a whole number of entries, not {limit!r}")
-        return JSONResponse({"entries": control.journal(None if limit is None else int(limit), **filters)})
+            raise ValueError(f"limit must be a whole number of entries, not {json_text(limit)}")
+        entries = control.journal(None if limit is None else int(limit), _reveal(request), **filters)
+        return JSONResponse({"entries": entries})
 
     async def scenarios(request: Request) -> Response:
         if request.method == "GET":

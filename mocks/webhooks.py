@@ -182,6 +182,7 @@ class _Delivery:
     attempts: int = 0
     until_seen: bool = False  # "late": wait until a status poll has seen the terminal state
     outcome: str = "pending"  # then delivered, gave_up or dropped
+    taken: list[int] = field(default_factory=list)  # attempts that timed out but were answered 2xx later
 
 
 @dataclass(eq=False)
@@ -202,6 +203,7 @@ class _Watch:
 class _Session:
     client: httpx.AsyncClient
     gate: asyncio.Semaphore
+    after_timeout: set[asyncio.Task[None]] = field(default_factory=set)  # attempts still awaited
 
 
 class Dispatcher:
@@ -213,14 +215,21 @@ class Dispatcher:
         # and about 64 gives the best throughput to one local receiver.
         self.concurrency = concurrency
         self.keepalive = 8
-        self.timeout_cap = 30.0  # real seconds an attempt may take at most (and when the clock is frozen)
-        self.timeout_floor = 1.0  # real seconds an attempt gets at least: receivers do not run on our clock
+        # An attempt gets the contract's timeout in provider time, turned into real seconds at the
+        # clock's speed: at least timeout_floor (receivers do not run on the mock's clock, and a
+        # loaded machine may take seconds to answer), at most timeout_cap (also when frozen).
+        self.timeout_cap = 30.0
+        self.timeout_floor = 5.0
+        # A timed-out attempt is still awaited this long (real seconds): if the receiver answers 2xx
+        # after all, the journal says so, and flags the retries it then got as duplicates.
+        self.answer_window = 60.0
         self.tick = 0.01  # real seconds between background passes while the clock runs
         # One TLS context for every client: building one per client costs tens of milliseconds.
         self.verify = ssl.create_default_context(cafile=certifi.where())
         if ca_file:
             self.verify.load_verify_locations(cafile=ca_file)
         self._background: tuple[asyncio.AbstractEventLoop, _Session] | None = None
+        self._closing: set[asyncio.Task[None]] = set()  # clients kept open for attempts still awaited
         # Where callbacks may go (loopback unless told): configuration, so a reset keeps it.
         self.targets = Allowlist()
         self._woken: set[asyncio.Task[int]] = set()  # runs started by wake() inside a running loop
@@ -233,7 +242,7 @@ class Dispatcher:
         self._job_policies: dict[str, Policy] = {}
         self._key_policies: dict[str, Policy] = {}
         self._seq = 0
-        self.counts = {"delivered": 0, "gave_up": 0, "dropped": 0, "attempts": 0}
+        self.counts = {"delivered": 0, "gave_up": 0, "dropped": 0, "attempts": 0, "answered_late": 0}
 
     def forget(self, key: str) -> None:
         """Forget one API key's watches, deliveries and policies (a namespaced reset)."""
@@ -449,13 +458,17 @@ class Dispatcher:
         started, url = self.state.now(key), d.watch.callback.url
         async with session.gate:
             begin = time.perf_counter()
+            request = asyncio.ensure_future(session.client.post(url, content=d.content, headers=d.headers))
             try:
-                async with asyncio.timeout(self._real_timeout(rules.timeout, key)):
-                    response = await session.client.post(url, content=d.content, headers=d.headers)
-                status = response.status_code
+                done, _ = await asyncio.wait({request}, timeout=self._real_timeout(rules.timeout, key))
+                if not done:
+                    raise TimeoutError
+                status = request.result().status_code
             except TimeoutError:
                 error = f"no answer within {rules.timeout:g} s (provider time)"
+                self._await_answer(d, d.attempts, request, session, rules)
             except asyncio.CancelledError:
+                request.cancel()
                 d.attempts -= 1  # shutting down: the attempt never happened; it stays due
                 raise
             except Exception as exc:  # any failure is a failed attempt, never a lost delivery
@@ -473,6 +486,59 @@ class Dispatcher:
                 outcome = "gave_up"
         self._finish(d, outcome, status, error, latency, {"time": started})
 
+    def _await_answer(
+        self, d: _Delivery, attempt: int, request: asyncio.Future[httpx.Response], session: _Session, rules: Any
+    ) -> None:
+        """Keep waiting for a timed-out attempt: a 2xx after all means the receiver has the callback,
+        so every retry it got (or gets) is a duplicate, and the journal says so."""
+
+        async def wait() -> None:
+            try:
+                async with asyncio.timeout(self.answer_window):
+                    response = await request
+            except Exception:  # no answer after all (or the receiver closed): nothing to report
+                request.cancel()
+                return
+            if not rules.succeeded(response.status_code):
+                return
+            d.taken.append(attempt)
+            self.counts["answered_late"] += 1
+            entry = self._outbound(d, attempt, response.status_code, None, "answered_late")
+            entry["duplicate"] = d.attempts > attempt  # a retry had gone out already
+            self.state.record(entry)
+
+        task = asyncio.create_task(wait())
+        session.after_timeout.add(task)
+        task.add_done_callback(session.after_timeout.discard)
+
+    async def answers_after_timeout(self) -> None:
+        """Wait until every timed-out attempt still awaited has been answered or given up on."""
+        sessions = [self._background[1]] if self._background is not None else []
+        waiting = {t for s in sessions for t in s.after_timeout} | set(self._closing)
+        if waiting:
+            await asyncio.gather(*waiting, return_exceptions=True)
+
+    def _outbound(
+        self, d: _Delivery, attempt: int, status: int | None, error: str | None, outcome: str
+    ) -> dict[str, Any]:
+        """The journal entry of one attempt of ``d`` (or of its late answer)."""
+        job = d.watch.job
+        return {
+            "direction": "outbound",
+            "method": "POST",
+            "provider": job.provider,
+            "job": job.id,
+            "key": job.key,
+            "channel": d.watch.callback.channel.name,
+            "event": d.event,
+            "url": d.watch.callback.url,
+            "attempt": attempt,
+            "status": status,
+            "error": error,
+            "outcome": outcome,
+            "copy": d.copy,
+        }
+
     def _finish(
         self,
         d: _Delivery,
@@ -488,25 +554,14 @@ class Dispatcher:
             self.counts[outcome] += 1
         if outcome != "dropped":
             self.counts["attempts"] += 1
-        job = d.watch.job
         entry = {
-            "direction": "outbound",
-            "method": "POST",
-            "provider": job.provider,
-            "job": job.id,
-            "key": job.key,
-            "channel": d.watch.callback.channel.name,
-            "event": d.event,
-            "url": d.watch.callback.url,
-            "attempt": d.attempts,
-            "status": status,
-            "error": error,
-            "outcome": outcome,
+            **self._outbound(d, d.attempts, status, error, outcome),
             "latency_ms": latency,
             "headers": dict(d.headers),
             "body": d.body,
-            "copy": d.copy,
             "policy": d.policy,
+            # the receiver had already answered an earlier, timed-out attempt with a 2xx
+            "duplicate": bool(d.taken) and outcome != "dropped",
             **extra,
         }
         if outcome == "retry":
@@ -523,8 +578,22 @@ class Dispatcher:
             return
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.keepalive)
         client = httpx.AsyncClient(verify=self.verify, timeout=None, limits=limits, trust_env=False)
-        async with client:
-            yield _Session(client, asyncio.Semaphore(self.concurrency))
+        session = _Session(client, asyncio.Semaphore(self.concurrency))
+        try:
+            yield session
+        finally:
+            if session.after_timeout:  # the client closes once the attempts still awaited are done
+                closing = asyncio.create_task(self._close_after(session))
+                self._closing.add(closing)
+                closing.add_done_callback(self._closing.discard)
+            else:
+                await client.aclose()
+
+    async def _close_after(self, session: _Session) -> None:
+        try:
+            await asyncio.gather(*session.after_timeout, return_exceptions=True)
+        finally:
+            await session.client.aclose()
 
     async def run_due(self) -> int:
         """Attempt every delivery due now and return once all are tried; the number of attempts."""
@@ -572,9 +641,9 @@ class Dispatcher:
                     await asyncio.sleep(self.tick)
             finally:
                 self._background = None
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                for pending in [*tasks, *session.after_timeout]:
+                    pending.cancel()
+                await asyncio.gather(*tasks, *session.after_timeout, return_exceptions=True)
 
     @asynccontextmanager
     async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
