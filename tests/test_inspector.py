@@ -171,6 +171,17 @@ def test_the_inspector_follows_the_mock_live(page: Any, live_server: LiveServer,
         assert shown.count() >= 1
         assert all(other in text or "sk-i…-two" in text for text in shown.all_inner_texts())
         page.select_option("#filter-key", "")
+        page.select_option("#filter-job", job)
+        texts = page.locator("#journal tr.entry").all_inner_texts()
+        assert texts and all(job in text for text in texts)
+        page.select_option("#filter-job", "")
+        route = sample_request(contract)[0]
+        page.select_option("#filter-operation", route.name)
+        texts = page.locator("#journal tr.entry").all_inner_texts()
+        assert len(texts) == 2 and all(route.path in text for text in texts)  # the two submits
+        assert page.locator("#har").get_attribute("href").endswith(f"/_veomock/journal.har?operation={route.name}")
+        page.select_option("#filter-operation", "")
+        assert page.locator("#har").get_attribute("href").endswith("/_veomock/journal.har")
         page.fill("#journal-search", "no-such-text-anywhere")
         assert page.locator("#journal tr.entry").count() == 0
         assert "HAR" in page.locator("#har").inner_text()
