@@ -9,7 +9,7 @@ import time
 
 from benchmarks.procs import load
 
-SUITES = ("http", "startup", "webhooks", "conformance")
+SUITES = ("http", "startup", "memory", "webhooks", "conformance", "soak")
 
 
 def main() -> None:

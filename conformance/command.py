@@ -35,6 +35,10 @@ def _serve(args: argparse.Namespace) -> int:
             webhook_ca=args.webhook_ca,
             chaos=_read_chaos(args.chaos),
         )
+        state.webhooks.targets.add(args.webhook_allow)
+        if args.max_jobs is not None and args.max_jobs < 1:
+            raise ValueError(f"--max-jobs needs a positive number, not {args.max_jobs}")
+        state.max_jobs = args.max_jobs
         replay = _read_playback(state, args.from_har) if args.from_har else None
     except (ContractError, ValueError, OSError) as exc:
         print(f"veomock: {exc}", file=sys.stderr)
@@ -50,6 +54,8 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"  control      {base}{CONTROL_PREFIX}   ({guard})")
     if args.chaos:
         print(f"  chaos        {args.chaos}")
+    if args.webhook_allow:
+        print(f"  webhooks     loopback and {', '.join(args.webhook_allow)}")
     if replay is not None:
         print(f"  playback     {args.from_har}: {replay}")
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.control_token:
@@ -174,6 +180,20 @@ def build_parser(grading: bool = True) -> argparse.ArgumentParser:
         "--allow-http-webhooks",
         action="store_true",
         help="let callbacks to a loopback receiver use http where a provider wants https",
+    )
+    serve.add_argument(
+        "--max-jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="hold at most N jobs: a new one evicts the oldest that has ended (default: keep all until a reset)",
+    )
+    serve.add_argument(
+        "--webhook-allow",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]|CIDR",
+        help="let callbacks go to this target too (only loopback by default), e.g. receiver:8080; repeatable",
     )
     serve.add_argument(
         "--webhook-ca",

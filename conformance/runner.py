@@ -23,19 +23,21 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from veomock.conformance.checks import Failure, Run, run_checks
+from veomock.conformance.checks.core import REAL_SLACK, skipped
 from veomock.conformance.facts import api_key
 from veomock.conformance.protocol import (
     ENV_API_KEY,
     ENV_BASE_URL,
     ENV_CLOCK_URL,
     ENV_PROVIDER,
+    ENV_SPEED,
     ENV_WEBHOOK_ADDR,
     Capabilities,
     Job,
     Outcome,
     ProtocolError,
 )
-from veomock.conformance.scenarios import HOOK_PATH, Scenario
+from veomock.conformance.scenarios import HOOK_PATH, NOT_TRAFFIC, Scenario
 from veomock.conformance.server import Harness, ServerThread
 from veomock.contracts import Contract
 from veomock.mocks import CONTROL_PREFIX
@@ -92,6 +94,9 @@ def load_python(spec: str) -> ClientFunc:
     module = importlib.import_module(module_name)
     func: ClientFunc = getattr(module, attr)
     return func
+
+
+_DID_NOT_RUN = ("the client could not start", "the client ran past")
 
 
 class CommandAdapter:
@@ -191,6 +196,8 @@ class Runner:
     seed: int = 0
     replay_dir: Path | None = None
     checks: Sequence[str] | None = None
+    speed: float = 0.0  # 0: exact mode (the clock URL); X > 0: real time, provider time X times faster
+    traffic_only: bool = False  # the client prints no outcome: grade its traffic alone
 
     def __post_init__(self) -> None:
         self._server: ServerThread | None = None
@@ -223,16 +230,15 @@ class Runner:
             raise ValueError(f"scenario {scenario.id} is for {scenario.provider}, not {self.provider}")
         assert self._server is not None, "use the Runner as a context manager"
         harness = self.harness(scenario.variants)
-        harness.begin(scenario.plan())
+        harness.begin(scenario.plan(), speed=self.speed)
         self._server.use(harness)
         contract = harness.contract
         key = api_key(contract)
-        env = {
-            ENV_BASE_URL: self.base_url,
-            ENV_API_KEY: key,
-            ENV_PROVIDER: self.provider,
-            ENV_CLOCK_URL: f"{self.base_url}{CONTROL_PREFIX}/clock",
-        }
+        env = {ENV_BASE_URL: self.base_url, ENV_API_KEY: key, ENV_PROVIDER: self.provider}
+        if self.speed > 0:
+            env[ENV_SPEED] = f"{self.speed:g}"
+        else:
+            env[ENV_CLOCK_URL] = f"{self.base_url}{CONTROL_PREFIX}/clock"
         webhook_url = None
         if self.capabilities.webhooks:
             port = _free_port()
@@ -250,9 +256,16 @@ class Runner:
         try:
             raw, problem, stderr = self.adapter.run(job, env)
         finally:
+            harness.end()
             self._server.use(None)
         outcome = None
-        if problem is None:
+        exchanges = harness.exchanges()
+        if self.traffic_only:
+            # No outcome to read, and the exit status is the program's own business: what is left
+            # to report is a program that did not run, or never reached the mock.
+            if problem is None or not problem.startswith(_DID_NOT_RUN):
+                problem = None if exchanges else f"the program sent no request to {ENV_BASE_URL}"
+        elif problem is None:
             try:
                 outcome = Outcome.from_json(raw)
             except ProtocolError as exc:
@@ -264,7 +277,7 @@ class Runner:
             capabilities=self.capabilities,
             job=job,
             api_key=key,
-            exchanges=harness.exchanges(),
+            exchanges=exchanges,
             journal=harness.journal(),
             outcome=outcome,
             problem=problem,
@@ -273,6 +286,8 @@ class Runner:
             expected_urls={j.id: [self.base_url + j.result_path] for j in jobs},
             completed_at={j.id: t for j in jobs if (t := j.terminal_at()) is not None},
             media_sizes={j.id: _media_size(contract, j) for j in jobs},
+            speed=self.speed,
+            traffic_only=self.traffic_only,
         )
         applied, failures = run_checks(run, self.checks)
         result = Result(scenario, applied, failures, run)
@@ -321,7 +336,19 @@ class Runner:
     def reproduce(self, replay: Path | None, scenario: str) -> str:
         target = f"--replay {shlex.quote(str(replay))}" if replay else f"--scenario {shlex.quote(scenario)}"
         seed = f" --seed {self.seed}" if self.seed else ""
-        return f"veomock check --provider {self.provider}{seed} {target} {self.adapter.describe()}"
+        mode = (f" --speed {self.speed:g}" if self.speed else "") + (" --traffic-only" if self.traffic_only else "")
+        return f"veomock check --provider {self.provider}{seed}{mode} {target} {self.adapter.describe()}"
+
+    def mode(self) -> dict[str, Any]:
+        """How this runner grades, for the reports: exact or real time (with its tolerance), and
+        in traffic-only mode what is skipped and why."""
+        out: dict[str, Any] = {"time": "real-time" if self.speed else "exact", "speed": self.speed}
+        out["tolerance"] = self.speed * REAL_SLACK  # provider seconds
+        if self.traffic_only:
+            out["traffic_only"] = True
+            out["skipped_checks"] = skipped(self.checks)
+            out["skipped_kinds"] = dict(NOT_TRAFFIC)
+        return out
 
 
 def _jsonable(entry: Mapping[str, Any]) -> dict[str, Any]:

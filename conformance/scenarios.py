@@ -29,6 +29,7 @@ from veomock.contracts import Contract, Model, load
 __all__ = [
     "CATEGORY_OF_ERROR",
     "KINDS",
+    "NOT_TRAFFIC",
     "Scenario",
     "catalogue",
     "example_invalid_request",
@@ -49,6 +50,12 @@ KINDS = (
     "invalid-request",
     "webhook",
 )
+# Kinds that a traffic-only program cannot be graded on, and why.
+NOT_TRAFFIC = {
+    "invalid-request": "the program submits its own request, not the job's invalid one",
+    "hang": "judging the give-up needs the job's timeout and the outcome's category",
+    "webhook": "the program is given no webhook URL",
+}
 # Client-facing category of a refusal, by the meta-schema's error vocabulary; by status otherwise.
 CATEGORY_OF_ERROR = {
     "invalid_request": "invalid_request",

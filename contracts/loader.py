@@ -473,8 +473,10 @@ def _compile(file: Path, data: dict[str, Any], selected: dict[str, str]) -> Cont
     life = data["lifecycle"]
     responses = data["responses"]
     media = data["media"]
-    if "{job_id}" not in media["path"]:
-        raise ContractError(file, "media.path", "the media path must contain {job_id}")
+    media_path, _, media_query = media["path"].partition("?")
+    for where, path in (("media.path", media_path), ("media.redirect.path", media.get("redirect", {}).get("path"))):
+        if path is not None and "{job_id}" not in path:
+            raise ContractError(file, where, f"{path} must contain {{job_id}}", "the mock finds the job by it")
     poll = life.get("poll_interval", {})
     return Contract(
         provider=data["provider"],
@@ -484,7 +486,11 @@ def _compile(file: Path, data: dict[str, Any], selected: dict[str, str]) -> Cont
         raw=data,
         variants=selected,
         auth=Auth(
-            data["auth"]["header"], data["auth"]["scheme"], data["auth"].get("key_pattern"), data["auth"]["source"]
+            data["auth"]["header"],
+            data["auth"]["scheme"],
+            data["auth"].get("key_pattern"),
+            data["auth"]["source"],
+            query=data["auth"].get("query"),
         ),
         models=models,
         operations=_operations(data, models, file),
@@ -500,7 +506,10 @@ def _compile(file: Path, data: dict[str, Any], selected: dict[str, str]) -> Cont
             FailureCode(c["code"], c["message"], c["state"], c.get("refund"), c["source"])
             for c in data["failures"]["codes"]
         ),
-        media_path=media["path"],
+        media_path=media_path,
+        media_query=media_query,
+        media_auth=media.get("auth", False),
+        media_redirect=(media["redirect"]["status"], media["redirect"]["path"]) if "redirect" in media else None,
         media_type=media["content_type"],
         media_expires_after=media["expires_after"],
         media_expired=_response(media["expired"], file, "media.expired"),

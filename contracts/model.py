@@ -121,6 +121,7 @@ class Auth:
     scheme: str
     key_pattern: str | None
     source: str
+    query: str | None = None  # a query parameter that may carry the key instead of the header
 
     @cached_property
     def header_key(self) -> str:
@@ -216,6 +217,14 @@ class Contract:
     webhook_channels: tuple[WebhookChannel, ...] = field(default=())
     webhook_delivery: WebhookDelivery | None = None
     webhook_unsupported: WebhookUnsupported | None = None
+    media_query: str = ""  # appended to every result URL (``alt=media``)
+    media_auth: bool = False  # the result file route asks for the API key, as the API routes do
+    media_redirect: tuple[int, str] | None = None  # (status, storage path with {job_id}) it redirects to
+
+    def media_url(self, job_id: str) -> str:
+        """The path (and query) of a job's result file, as status bodies give it."""
+        path = self.media_path.replace("{job_id}", job_id)
+        return f"{path}?{self.media_query}" if self.media_query else path
 
     def error(self, name: str) -> ErrorSpec:
         return self.errors[name]

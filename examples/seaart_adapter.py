@@ -10,9 +10,10 @@ What the adapter adds, and nothing more:
 - the job's request goes to ``client.modal.create`` unchanged, and ``task.wait`` follows it with
   the job's timeout;
 - waiting: the SDK calls ``time.sleep`` and ``time.monotonic`` of the standard library and takes
-  no clock. With ``VEOMOCK_CLOCK_URL`` set (exact mode) the adapter hands the SDK's ``time``
-  module name a stand-in whose ``sleep`` advances the mock's clock; without it the SDK sleeps
-  for real (real-time mode);
+  no clock. In real-time mode (``VEOMOCK_SPEED``) it sleeps for real and the adapter only sets
+  its interval and timeout in real seconds (provider seconds / speed). In exact mode
+  (``VEOMOCK_CLOCK_URL``) the adapter binds the name ``time`` in the SDK's ``modal`` module to a
+  stand-in whose ``sleep`` advances the mock's clock (the SDK's source stays as shipped);
 - the outcome: the SDK's result (``Task.urls()``) or its ``SeaArtError`` (``kind``, ``status``)
   translated into the protocol's outcome. The SDK does not download results, so the adapter
   declares ``downloads: false``.
@@ -115,11 +116,13 @@ def generate(job: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
         seaart_sdk.ClientConfig(api_key=env["VEOMOCK_API_KEY"], base_url=env["VEOMOCK_BASE_URL"])
     )
     _TIME.waiting.url, _TIME.waiting.elapsed = env.get("VEOMOCK_CLOCK_URL"), 0.0
+    scale = 1.0 / float(env.get("VEOMOCK_SPEED") or 1)  # real seconds per provider second
+    interval, timeout = POLL_INTERVAL * scale, float(job.get("timeout", 900)) * scale
     task_id = None
     try:
         task = client.modal.create(dict(job["request"]))
         task_id = task.id
-        done = task.wait(with_poll_interval(POLL_INTERVAL), with_poll_timeout(float(job.get("timeout", 900))))
+        done = task.wait(with_poll_interval(interval), with_poll_timeout(timeout))
         return {"status": "succeeded", "job_id": task_id, "urls": done.urls(), "downloaded": []}
     except seaart_sdk.SeaArtError as exc:
         outcome: dict[str, Any] = {

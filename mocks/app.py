@@ -14,15 +14,16 @@ from urllib.parse import parse_qsl
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from veomock.contracts import Contract, Operation
 from veomock.contracts.model import Response as ResponseSpec
 from veomock.contracts.templates import compile_template
 from veomock.mocks.faults import MockApp, screen, with_fault
+from veomock.mocks.hosts import request_host
 from veomock.mocks.journal import EXCHANGE, exchange
-from veomock.mocks.jsontext import TooDeep, loads
+from veomock.mocks.jsontext import NotText, TooDeep, json_text, loads_body
 from veomock.mocks.lifecycle import Job
 from veomock.mocks.media import clip_for
 from veomock.mocks.responses import error_response, render, renderer, reply
@@ -41,24 +42,32 @@ def bearer_token(value: str) -> str | None:
     return parts[1] if len(parts) == 2 and parts[0].lower() == "bearer" else None
 
 
-def _authenticate(contract: Contract, headers: Mapping[str, str]) -> str | Response:
-    """The API key, or the provider's 401 saying what is wrong with the header."""
+def _authenticate(contract: Contract, ctx: Mapping[str, Any]) -> str | Response:
+    """The API key, or the provider's refusal: its documented body, and what to fix in a hint header.
+
+    Where the contract names ``auth.query``, that query parameter may carry the key instead.
+    """
     auth = contract.auth
-    value = headers.get(auth.header_key)
+    value: str | None = ctx["header"].get(auth.header_key)
+    if value is None and auth.query is not None:
+        value = ctx["query"].get(auth.query)
     if value is None or not value.strip():
-        hint = "Bearer YOUR_API_KEY" if auth.scheme == "bearer" else "YOUR_API_KEY"
-        return error_response(contract, "auth_missing", f"Missing header {auth.header}; send '{auth.header}: {hint}'")
+        example = "Bearer YOUR_API_KEY" if auth.scheme == "bearer" else "YOUR_API_KEY"
+        hint = f"Missing header {auth.header}; send '{auth.header}: {example}'"
+        return _refuse_auth(contract, ctx, "auth_missing", hint)
     key = value.strip()
     if auth.scheme == "bearer":
         token = bearer_token(value)
         if token is None:
-            msg = f"{auth.header} must be 'Bearer YOUR_API_KEY'"
-            return error_response(contract, "auth_invalid", msg)
+            return _refuse_auth(contract, ctx, "auth_invalid", f"{auth.header} must be 'Bearer YOUR_API_KEY'")
         key = token
     if auth.key_re is not None and not auth.key_re.search(key):
-        msg = f"Invalid API key: it must match {auth.key_pattern}"
-        return error_response(contract, "auth_invalid", msg)
+        return _refuse_auth(contract, ctx, "auth_invalid", f"Invalid API key: it must match {auth.key_pattern}")
     return key
+
+
+def _refuse_auth(contract: Contract, ctx: Mapping[str, Any], error: str, hint: str) -> Response:
+    return error_response(contract, error, None, {"request": ctx["request"]}, hint=hint)
 
 
 class _Headers(Mapping[str, str]):
@@ -130,7 +139,7 @@ def _request_ctx(request: Request, body: Any = None) -> dict[str, Any]:
     headers = _Headers(scope["headers"])
     raw_query = scope.get("query_string", b"")
     query = parse_query(raw_query) if raw_query else {}
-    host = headers.get("host") or "{}:{}".format(*(scope.get("server") or ("127.0.0.1", 80)))
+    host = request_host(headers.get("host"), scope.get("server"))
     return {
         "body": body,
         "header": headers,
@@ -208,8 +217,8 @@ class _Handlers:
             msg = f"Request body is {len(raw)} bytes; the limit is {self.state.max_body_bytes}"
             return None, error_response(contract, "payload_too_large", msg)
         try:
-            body = loads(raw)
-        except TooDeep as exc:
+            body = loads_body(raw)
+        except (TooDeep, NotText) as exc:
             return None, error_response(contract, "malformed_json", f"Malformed JSON: {exc}")
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
@@ -220,6 +229,15 @@ class _Handlers:
             return None, error_response(contract, "invalid_request", msg)
         return body, None
 
+    def _unknown_model(self, op: Operation, name: Any) -> Response:
+        """A submit whose model is missing (the contract's ``model_missing``) or not served here."""
+        contract, known = self.contract, ", ".join(op.models)
+        if name is None or name == "":
+            declared = "model_missing" in contract.errors
+            msg = f"the model is required; send one of: {known}"
+            return error_response(contract, "model_missing", None if declared else msg, hint=msg)
+        return error_response(contract, "model_not_found", f"Model {json_text(name)} not found; use one of: {known}")
+
     def submit(self, op: Operation) -> Handler:
         contract, state, provider = self.contract, self.state, self.provider
         fields = _job_fields(contract.submit)
@@ -228,7 +246,7 @@ class _Handlers:
 
         async def handle(request: Request) -> Response:
             ctx = _request_ctx(request)
-            key = _authenticate(contract, ctx["header"])
+            key = _authenticate(contract, ctx)
             if isinstance(key, Response):
                 return self._journal(request, op.name, key, None, state.now())
             now = state.now(key)  # the one instant this request is answered at
@@ -238,9 +256,7 @@ class _Handlers:
             ctx["body"] = body
             model_name = op.models[0] if op.model_from is None else op.model_from.render(ctx)
             if model_name not in op.models:
-                known = ", ".join(op.models)
-                msg = f"Model {model_name!r} not found; use one of: {known}"
-                return self._journal(request, op.name, error_response(contract, "model_not_found", msg), key, now)
+                return self._journal(request, op.name, self._unknown_model(op, model_name), key, now)
             model = contract.models[model_name]
             if model.inject:
                 for field, expr in model.inject.items():
@@ -292,7 +308,7 @@ class _Handlers:
 
         async def handle(request: Request) -> Response:
             ctx = _request_ctx(request)
-            key = _authenticate(contract, ctx["header"])
+            key = _authenticate(contract, ctx)
             if isinstance(key, Response):
                 return self._journal(request, op.name, key, None, state.now())
             now = state.now(key)  # the one instant this request is answered at
@@ -336,7 +352,7 @@ class _Handlers:
 
         async def handle(request: Request) -> Response:
             ctx = _request_ctx(request)
-            key = _authenticate(contract, ctx["header"])
+            key = _authenticate(contract, ctx)
             if isinstance(key, Response):
                 return self._journal(request, op.name, key, None, state.now())
             now = state.now(key)  # the one instant this request is answered at
@@ -350,19 +366,29 @@ class _Handlers:
 
         return handle
 
-    def media(self) -> Handler:
+    def media(self, storage: bool = False) -> Handler:
+        """The result file route; with ``media.redirect``, it sends the client on to the storage
+        route (``storage=True``), which serves the file."""
         contract, state, provider = self.contract, self.state, self.provider
+        needs_key = contract.media_auth and not storage
+        redirect = None if storage else contract.media_redirect
 
         async def handle(request: Request) -> Response:
             job_id = request.path_params["job_id"]
             ctx = _request_ctx(request)
+            key: str | None = None
+            if needs_key:
+                checked = _authenticate(contract, ctx)
+                if isinstance(checked, Response):
+                    return self._journal(request, "media", checked, None, state.now())
+                key = checked
             try:
-                job = state.job(provider, job_id)
+                job = state.job(provider, job_id, key)
             except UnknownJob:
                 now = state.now()
                 verdict = screen(state, contract, request, "media", "media", None, now)
-                response = verdict.response or render(contract.media_expired, ctx)
-                return self._journal(request, "media", response, None, now, **verdict.note)
+                refusal = verdict.response or render(contract.media_expired, ctx)
+                return self._journal(request, "media", refusal, None, now, **verdict.note)
             now = state.now(job.key)  # the one instant this request is answered at
             verdict = screen(state, contract, request, "media", "media", job.key, now, job=job)
             if verdict.response is not None:
@@ -370,11 +396,27 @@ class _Handlers:
             if job.state_at(now) != "succeeded" or state.media_expired(job, now):
                 expired = render(contract.media_expired, ctx)
                 return self._journal(request, "media", expired, job.key, now, job=job_id)
-            clip = clip_for(job.params.get("aspect_ratio"), job.params.get("duration"), contract.default_aspect)
-            response = FileResponse(clip, media_type=contract.media_type)
+            if redirect is not None:
+                location = ctx["request"]["base_url"] + redirect[1].replace("{job_id}", job.id)
+                response: Response = RedirectResponse(location, status_code=redirect[0])
+            else:
+                clip = clip_for(job.params.get("aspect_ratio"), job.params.get("duration"), contract.default_aspect)
+                response = FileResponse(clip, media_type=contract.media_type)
             return self._journal(request, "media", response, job.key, now, job=job_id, **verdict.note)
 
         return handle
+
+
+def media_routes(contract: Contract) -> list[tuple[str, bool]]:
+    """The result file route and, where it redirects, the storage route: (path, is storage).
+
+    Job ids may hold slashes (resource names such as ``models/m/operations/o``), so the id in a
+    media path matches across them.
+    """
+    routes = [(contract.media_path, False)]
+    if contract.media_redirect is not None:
+        routes.append((contract.media_redirect[1], True))
+    return [(path.replace("{job_id}", "{job_id:path}"), storage) for path, storage in routes]
 
 
 def _routes_for(state: MockState, contract: Contract) -> list[BaseRoute]:
@@ -383,9 +425,9 @@ def _routes_for(state: MockState, contract: Contract) -> list[BaseRoute]:
     for op in contract.operations:
         factory = getattr(handlers, op.kind)
         routes.append(Route(op.path, factory(op), methods=[op.method], name=f"{contract.provider}:{op.name}"))
-    routes.append(
-        Route(contract.media_path, handlers.media(), methods=["GET", "HEAD"], name=f"{contract.provider}:media")
-    )
+    for path, storage in media_routes(contract):
+        name = f"{contract.provider}:{'storage' if storage else 'media'}"
+        routes.append(Route(path, handlers.media(storage), methods=["GET", "HEAD"], name=name))
     return routes
 
 
@@ -393,7 +435,7 @@ def _owner(contracts: Mapping[str, Contract], path: str) -> Contract | None:
     """The contract whose routes share the longest leading path with ``path``."""
     best, best_len = None, 0
     for contract in contracts.values():
-        for route in [op.path for op in contract.operations] + [contract.media_path]:
+        for route in [op.path for op in contract.operations] + [path for path, _ in media_routes(contract)]:
             static = route.split("{")[0]
             common = 0
             for a, b in zip(static.split("/"), path.split("/"), strict=False):
@@ -468,7 +510,8 @@ def check_routes(contracts: Mapping[str, Contract]) -> None:
     """Refuse two providers that claim the same route: they could not share one port."""
     seen: dict[tuple[str, str], str] = {}
     for contract in contracts.values():
-        for method, path in [(op.method, op.path) for op in contract.operations] + [("GET", contract.media_path)]:
+        media = [("GET", path) for path, _ in media_routes(contract)]
+        for method, path in [(op.method, op.path) for op in contract.operations] + media:
             if (method, path) in seen and seen[(method, path)] != contract.provider:
                 raise ValueError(f"{method} {path} is claimed by both {seen[(method, path)]} and {contract.provider}")
             seen[(method, path)] = contract.provider

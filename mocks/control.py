@@ -38,9 +38,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 from veomock.contracts import CANONICAL_STATES, TERMINAL_STATES
+from veomock.mocks.clock import check_seconds, check_speed
 from veomock.mocks.inspector import event_routes, page_routes
 from veomock.mocks.journal import select, to_har
-from veomock.mocks.jsontext import loads
+from veomock.mocks.jsontext import finite, json_text, loads
 from veomock.mocks.lifecycle import Job, Outcome
 from veomock.mocks.scenarios import RuleError
 from veomock.mocks.state import MockState, UnknownJob
@@ -139,11 +140,15 @@ class Control:
         state.journal.drop(key)
 
     def clock(self, advance: float | None = None, speed: float | None = None) -> dict[str, float]:
+        """Set the clock's ``speed`` and/or move it on by ``advance`` provider seconds; both are
+        checked before either is applied."""
         clock = self.state.clock
-        if speed is not None:
-            clock.set_speed(float(speed))
-        if advance is not None:
-            clock.advance(float(advance))
+        new_speed = None if speed is None else check_speed(speed)
+        seconds = None if advance is None else check_seconds("advance", advance, clock.now())
+        if new_speed is not None:
+            clock.set_speed(new_speed)
+        if seconds is not None:
+            clock.advance(seconds)
         return {"now": clock.now(), "speed": clock.speed}
 
     # -- scenarios and chaos --------------------------------------------------------------------
@@ -202,12 +207,11 @@ class Control:
 
     def set_balance(self, key: str, balance: float, provider: str | None = None) -> dict[str, Any]:
         """Set what ``key`` has left now, at one provider or at every one."""
-        if not isinstance(balance, int | float) or isinstance(balance, bool):
-            raise ValueError(f"balance must be a number, not {balance!r}")
+        amount = finite("balance", balance)
         names = [self._provider(provider)] if provider else list(self.state.providers)
         now = self.state.now(key)
         for name in names:
-            self.state.set_balance(name, key, float(balance), now)
+            self.state.set_balance(name, key, amount, now)
         return self.balance(key, provider, now)
 
     def balance(self, key: str, provider: str | None = None, now: float | None = None) -> dict[str, Any]:
@@ -336,10 +340,12 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
             return JSONResponse(control.clock())
         data = await _json(request)
         try:
-            advance, speed = data.get("advance"), data.get("speed")
-            return JSONResponse(control.clock(advance, speed))
-        except (ValueError, TypeError) as exc:
-            return _problem(400, f'{exc}; send {{"advance": seconds}} or {{"speed": factor}}')
+            unknown = sorted(set(data) - {"advance", "speed"})
+            if unknown:
+                raise ValueError(f"unknown field {json_text(unknown[0])}")
+            return JSONResponse(control.clock(data.get("advance"), data.get("speed")))
+        except ValueError as exc:
+            return _problem(400, f'{exc}; send {{"advance": seconds}} and/or {{"speed": factor}}')
 
     async def jobs(request: Request) -> Response:
         timeline = request.query_params.get("timeline") in ("1", "true")
@@ -416,7 +422,7 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
         Route("/tenants", guarded(tenants), methods=["GET"]),
         Route("/playback", guarded(replay), methods=["POST"]),
         Route("/jobs", guarded(jobs), methods=["GET"]),
-        Route("/jobs/{job_id}", guarded(job), methods=["GET", "POST"]),
+        Route("/jobs/{job_id:path}", guarded(job), methods=["GET", "POST"]),
         Route("/journal", guarded(journal), methods=["GET"]),
         Route("/journal.har", guarded(journal), methods=["GET"]),
         Route("/scenarios", guarded(scenarios), methods=["GET", "POST", "DELETE"]),

@@ -16,10 +16,11 @@ from veomock.mocks.billing import Ledger
 from veomock.mocks.changes import Changes
 from veomock.mocks.clock import Clock
 from veomock.mocks.ids import IdMaker, id_maker
-from veomock.mocks.journal import Journal
+from veomock.mocks.journal import JOURNAL_BYTES, Journal
 from veomock.mocks.lifecycle import Job, Outcome, plan_timeline
 from veomock.mocks.limits import Limiter
 from veomock.mocks.longlived import LongLived
+from veomock.mocks.retention import JobCap, kept_params
 from veomock.mocks.scenarios import Scenarios
 from veomock.mocks.validation import RequestValidator, validator_for
 from veomock.mocks.webhooks import Dispatcher
@@ -55,6 +56,8 @@ class MockState:
     seed: int = 0
     max_body_bytes: int = 1 << 20
     journal_size: int = 10_000
+    journal_bytes: int = JOURNAL_BYTES  # about what the journal holds at most (mocks/journal.py)
+    max_jobs: int | None = None  # jobs held at most: a new one evicts the oldest ended (mocks/retention.py)
     allow_http_webhooks: bool = False  # plain http callbacks to loopback, where a channel wants https
     webhook_ca: str | None = None  # a PEM file of extra CAs trusted for https callbacks
     chaos: dict[str, Any] | None = None  # a chaos profile that survives reset (veomock serve --chaos)
@@ -65,6 +68,7 @@ class MockState:
     journal: Journal = field(init=False)
     webhooks: Dispatcher = field(init=False)
     longlived: LongLived = field(init=False)
+    job_cap: JobCap = field(init=False)
     scenarios: Scenarios = field(init=False)
     limits: Limiter = field(init=False)
     changes: Changes = field(init=False)  # bumped on every change, for the inspector's live view
@@ -77,10 +81,15 @@ class MockState:
         self.changes = Changes()
         self.webhooks = Dispatcher(self, ca_file=self.webhook_ca)
         self.longlived = LongLived(self.freeze_every)
-        self.reset()
+        self._fresh()
 
     def reset(self) -> None:
-        """Forget every job, balance and journal entry; re-seed the random sources."""
+        """Forget every job, balance, limit, rule, webhook and journal entry; re-seed the random
+        sources; put the clock back as it was made."""
+        self.clock.restore()
+        self._fresh()
+
+    def _fresh(self) -> None:
         self.providers = {
             name: ProviderRuntime(
                 contract=contract,
@@ -92,8 +101,9 @@ class MockState:
             for name, contract in self.contracts.items()
         }
         self.jobs = {}
+        self.job_cap = JobCap()
         self.longlived.release()
-        self.journal = Journal(self.journal_size)
+        self.journal = Journal(self.journal_size, self.journal_bytes)
         self.webhooks.reset()
         self.scenarios = Scenarios(self.contracts, chaos=self.chaos)
         self.limits = Limiter(self.contracts)
@@ -154,15 +164,16 @@ class MockState:
             model.name,
             key,
             key,
-            params,
+            kept_params(params),
             model.price(params) if price is None else price,
             now,
             plan_timeline(now, timing_now, rng, outcome),
             outcome,
-            contract.media_path.replace("{job_id}", job_id),
+            contract.media_url(job_id),
         )
         self.jobs[(provider, job_id)] = job
         runtime.ledger.record(job)
+        self.job_cap.added(self.jobs, (provider, job_id), self.max_jobs, now)
         self.longlived.added()
         return job
 

@@ -20,14 +20,13 @@ calls ``state.webhooks.set_policy(policy, job=job.id)`` (or ``key=``) when the r
 from __future__ import annotations
 
 import asyncio
-import ipaddress
+import json
 import ssl
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import certifi
 import httpx
@@ -36,7 +35,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from veomock.contracts import CANONICAL_STATES, TERMINAL_STATES, Contract
 from veomock.contracts.model import WebhookChannel, WebhookDelivery
-from veomock.mocks.jsontext import loads
+from veomock.mocks.hosts import Allowlist, is_loopback, parse_target
+from veomock.mocks.jsontext import finite, json_text, loads
 from veomock.mocks.lifecycle import Job
 
 if TYPE_CHECKING:
@@ -75,18 +75,18 @@ class Policy:
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
-            raise ValueError(f"unknown webhook policy {self.mode!r}; use one of {', '.join(MODES)}")
-        if self.seconds < 0:
-            raise ValueError(f"a webhook delay cannot be negative, got {self.seconds}")
+            raise ValueError(f"unknown webhook policy {json_text(self.mode)}; use one of {', '.join(MODES)}")
+        if finite("seconds", self.seconds) < 0:
+            raise ValueError(f"a webhook delay cannot be negative, got {json_text(self.seconds)}")
 
     @classmethod
     def from_action(cls, action: Mapping[str, Any]) -> Policy:
         """``{"webhook": "delay", "seconds": 30}`` (a scenario rule's action) -> a policy.
 
         A delay without ``seconds`` holds each callback back for :data:`DEFAULT_DELAY`."""
-        mode = str(action.get("webhook", action.get("mode")))
+        mode = action.get("webhook", action.get("mode"))
         default = DEFAULT_DELAY if mode == "delay" else 0.0
-        return cls(mode, float(action.get("seconds", default)))
+        return cls(mode, finite("seconds", action.get("seconds", default)))
 
 
 def _label(channel_expr: Any) -> str:
@@ -96,21 +96,20 @@ def _label(channel_expr: Any) -> str:
     return {"header": f"the {name} header", "query": f"query parameter {name}"}.get(root, name or text)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _present(value: Any) -> bool:
     return value is not None and value != "" and value != [] and value != {}
 
 
-def requested(contract: Contract, model: str, ctx: Mapping[str, Any], allow_http: bool = False) -> list[Callback]:
-    """The callbacks a submit asks for; raises :class:`WebhookRefused` for what the contract refuses."""
+def requested(
+    contract: Contract,
+    model: str,
+    ctx: Mapping[str, Any],
+    allow_http: bool = False,
+    targets: Allowlist | None = None,
+) -> list[Callback]:
+    """The callbacks a submit asks for; raises :class:`WebhookRefused` for what the contract refuses,
+    and for a target ``targets`` (default: loopback only) does not allow."""
+    targets = targets or Allowlist()
     unsupported = contract.webhook_unsupported
     if unsupported is not None and any(_present(expr.render(ctx)) for expr in unsupported.detect):
         raise WebhookRefused(unsupported.rejected, None)
@@ -124,14 +123,15 @@ def requested(contract: Contract, model: str, ctx: Mapping[str, Any], allow_http
         if not isinstance(url, str) or not url.strip():
             continue  # absent, or a type error the request schema reports
         error, label = channel.rejected or "invalid_request", _label(channel.url_from)
-        parts = urlsplit(url.strip())
         wanted = "https://" if channel.https_only else "http(s)://"
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-            raise WebhookRefused(
-                error, f"{label} must be an absolute {wanted} URL such as https://example.com/hook, not {url!r}"
-            )
-        if channel.https_only and parts.scheme.lower() == "http":
-            local = _is_loopback(parts.hostname)
+        try:
+            target = parse_target(url.strip())
+        except ValueError as exc:
+            shown = json.dumps(url if len(url) <= 200 else url[:199] + "…", ensure_ascii=False)
+            message = f"{label} must be an absolute {wanted} URL such as https://example.com/hook, not {shown}: {exc}"
+            raise WebhookRefused(error, message) from None
+        if channel.https_only and target.scheme == "http":
+            local = is_loopback(target.host)
             if not (allow_http and local):
                 hint = " (for a receiver on this machine, run veomock with --allow-http-webhooks)"
                 hint = hint if local else ""
@@ -154,8 +154,15 @@ def requested(contract: Contract, model: str, ctx: Mapping[str, Any], allow_http
                 message = f"{_label(channel.filter_from)} may hold {known}, not {unknown[0]!r}"
                 raise WebhookRefused(error, message)
             states = frozenset(s for name in chosen for s in channel.filters[name])
+        if not targets.allows(target):
+            raise WebhookRefused(error, _not_allowed(label, target.authority))
         out.append(Callback(channel, url.strip(), states))
     return out
+
+
+def _not_allowed(label: str, authority: str) -> str:
+    allow = f'veomock serve --webhook-allow {authority}, or POST /_veomock/webhooks {{"allow": ["{authority}"]}}'
+    return f"{label} points at {authority}; veomock calls back to loopback only unless told ({allow})"
 
 
 @dataclass(eq=False)
@@ -212,6 +219,8 @@ class Dispatcher:
         if ca_file:
             self.verify.load_verify_locations(cafile=ca_file)
         self._background: tuple[asyncio.AbstractEventLoop, _Session] | None = None
+        # Where callbacks may go (loopback unless told): configuration, so a reset keeps it.
+        self.targets = Allowlist()
         self.reset()
 
     def reset(self) -> None:
@@ -235,7 +244,7 @@ class Dispatcher:
     # -- what the app calls ------------------------------------------------------------------
 
     def requested(self, contract: Contract, model: str, ctx: Mapping[str, Any]) -> list[Callback]:
-        return requested(contract, model, ctx, allow_http=self.state.allow_http_webhooks)
+        return requested(contract, model, ctx, allow_http=self.state.allow_http_webhooks, targets=self.targets)
 
     def watch(self, job: Job, callbacks: list[Callback], base_url: str, ctx: Mapping[str, Any]) -> None:
         """Follow ``job`` and post ``callbacks`` as its timeline unfolds."""
@@ -337,11 +346,12 @@ class Dispatcher:
 
     def _emit(self, watch: _Watch, now: float) -> None:
         """Turn the timeline entries of ``watch``'s job that lie before ``now`` into deliveries."""
-        timeline = watch.job.timeline
-        mark = (timeline, len(timeline), timeline[-1])
-        unchanged = watch.checked[:3] == mark and watch.checked[0] is timeline
+        times = watch.job.times  # a new tuple whenever the timeline changes
+        mark = (times, len(times), times[-1])
+        unchanged = watch.checked[:3] == mark and watch.checked[0] is times
         if watch.ended or (unchanged and now < watch.checked[3]):
             return
+        timeline = watch.job.timeline
         upcoming = float("inf")
         for i, (start, event) in enumerate(timeline):
             if start > now:
@@ -547,21 +557,39 @@ class Dispatcher:
 
 
 def control_routes(state: MockState) -> list[BaseRoute]:
-    """``/webhooks`` (GET: outstanding deliveries and policies; POST: set or clear a policy) and
-    ``/webhooks/flush`` (POST: attempt everything due now)."""
+    """``/webhooks`` (GET: outstanding deliveries, policies and allowed targets; POST: set or clear a
+    policy, allow more targets) and ``/webhooks/flush`` (POST: attempt everything due now)."""
+
+    def _apply(hooks: Dispatcher, data: Any) -> None:
+        if not isinstance(data, dict) or not ({"policy", "allow"} & data.keys()):
+            raise ValueError("name a policy or targets to allow")
+        allow = data.get("allow", [])
+        if not isinstance(allow, list) or not all(isinstance(x, str) for x in allow):
+            raise ValueError("allow is an array of strings")
+        checked = Allowlist(allow, defaults=())  # validate everything, then apply
+        spec = data.get("policy")
+        if spec is not None:
+            policy = None if spec.get("mode") in (None, "none") else Policy.from_action(spec)
+            hooks.set_policy(policy, job=spec.get("job"), key=spec.get("key"))
+        hooks.targets.add(checked.entries())
 
     async def overview(request: Request) -> Response:
         hooks = state.webhooks
         if request.method == "POST":
             try:
-                data = loads(await request.body() or b"{}")
-                spec = data["policy"]
-                policy = None if spec.get("mode") in (None, "none") else Policy.from_action(spec)
-                hooks.set_policy(policy, job=spec.get("job"), key=spec.get("key"))
+                _apply(hooks, loads(await request.body() or b"{}"))
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 example = '{"policy": {"mode": "delay", "seconds": 30, "job": "JOB_ID"}}'
-                return JSONResponse({"error": f'{exc}; send {example} (or "key" instead of "job")'}, 400)
-        return JSONResponse({"outstanding": hooks.outstanding(), "policies": hooks.policies(), "counts": hooks.counts})
+                allow = '{"allow": ["receiver:8080", "10.0.0.0/8"]}'
+                return JSONResponse({"error": f'{exc}; send {example} (or "key" instead of "job"), or {allow}'}, 400)
+        return JSONResponse(
+            {
+                "outstanding": hooks.outstanding(),
+                "policies": hooks.policies(),
+                "counts": hooks.counts,
+                "allowed_targets": hooks.targets.entries(),
+            }
+        )
 
     async def flush(request: Request) -> Response:
         attempts = await state.webhooks.run_due()

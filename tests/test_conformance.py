@@ -134,6 +134,20 @@ def test_the_published_sdk_runs_as_a_subprocess() -> None:
     assert result.run.exchanges[0].headers["user-agent"].startswith("sa-python/")
 
 
+def test_the_published_sdk_is_graded_in_real_time_without_a_clock() -> None:
+    from examples import seaart_adapter
+
+    chosen = [s for s in catalogue(load("vtrix")) if s.kind in ("success", "job-failure") and not s.variants]
+    caps = Capabilities.from_json(seaart_adapter.CAPABILITIES)
+    with Runner("vtrix", PythonAdapter(seaart_adapter.generate), caps, speed=50) as runner:
+        results = runner.run_all(chosen)
+    failed = {r.scenario.id: {f.check for f in r.failures} for r in results if r.failures}
+    assert failed == {k: v for k, v in seaart_adapter.RECORD.items() if k in {s.id for s in chosen}}
+    # It polled more than once, and none of its waits went through the mock's clock.
+    assert seaart_adapter._TIME.waiting.elapsed == 0.0
+    assert all(len(r.run.polls(r.run.jobs[0])) > 1 for r in results)
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_reference_client_passes_as_a_subprocess(provider: str) -> None:
     contract = load(provider)
@@ -216,6 +230,54 @@ def test_cli_check_fails_a_broken_client_and_replays_it(tmp_path: Path, capsys: 
     replay = next(tmp_path.glob("*.json"))
     assert veomock(["check", "--provider", "pixazo", "--replay", str(replay), "--replay-dir", str(tmp_path), "-q"]) == 1
     assert "0 passed, 1 failed" in capsys.readouterr().out
+
+
+def test_traffic_only_grades_a_program_that_prints_no_outcome(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "report.json"
+    script = [sys.executable, "-m", "examples.pixazo_script"]
+    base = ["check", "--provider", "pixazo", "--traffic-only", "--speed", "100", "--replay-dir", str(tmp_path), "-q"]
+    kinds = ["--kind", "success", "--kind", "transient", "--scenario", "pixazo/veo-3-1-fast/success"]
+    kinds += ["--scenario", "pixazo/veo-3-1-fast/transient-status-internal"]
+    assert veomock([*base, *kinds, "--json", str(report), "--", *script]) == 0, capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "traffic-only: the client's requests are graded, no outcome is read; skipped:" in out
+    assert "result.success: needs the client's outcome" in out and "scenarios of kind webhook:" in out
+    data = json.loads(report.read_text())
+    assert data["mode"]["traffic_only"] and set(data["mode"]["skipped_checks"]) == {
+        n for n, spec in CHECKS.items() if spec.outcome
+    }
+    applied = {name for scenario in data["scenarios"] for name in scenario["checks"]}
+    assert {"polling.interval", "retry.transient", "retry.backoff", "request.body"} <= applied
+    assert not applied & set(data["mode"]["skipped_checks"])
+    # The same script polling every second is caught from its traffic alone.
+    assert veomock([*base, "--scenario", "pixazo/veo-3-1-fast/success", "--", *script, "--interval", "1"]) == 1
+    assert "polling.interval failed in pixazo/veo-3-1-fast/success" in capsys.readouterr().out
+
+
+def test_traffic_only_reports_a_program_that_never_calls() -> None:
+    scenario = next(s for s in catalogue(load("vtrix")) if s.kind == "success")
+    with Runner("vtrix", CommandAdapter([sys.executable, "-c", "pass"]), speed=100, traffic_only=True) as runner:
+        result = runner.run(scenario)
+    assert [f.check for f in result.failures] == ["outcome.protocol"]
+    assert "sent no request to VEOMOCK_BASE_URL" in result.failures[0].observed
+
+
+def test_real_time_grading_passes_a_sleeping_client_and_catches_a_fast_poller() -> None:
+    contract = load("pixazo")
+    wanted = ("pixazo/veo-3-1-fast/success", "pixazo/veo-3-1-fast/transient-submit-rate_limited-retry-after")
+    chosen = [s for s in catalogue(contract) if s.id in wanted]
+    with Runner("pixazo", _reference("pixazo"), speed=50) as runner:
+        results = runner.run_all(chosen)
+        assert runner.mode()["tolerance"] == pytest.approx(0.5)
+    assert [f.render() for r in results for f in r.failures] == []
+    assert {"polling.interval", "retry.retry_after", "result.download"} <= {n for r in results for n in r.applied}
+    broken = next(b for b in CATALOGUE if b.name == "pixazo-polls-fast")
+    with Runner("pixazo", PythonAdapter(broken.generate), speed=50) as runner:
+        caught = runner.run(chosen[0])
+    assert {f.check for f in caught.failures} == {"polling.interval"}
+    assert "--speed 50" in caught.failures[0].reproduce
 
 
 def test_cli_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

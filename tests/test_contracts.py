@@ -190,3 +190,43 @@ def test_unknown_model_without_a_close_match_lists_the_models(tmp_path: Path) ->
     with pytest.raises(ContractError) as info:
         load_file(_mutated(tmp_path, {"operations.0.models": ["sora-2"]}))
     assert info.value.hint == "models: veo-3-1, veo-3-1-extend"
+
+
+def test_the_adding_a_provider_checklist_holds_for_every_provider() -> None:
+    import importlib
+    import re
+
+    from examples.broken import CATALOGUE
+
+    root = Path(__file__).resolve().parent.parent
+    checklist = (root / "contracts" / "FORMAT.md").read_text().split("## Adding a provider", 1)[1]
+    paths = [p for p in re.findall(r"`([\w./-]*<name>[\w./-]*)`", checklist) if "/" in p]
+    assert {"contracts/<name>.yaml", "examples/clients/<name>.py"} <= set(paths)
+    readme = (root / "README.md").read_text()
+    for provider in PROVIDERS:
+        for path in paths:
+            assert (root / path.replace("<name>", provider)).exists(), path.replace("<name>", provider)
+        assert callable(importlib.import_module(f"examples.clients.{provider}").generate), provider
+        assert any(b.provider == provider for b in CATALOGUE), f"no broken client for {provider}"
+        title = load(provider).title
+        assert f"### {title}" in readme and f"| {title} |" in readme, f"README: no session or table row for {title}"
+
+
+def test_path_parameters_are_read_with_their_convertors() -> None:
+    from veomock.contracts.loader import path_params
+
+    assert path_params("/v1beta/{name:path}") == ["name"]
+    assert path_params("/v1beta/models/{model}/operations/{operation}") == ["model", "operation"]
+    assert path_params("/api/v1/statusTask/veo-3-1") == []
+
+
+def test_id_from_may_rebuild_a_resource_name_from_path_parameters(tmp_path: Path) -> None:
+    path = _mutated(tmp_path, {"operations.1.path": "/model/v1/{kind}/task/{id}"}, "vtrix")
+    text = path.read_text().replace("id_from: path.id", "id_from: '{{ path.kind }}/{{ path.id }}'")
+    path.write_text(text)
+    op = next(o for o in load_file(path).operations if o.kind == "status")
+    assert op.id_from is not None and op.id_from.render({"path": {"kind": "video", "id": "x1"}}) == "video/x1"
+    path.write_text(text.replace("{{ path.kind }}", "{{ path.knd }}"))
+    with pytest.raises(ContractError) as info:
+        load_file(path)
+    assert info.value.hint == "did you mean 'kind'?"

@@ -17,7 +17,7 @@ from veomock.contracts import TERMINAL_STATES, Contract
 from veomock.mocks import Clock, MockState, build_app, create_state
 
 from tests.conftest import PROVIDERS, START
-from tests.helpers import API_KEY, auth_headers, fixtures, operation, request_path
+from tests.helpers import API_KEY, auth_headers, fixtures, media_headers, operation, request_path
 
 BASE = "http://127.0.0.1:8000"
 
@@ -98,7 +98,7 @@ def test_every_route_answers_as_of_one_instant(provider: str) -> None:
                     break
             assert seen[-1] == "succeeded", seen
             (url,) = state.view(job, "")["result_urls"]
-            response = client.get(url)
+            response = client.get(url, headers=media_headers(contract))
             entry = _last(state)
             fresh = job.state_at(entry["time"]) == "succeeded" and not state.media_expired(job, entry["time"])
             assert (response.status_code == 200) == fresh

@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 from veomock.mocks import MockState
 
 from tests.conftest import PROVIDERS
-from tests.helpers import API_KEY, auth_headers, request_path, sample_request
+from tests.helpers import API_KEY, auth_headers, media_headers, request_path, sample_request
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -41,7 +41,7 @@ def test_every_route_works_on_the_state_a_reset_built(client: TestClient, state:
     polled = client.get(path, params=query, headers=auth_headers(contract))
     assert polled.status_code == contract.status["succeeded"].status
     (url,) = state.view(job, "")["result_urls"]
-    assert client.get(url).status_code == 200
+    assert client.get(url, headers=media_headers(contract)).status_code == 200
 
     control = client.get("/_veomock/balances", params={"key": API_KEY, "provider": provider}).json()
     view = control["balances"][provider]

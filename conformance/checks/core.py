@@ -22,9 +22,24 @@ from veomock.conformance.scenarios import Scenario
 from veomock.conformance.server import Exchange
 from veomock.contracts import TERMINAL_STATES, Contract
 
-__all__ = ["CHECKS", "EPSILON", "REFUSING", "Check", "Failure", "Problem", "Run", "at", "check", "run_checks", "show"]
+__all__ = [
+    "CHECKS",
+    "EPSILON",
+    "REAL_SLACK",
+    "REFUSING",
+    "Check",
+    "Failure",
+    "Problem",
+    "Run",
+    "at",
+    "check",
+    "run_checks",
+    "show",
+    "skipped",
+]
 
 EPSILON = 1e-6  # provider seconds: two instants closer than this are one
+REAL_SLACK = 0.01  # real seconds of timing tolerance in real-time mode (scheduling, loopback latency)
 REFUSING = (400, 401, 402, 403)
 
 
@@ -88,6 +103,13 @@ class Run:
     expected_urls: dict[str, list[str]] = field(default_factory=dict)  # job id -> URLs the mock serves
     completed_at: dict[str, float] = field(default_factory=dict)  # job id -> provider time it ended
     media_sizes: dict[str, int] = field(default_factory=dict)  # job id -> bytes of its result file
+    speed: float = 0.0  # 0: exact mode; X: real-time mode, provider time X times real time
+    traffic_only: bool = False  # the client prints no outcome; only its traffic is graded
+
+    @property
+    def slack(self) -> float:
+        """Provider seconds by which a measured interval may miss: none in exact mode."""
+        return EPSILON + self.speed * REAL_SLACK
 
     # -- views ---------------------------------------------------------------------------------
 
@@ -164,6 +186,7 @@ class Check:
     func: Checker
     applies: Callable[[Run], bool]
     cites: tuple[str, ...] = ()  # the contract paths (or PROTOCOL.md sections) the check judges
+    outcome: bool = False  # it reads the client's outcome, so traffic alone cannot judge it
 
 
 CHECKS: dict[str, Check] = {}
@@ -174,16 +197,22 @@ def _always(run: Run) -> bool:
 
 
 def check(
-    name: str, title: str, applies: Callable[[Run], bool] = _always, *, cites: Iterable[str] = ()
+    name: str,
+    title: str,
+    applies: Callable[[Run], bool] = _always,
+    *,
+    cites: Iterable[str] = (),
+    outcome: bool = False,
 ) -> Callable[[Checker], Checker]:
-    """Register a check under ``name``; ``applies`` says for which runs it means something and
+    """Register a check under ``name``; ``applies`` says for which runs it means something,
     ``cites`` names the contract paths (``lifecycle.poll_interval``) or PROTOCOL.md sections it
-    judges."""
+    judges, and ``outcome`` says that it reads the client's outcome (skipped in traffic-only
+    mode)."""
 
     def register(func: Checker) -> Checker:
         if name in CHECKS:
             raise ValueError(f"check {name!r} is registered twice")
-        CHECKS[name] = Check(name, title, func, applies, tuple(cites))
+        CHECKS[name] = Check(name, title, func, applies, tuple(cites), outcome)
         return func
 
     return register
@@ -200,6 +229,8 @@ def run_checks(run: Run, names: Iterable[str] | None = None) -> tuple[list[str],
     for spec in chosen:
         if spec.name != "outcome.protocol" and run.problem is not None:
             continue
+        if spec.outcome and run.traffic_only:
+            continue
         if not spec.applies(run):
             continue
         applied.append(spec.name)
@@ -215,6 +246,15 @@ def run_checks(run: Run, names: Iterable[str] | None = None) -> tuple[list[str],
                 )
             )
     return applied, failures
+
+
+SKIPPED_IN_TRAFFIC_ONLY = "needs the client's outcome, and a traffic-only program prints none"
+
+
+def skipped(names: Iterable[str] | None = None) -> dict[str, str]:
+    """The checks that traffic-only mode skips, and why."""
+    chosen = [CHECKS[n] for n in names] if names is not None else list(CHECKS.values())
+    return {spec.name: SKIPPED_IN_TRAFFIC_ONLY for spec in chosen if spec.outcome}
 
 
 def show(value: Any, limit: int = 160) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 
-from veomock.conformance.checks.core import EPSILON, Problem, Run, at, check
+from veomock.conformance.checks.core import Problem, Run, at, check
 from veomock.conformance.server import Exchange
 from veomock.contracts import TERMINAL_STATES
 
@@ -33,7 +33,7 @@ def _interval(run: Run) -> Iterator[Problem]:
     for job in run.jobs:
         polls = run.polls(job)
         submit = next(e for e in run.submits if e.job == job)
-        if first is not None and polls and polls[0].time - submit.time < first - EPSILON:
+        if first is not None and polls and polls[0].time - submit.time < first - run.slack:
             yield Problem(
                 observed=f"first poll {polls[0].time - submit.time:g}s after submit",
                 expected=f"at least {first:g}s after submit",
@@ -47,7 +47,7 @@ def _interval(run: Run) -> Iterator[Problem]:
             if not 200 <= before.status < 300:
                 continue  # a retry after an error: the retry checks judge it
             gap = after.time - before.time
-            if gap < minimum - EPSILON:
+            if gap < minimum - run.slack:
                 yield Problem(
                     observed=f"polls at {at(run, before.time)} and {at(run, after.time)}: {gap:g}s apart",
                     expected=f"at least {minimum:g}s between polls (provider time)",
@@ -82,6 +82,7 @@ def _stops(run: Run) -> Iterator[Problem]:
     "a job that never ends is given up at the client's own timeout",
     lambda run: run.scenario.kind == "hang",
     cites=("PROTOCOL.md (Job)",),
+    outcome=True,
 )
 def _timeout(run: Run) -> Iterator[Problem]:
     outcome = run.outcome
@@ -104,14 +105,14 @@ def _timeout(run: Run) -> Iterator[Problem]:
     gaps = [b.time - a.time for a, b in itertools.pairwise(polls)]
     slack = max([*gaps, run.contract.poll_interval or 0.0, 1.0])
     elapsed = last.time - start
-    if elapsed > limit + slack + EPSILON:
+    if elapsed > limit + slack + run.slack:
         yield Problem(
             observed=f"still polling {elapsed:g}s after submit",
             expected=f"giving up at its timeout, {limit:g}s (+{slack:g}s for one poll)",
             path="PROTOCOL.md (Job.timeout)",
             fix="stop polling when the timeout has passed",
         )
-    elif elapsed < limit - slack - EPSILON:
+    elif elapsed < limit - slack - run.slack:
         yield Problem(
             observed=f"gave up {elapsed:g}s after submit",
             expected=f"waiting until its timeout, {limit:g}s",

@@ -10,6 +10,7 @@ from typing import Any
 
 from veomock.conformance.checks.core import Problem, Run, check, show
 from veomock.conformance.facts import body_path, webhook_body_fields
+from veomock.conformance.server import Exchange
 
 
 def _valid_job(run: Run) -> bool:
@@ -46,13 +47,15 @@ def _strip(body: Any, paths: Iterable[str]) -> Any:
     cites=("models", "webhooks.channels"),
 )
 def _body(run: Run) -> Iterator[Problem]:
-    model = run.contract.models[run.scenario.model]
     from veomock.mocks.validation import RequestValidator
 
-    validator = RequestValidator(model)
     ignore = _webhook_fields(run) if run.job.webhook_url else set()
     wanted = _strip(run.job.request, ignore)
     for exchange in run.submits:
+        # A traffic-only program chooses its own model: judge the body by the model it asked for.
+        chosen = _model_of(run, exchange) if run.traffic_only else None
+        model = run.contract.models[chosen or run.scenario.model]
+        validator = RequestValidator(model)
         if not isinstance(exchange.body, dict):
             yield Problem(
                 observed=f"body {show(exchange.body)}",
@@ -74,7 +77,7 @@ def _body(run: Run) -> Iterator[Problem]:
                 path=where,
                 fix="send the job's request unchanged",
             )
-        elif _strip(exchange.body, ignore) != wanted:
+        elif not run.traffic_only and _strip(exchange.body, ignore) != wanted:
             yield Problem(
                 observed=f"body {show(exchange.body)}",
                 expected=f"the job's request {show(run.job.request)}",
@@ -89,6 +92,8 @@ def _auth(run: Run) -> Iterator[Problem]:
     wanted = f"Bearer {run.api_key}" if auth.scheme == "bearer" else run.api_key
     for exchange in run.api:
         value = exchange.headers.get(auth.header.lower())
+        if value is None and auth.query is not None:  # the key may come in the query instead
+            value = exchange.query.get(auth.query)
         ok = value is not None and (
             value.strip().lower() == wanted.lower() if auth.scheme == "bearer" else value.strip() == wanted
         )
@@ -122,15 +127,44 @@ def _content_type(run: Run) -> Iterator[Problem]:
             return
 
 
-@check("request.routes", "every request uses a route and method the contract declares", cites=("operations",))
+def _model_of(run: Run, exchange: Exchange) -> str | None:
+    """The model a request asked for: its route's only model, or the one ``model_from`` names."""
+    op = next((op for op in run.contract.operations if op.name == exchange.operation), None)
+    if op is None:
+        return None
+    if len(op.models) == 1:
+        return op.models[0]
+    if op.model_from is not None:
+        named = op.model_from.render({"body": exchange.body, "header": exchange.headers})
+        return str(named) if named in op.models else None
+    return None
+
+
+@check(
+    "request.routes",
+    "every request uses a route and method the contract declares, for the job's model",
+    cites=("operations",),
+)
 def _routes(run: Run) -> Iterator[Problem]:
+    operations = run.contract.operations
     for exchange in run.exchanges:
         if exchange.kind is None:
-            known = ", ".join(f"{op.method} {op.path}" for op in run.contract.operations)
+            known = ", ".join(f"{op.method} {op.path}" for op in operations)
             yield Problem(
                 observed=f"{exchange.method} {exchange.path} (answered {exchange.status})",
                 expected=f"one of: {known}",
                 path="operations",
                 fix="use the documented paths and methods",
+            )
+            return
+        if run.traffic_only or exchange.kind not in ("submit", "status"):
+            continue
+        index, op = next((i, op) for i, op in enumerate(operations) if op.name == exchange.operation)
+        if run.scenario.model not in op.models:
+            yield Problem(
+                observed=f"{exchange.method} {exchange.path} serves {', '.join(op.models)}",
+                expected=f"the {exchange.kind} route of {run.scenario.model}",
+                path=f"operations[{index}].models",
+                fix=f"use the route that serves the job's model ({run.scenario.model})",
             )
             return

@@ -36,6 +36,7 @@ def _expects_success(run: Run) -> bool:
     "a job that succeeds is reported with the media URLs the provider gave",
     _expects_success,
     cites=("result.urls", "lifecycle.states"),
+    outcome=True,
 )
 def _success(run: Run) -> Iterator[Problem]:
     paths = result_paths(run.contract)
@@ -72,6 +73,7 @@ def _downloads(run: Run) -> bool:
     "each result file is downloaded, whole, before the URL expires",
     _downloads,
     cites=("media.path", "media.expires_after"),
+    outcome=True,
 )
 def _download(run: Run) -> Iterator[Problem]:
     outcome = run.outcome
@@ -83,6 +85,10 @@ def _download(run: Run) -> Iterator[Problem]:
     for exchange in run.media:
         if exchange.status == 200:
             fetched.setdefault(_path_of(exchange), exchange)
+    for exchange in run.media:  # a URL that redirects is fetched once what it points to is
+        target = _url_path(exchange.response_headers.get("location", ""))
+        if 300 <= exchange.status < 400 and target in fetched:
+            fetched.setdefault(_path_of(exchange), fetched[target])
     for i, url in enumerate(outcome.urls):
         got = fetched.get(_url_path(url))
         if got is None:
@@ -130,6 +136,7 @@ def _job_failure(run: Run) -> bool:
     "a job that fails is reported with the provider's failure code",
     _job_failure,
     cites=("result.failure_code", "failures.codes"),
+    outcome=True,
 )
 def _failure_code(run: Run) -> Iterator[Problem]:
     paths = result_paths(run.contract)
@@ -160,6 +167,7 @@ def _failure_code(run: Run) -> Iterator[Problem]:
     "generation failures and system errors are told apart where the provider does",
     _job_failure,
     cites=("lifecycle.states",),
+    outcome=True,
 )
 def _failure_kind(run: Run) -> Iterator[Problem]:
     outcome = run.outcome
@@ -185,6 +193,7 @@ def _refusal(run: Run) -> bool:
     "a refused or abandoned job is reported with the right category",
     _refusal,
     cites=("errors", "PROTOCOL.md (Outcome)"),
+    outcome=True,
 )
 def _failure_category(run: Run) -> Iterator[Problem]:
     outcome = run.outcome

@@ -24,16 +24,29 @@ def _error_path(run: Run, exchange: Exchange, key: str = "retryable") -> str:
     cites=("errors",),
 )
 def _transient(run: Run) -> Iterator[Problem]:
-    outcome = run.outcome
-    assert outcome is not None
     rule = run.scenario.rules[0]
     name = rule["action"]["error"]
-    if outcome.status != "succeeded":
+    expected = f"{name} retried ({rule['times']} times) and the job followed to success"
+    fix = "retry 429 and 5xx answers with backoff, on submit and on status polls"
+    outcome = run.outcome
+    if outcome is not None:
+        if outcome.status != "succeeded":
+            yield Problem(
+                observed=f"gave up after {name} ({outcome.category}: {outcome.message or outcome.http_status})",
+                expected=expected,
+                path=f"errors.{name}.retryable",
+                fix=fix,
+            )
+        return
+    # Traffic alone: after the first injected error, the same kind of request must succeed.
+    api = run.api
+    first = next((i for i, e in enumerate(api) if e.injected == name), None)
+    if first is not None and not any(e.kind == api[first].kind and 200 <= e.status < 300 for e in api[first + 1 :]):
         yield Problem(
-            observed=f"gave up after {name} ({outcome.category}: {outcome.message or outcome.http_status})",
-            expected=f"{name} retried ({rule['times']} times) and the job followed to success",
+            observed=f"no {api[first].kind} succeeded after the {api[first].status} ({name})",
+            expected=expected,
             path=f"errors.{name}.retryable",
-            fix="retry 429 and 5xx answers with backoff, on submit and on status polls",
+            fix=fix,
         )
 
 
@@ -67,13 +80,19 @@ def _retried(run: Run) -> bool:
     return any(len(chain) > 1 for chain in run.chains())
 
 
-@check("retry.backoff", "retries wait, and wait longer each time", _retried, cites=("errors",))
+@check(
+    "retry.backoff",
+    "retries of one request wait, and wait longer each time unless Retry-After sets the wait",
+    _retried,
+    cites=("errors",),
+)
 def _backoff(run: Run) -> Iterator[Problem]:
+    slack = run.slack
     for chain in run.chains():
         waits = [b.time - a.time for a, b in itertools.pairwise(chain)]
         if not waits:
             continue
-        if any(w <= EPSILON for w in waits):
+        if any(w <= slack for w in waits):
             yield Problem(
                 observed=f"{chain[0].method} {chain[0].path} retried without waiting (waits {_waits(waits)})",
                 expected="a wait before every retry",
@@ -81,13 +100,16 @@ def _backoff(run: Run) -> Iterator[Problem]:
                 fix="wait before retrying (exponential backoff, e.g. 1s, 2s, 4s)",
             )
             return
-        for earlier, later in itertools.pairwise(waits):
-            if later < earlier - EPSILON:
+        for i, (earlier, later) in enumerate(itertools.pairwise(waits), start=1):
+            asked = _retry_after(chain[i])  # the answer before the later wait
+            if asked is not None and later >= asked - slack:
+                continue  # the server set this wait
+            if later <= earlier + EPSILON:  # growth is judged raw: a real-time jitter is far smaller
                 yield Problem(
-                    observed=f"waits {_waits(waits)} between attempts",
-                    expected="waits that do not shrink (backoff)",
+                    observed=f"waits {_waits(waits)} between attempts of {chain[0].method} {chain[0].path}",
+                    expected="each wait longer than the one before (backoff), unless Retry-After sets it",
                     path=_error_path(run, chain[0]),
-                    fix="grow the wait between retries (exponential backoff)",
+                    fix="grow the wait between retries (exponential backoff, e.g. 1s, 2s, 4s)",
                 )
                 return
 
@@ -119,7 +141,7 @@ def _honours_retry_after(run: Run) -> Iterator[Problem]:
         wait = _retry_after(before)
         if wait is None or before.status < 400:
             continue
-        if after.time - before.time < wait - EPSILON:
+        if after.time - before.time < wait - run.slack:
             path = (
                 "errors.rate_limited.headers"
                 if "Retry-After" in str(run.contract.raw["errors"])

@@ -60,7 +60,13 @@ def _webhook_stops(run: Run) -> Iterator[Problem]:
             return
 
 
-@check("webhook.idempotent", "duplicate callbacks do not repeat the work", _webhook, cites=("webhooks.delivery",))
+@check(
+    "webhook.idempotent",
+    "duplicate callbacks do not repeat the work",
+    _webhook,
+    cites=("webhooks.delivery",),
+    outcome=True,
+)
 def _idempotent(run: Run) -> Iterator[Problem]:
     outcome = run.outcome
     assert outcome is not None

@@ -275,6 +275,19 @@ class _VirtualTime:
         return self.elapsed
 
 
+class _ScaledTime:
+    """Real time with the mock's speed (VEOMOCK_SPEED): provider seconds are real seconds / speed."""
+
+    def __init__(self, speed: float) -> None:
+        self.speed = speed
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds / self.speed)
+
+    def now(self) -> float:
+        return time.monotonic() * self.speed
+
+
 def run(cls: type[Client], job: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     """The in-process adapter entry: build the client from the environment and run the job."""
     http = httpx.Client(timeout=30.0, verify=_TLS)
@@ -284,6 +297,9 @@ def run(cls: type[Client], job: Mapping[str, Any], env: Mapping[str, str]) -> di
         if clock_url:
             virtual = _VirtualTime(clock_url, http)
             timing = {"sleep": virtual.sleep, "now": virtual.now}
+        elif env.get("VEOMOCK_SPEED"):
+            scaled = _ScaledTime(float(env["VEOMOCK_SPEED"]))
+            timing = {"sleep": scaled.sleep, "now": scaled.now}
         client = cls(env["VEOMOCK_BASE_URL"], env["VEOMOCK_API_KEY"], http=http, **timing)
         if job.get("webhook_url") and env.get("VEOMOCK_WEBHOOK_ADDR"):
             client.receiver = client.make_receiver(env["VEOMOCK_WEBHOOK_ADDR"])
