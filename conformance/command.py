@@ -263,11 +263,15 @@ def build_parser(grading: bool = True) -> argparse.ArgumentParser:
         grade.set_defaults(func=run_check)
 
         # Sessions: record one through a proxy, compare one with the contract.
-        from veomock.conformance import record
+        from veomock.conformance import drift, record
 
         recording = sub.add_parser("record", help="a recording proxy in front of the provider (writes a HAR file)")
         record.add_arguments(recording)
         recording.set_defaults(func=record.run_record)
+
+        comparing = sub.add_parser("drift", help="compare a recorded session with the contract (exit 1 on drift)")
+        drift.add_arguments(comparing)
+        comparing.set_defaults(func=drift.run_drift)
     return parser
 
 
