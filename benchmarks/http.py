@@ -63,25 +63,10 @@ def submit_request(contract: Contract) -> tuple[str, dict[str, str], Any]:
 
 
 def status_path(contract: Contract, model: str, job_id: str) -> str:
-    """The status URL of ``job_id``: its ``id_from`` template read backwards into path and query."""
+    """The status URL of ``job_id`` (its path and query, as the contract locates a job)."""
     op = next(op for op in contract.operations if op.kind == "status" and model in op.models)
-    assert op.id_from is not None
-    source = str(op.id_from.source).strip()
-    if not source.startswith("{{") or "{{" in source[2:]:  # a template around the parts, e.g. models/{{ path.m }}
-        pattern = "".join(
-            f"(?P<{part.split('.')[1]}>.+?)" if part.startswith(("path.", "query.")) else re.escape(part)
-            for part in re.split(r"\{\{\s*(.*?)\s*\}\}", source)
-        )
-        found = re.fullmatch(pattern, job_id)
-        assert found is not None, f"{job_id!r} does not fit {source!r}"
-        parts = found.groupdict()
-    else:
-        parts = {source.strip("{} ").partition(".")[2]: job_id}
-    path = op.path
-    for name, value in parts.items():
-        path = path.replace("{" + name + "}", value)
-    query = [f"{name}={value}" for name, value in parts.items() if "{" + name + "}" not in op.path]
-    return path + ("?" + "&".join(query) if query else "")
+    path, query = op.locate(job_id)
+    return path + "".join(f"{'&' if i else '?'}{k}={v}" for i, (k, v) in enumerate(query.items()))
 
 
 def _prepare(base: str, contracts: dict[str, Contract]) -> list[Case]:

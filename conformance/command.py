@@ -23,7 +23,17 @@ __all__ = ["main"]
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
     from veomock.mocks.app import CONTROL_PREFIX, build_app
+    from veomock.mocks.hosts import is_loopback
+    from veomock.mocks.serving import server_options
 
+    open_beyond_loopback = not is_loopback(args.host) and not args.control_token
+    if open_beyond_loopback and not args.insecure:
+        print(
+            f"veomock: the control API on {args.host} would be open to anyone who reaches it; give "
+            "--control-token TOKEN (or VEOMOCK_CONTROL_TOKEN), or --insecure to serve it without one",
+            file=sys.stderr,
+        )
+        return 2
     try:
         state = create_state(
             args.provider or None,
@@ -58,19 +68,24 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"  webhooks     loopback and {', '.join(args.webhook_allow)}")
     if replay is not None:
         print(f"  playback     {args.from_har}: {replay}")
-    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.control_token:
-        print(
-            "veomock: warning: the control API is reachable beyond this machine; consider --control-token",
-            file=sys.stderr,
-        )
+    if open_beyond_loopback:
+        print("veomock: warning: --insecure: anyone who reaches this port controls the mock", file=sys.stderr)
     sys.stdout.flush()
     # Everything loaded so far (contracts, compiled schemas, libraries) lives as long as the
     # server: keep it out of the garbage collector's full passes, which otherwise grow with it.
     gc.collect()
     gc.freeze()
-    # An open inspector keeps an event stream open: give streams 2 s to end when stopping.
+    # Connection timeouts (keep-alive, request head and body); an open inspector keeps an event
+    # stream open, so streams get 2 s to end when stopping.
+    options = server_options()
     uvicorn.run(
-        app, host=args.host, port=args.port, log_level=args.log_level, access_log=False, timeout_graceful_shutdown=2
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=2,
+        **options,
     )
     return 0
 
@@ -220,6 +235,11 @@ def build_parser(grading: bool = True) -> argparse.ArgumentParser:
         default=os.environ.get("VEOMOCK_CONTROL_TOKEN"),
         help="control calls need header X-Veomock-Token: TOKEN (env VEOMOCK_CONTROL_TOKEN)",
     )
+    serve.add_argument(
+        "--insecure",
+        action="store_true",
+        help="serve the control API beyond loopback without a token (refused otherwise)",
+    )
     serve.add_argument("--log-level", default="warning")
     serve.set_defaults(func=_serve)
 
@@ -243,11 +263,15 @@ def build_parser(grading: bool = True) -> argparse.ArgumentParser:
         grade.set_defaults(func=run_check)
 
         # Sessions: record one through a proxy, compare one with the contract.
-        from veomock.conformance import record
+        from veomock.conformance import drift, record
 
         recording = sub.add_parser("record", help="a recording proxy in front of the provider (writes a HAR file)")
         record.add_arguments(recording)
         recording.set_defaults(func=record.run_record)
+
+        comparing = sub.add_parser("drift", help="compare a recorded session with the contract (exit 1 on drift)")
+        drift.add_arguments(comparing)
+        comparing.set_defaults(func=drift.run_drift)
     return parser
 
 

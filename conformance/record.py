@@ -19,7 +19,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
@@ -70,12 +69,25 @@ def _redact_url(url: str) -> str:
 
 
 class Recorder:
-    """The exchanges of one session, written to ``out`` as HAR after each one."""
+    """The exchanges of one session, appended to the HAR file ``out`` as they happen.
+
+    The file is whole after every exchange: each entry goes in just before the closing brackets,
+    which are written again after it, so nothing is kept in memory and a long session costs one
+    short write per exchange.
+    """
+
+    _TAIL = b"\n]}}\n"
 
     def __init__(self, contract: Contract, out: Path, now: Callable[[], float] = time.time) -> None:
         self.contract, self.out, self.now = contract, out, now
-        self.entries: list[dict[str, Any]] = []
-        self._write()
+        self.count = 0
+        log = {k: v for k, v in to_har([], "record")["log"].items() if k != "entries"}
+        log["comment"] = f"veomock record of {contract.provider}; credentials redacted"
+        head = json.dumps({"log": {**log, "entries": []}}, ensure_ascii=False)
+        cut = head.rindex('"entries": []')
+        partial = out.with_name(out.name + ".part")
+        partial.write_bytes(head[:cut].encode() + b'"entries": [' + self._TAIL)
+        os.replace(partial, out)
 
     def add(
         self,
@@ -118,15 +130,12 @@ class Recorder:
         }
         if error is not None:
             entry["error"] = error
-        self.entries.append(entry)
-        self._write()
-
-    def _write(self) -> None:
-        har = to_har(self.entries, "record")
-        har["log"]["comment"] = f"veomock record of {self.contract.provider}; credentials redacted"
-        partial = self.out.with_name(self.out.name + ".part")
-        partial.write_text(json.dumps(har, indent=1, ensure_ascii=False), encoding="utf-8")
-        os.replace(partial, self.out)
+        data = json.dumps(to_har([entry], "record")["log"]["entries"][0], ensure_ascii=False).encode()
+        with self.out.open("r+b") as handle:
+            handle.seek(-len(self._TAIL), os.SEEK_END)
+            handle.write((b",\n" if self.count else b"\n") + data + self._TAIL)
+            handle.truncate()
+        self.count += 1
 
 
 def proxy_app(

@@ -288,6 +288,9 @@ class Runner:
             media_sizes={j.id: _media_size(contract, j) for j in jobs},
             speed=self.speed,
             traffic_only=self.traffic_only,
+            created=[j.id for j in jobs],
+            charged=harness.state.providers[self.provider].ledger.charged(key, harness.clock.now()),
+            prices={j.id: j.price for j in jobs},
         )
         applied, failures = run_checks(run, self.checks)
         result = Result(scenario, applied, failures, run)

@@ -41,6 +41,7 @@ Send = Callable[[Message], Awaitable[None]]
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z: every scenario starts at the same provider time
 SPIN_BUDGET = 40  # requests without a clock advance before the harness moves time itself
 REQUEST_CAP = 3000  # requests in one scenario before the harness answers 503 to everything
+HANG_CAP = 0.2  # real seconds a hung answer holds the connection before the mock drops it
 
 
 @dataclass
@@ -64,7 +65,13 @@ class Exchange:
     job: str | None = None
     state: str | None = None  # canonical state the response reported (status polls)
     injected: str | None = None  # the error name a fault rule answered with
+    fault: str | None = None  # the transport fault the answer met (reset, hang, truncate, malformed)
     entry: dict[str, Any] | None = None  # the mock's journal entry
+
+    @property
+    def failed(self) -> bool:
+        """The client got no usable answer: an HTTP error, or a transport fault."""
+        return self.status >= 400 or self.fault is not None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -84,6 +91,7 @@ class Exchange:
             "job": self.job,
             "state": self.state,
             "injected": self.injected,
+            "fault": self.fault,
         }
 
 
@@ -138,6 +146,9 @@ class Harness:
         self.requests = 0
         self.speed = float(speed)
         self.clock.set_speed(self.speed)
+        # A hang holds the answer until the client gives up, or HANG_CAP real seconds pass.
+        self.state.scenarios.hang_cap = HANG_CAP
+        self.expire_media = bool(plan.get("expire_media"))
         for rule in plan.get("rules", []):
             self.state.scenarios.add({**rule, "provider": self.provider})
         action: dict[str, Any] = {}
@@ -153,6 +164,17 @@ class Harness:
             self.state.scenarios.add({"provider": self.provider, "operation": "submit", "action": action})
         if plan.get("webhook"):
             self.state.scenarios.add({"provider": self.provider, "operation": "submit", "action": plan["webhook"]})
+
+    def _expire_results(self) -> None:
+        """Once a job has succeeded, move time past its results' expiry (before any download)."""
+        after = self.contract.media_expires_after
+        now = self.clock.now()
+        for job in self.state.jobs.values():
+            done = job.terminal_at()
+            if after is not None and done is not None and done <= now and job.state_at(now) == "succeeded":
+                self.clock.advance(done + after + 1.0 - now)
+                self.expire_media = False
+                return
 
     def end(self) -> None:
         """The client is done: freeze the clock, so that grading reads one instant."""
@@ -175,6 +197,7 @@ class Harness:
             size = len(reply.encode()) if isinstance(reply, str) else int(answer.get("content-length", 0) or 0)
             operation = entry.get("operation")
             action = entry.get("action") or {}
+            fault = entry.get("fault") or {}
             out.append(
                 Exchange(
                     seq=len(out),
@@ -194,6 +217,7 @@ class Harness:
                     job=entry.get("job"),
                     state=entry.get("state"),
                     injected=action.get("error") if isinstance(action, dict) else None,
+                    fault=fault.get("fault") if isinstance(fault, dict) else None,
                     entry=entry,
                 )
             )
@@ -246,3 +270,5 @@ class Harness:
             self.clock.advance(max(1.0, self.contract.poll_interval or 1.0))
             await self._deliver()
         await self.app(scope, receive, send)
+        if self.expire_media:
+            self._expire_results()

@@ -103,6 +103,9 @@ class Model:
         return 0.0
 
 
+_READ = re.compile(r"\{\{\s*(path|query)\.([A-Za-z0-9_]+)[^}]*\}\}")
+
+
 @dataclass(frozen=True)
 class Operation:
     name: str
@@ -113,6 +116,29 @@ class Operation:
     model_from: Template | None
     id_from: Template | None
     source: str
+
+    def locate(self, job_id: str) -> tuple[str, dict[str, str]]:
+        """The URL path and query that ask this status operation for ``job_id``: ``id_from``
+        read backwards, be it one read (``path.id``, ``query.taskId``) or a template of reads the
+        id matches (``models/{{ path.model }}/operations/{{ path.operation }}``)."""
+        source = str(self.id_from.source if self.id_from is not None else "")
+        if "{{" not in source:
+            source = "{{ " + source + " }}"
+        pattern, last, reads = "", 0, []
+        for match in _READ.finditer(source):
+            pattern += re.escape(source[last : match.start()]) + f"(?P<{match.group(2)}>.+?)"
+            reads.append((match.group(1), match.group(2)))
+            last = match.end()
+        found = re.fullmatch(pattern + re.escape(source[last:]), job_id)
+        values = found.groupdict() if found else {name: job_id for _, name in reads}
+        path, query = self.path, {}
+        for root, name in reads:
+            placeholder = re.search(r"\{" + name + r"(?::[a-z]+)?\}", path) if root == "path" else None
+            if placeholder is not None:
+                path = path.replace(placeholder.group(0), values[name])
+            elif root == "query":
+                query[name] = values[name]
+        return path, query
 
 
 @dataclass(frozen=True)

@@ -37,30 +37,41 @@ import seaart_sdk
 from seaart_sdk import modal as sdk_modal
 from seaart_sdk.modal_types import with_poll_interval, with_poll_timeout
 
-__all__ = ["CAPABILITIES", "POLL_INTERVAL", "RECORD", "generate"]
+__all__ = ["CAPABILITIES", "POLL_INTERVAL", "RECORD", "generate", "scenario_name"]
 
 CAPABILITIES = {"downloads": False, "max_retries": 0}
 POLL_INTERVAL = 3.0  # the SDK's default (PollConfig.interval), in provider seconds
 
-# Scenario -> the checks it fails (every other applicable check passes), seaart-sdk 0.1.4. Why:
+# Scenario name (the same in every variant) -> the checks it fails; every other applicable check
+# passes. seaart-sdk 0.1.4, and why:
 # - failure.code: a failed task raises SeaArtError(kind "task_failed") whose only trace of the
 #   provider's error is the message; error.code never reaches the caller.
 # - retry.transient, result.success, retry.gives_up: no request is retried on 429 or 5xx (the
 #   SDK retries only network errors while polling, three times).
+# - outcome.protocol on a truncated or garbled answer: http.client.IncompleteRead and
+#   json.JSONDecodeError escape as they are, not as SeaArtError (a reset or a hang is wrapped).
 RECORD: dict[str, set[str]] = {
-    "vtrix/veo_31_fast/failed-2014001": {"failure.code"},
-    "vtrix/veo_31_fast/error-110001": {"failure.code"},
-    "vtrix/veo_31_fast/transient-submit-rate_limited": {"result.success", "retry.transient"},
-    "vtrix/veo_31_fast/transient-submit-internal": {"result.success", "retry.transient"},
-    "vtrix/veo_31_fast/transient-submit-rate_limited-retry-after": {"result.success", "retry.transient"},
-    "vtrix/veo_31_fast/transient-status-rate_limited-retry-after": {"result.success", "retry.transient"},
-    "vtrix/veo_31_fast/transient-status-internal": {"result.success", "retry.transient"},
-    "vtrix/veo_31_fast/persistent-internal": {"retry.gives_up"},
-    "vtrix/veo_31_fast/persistent-rate_limited": {"retry.gives_up"},
-    "vtrix/veo_31_fast/failed-2014001[status_names=cli]": {"failure.code"},
-    "vtrix/veo_31_fast/failed-002014001[error_object=vtx-pre]": {"failure.code"},
-    "vtrix/veo_31_fast/failed-2014001[balance_status=402]": {"failure.code"},
+    "failed-2014001": {"failure.code"},
+    "failed-002014001": {"failure.code"},
+    "error-110001": {"failure.code"},
+    "transient-submit-rate_limited": {"result.success", "retry.transient"},
+    "transient-submit-internal": {"result.success", "retry.transient"},
+    "transient-submit-rate_limited-retry-after": {"result.success", "retry.transient"},
+    "transient-status-rate_limited-retry-after": {"result.success", "retry.transient"},
+    "transient-status-internal": {"result.success", "retry.transient"},
+    "transient-status-internal-spread": {"result.success", "retry.transient"},
+    "transport-submit-truncate": {"outcome.protocol"},
+    "transport-submit-malformed": {"outcome.protocol"},
+    "transport-status-truncate": {"outcome.protocol"},
+    "transport-status-malformed": {"outcome.protocol"},
+    "persistent-internal": {"retry.gives_up"},
+    "persistent-rate_limited": {"retry.gives_up"},
 }
+
+
+def scenario_name(scenario_id: str) -> str:
+    """``provider/model/name[variant=option]`` -> ``name``: the key of RECORD."""
+    return scenario_id.rsplit("/", 1)[-1].split("[", 1)[0]
 
 
 class _Waiting(threading.local):

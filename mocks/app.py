@@ -23,7 +23,7 @@ from veomock.contracts.templates import compile_template
 from veomock.mocks.faults import MockApp, screen, with_fault
 from veomock.mocks.hosts import request_host
 from veomock.mocks.journal import EXCHANGE, exchange
-from veomock.mocks.jsontext import NotText, TooDeep, json_text, loads_body
+from veomock.mocks.jsontext import NotText, TooDeep, json_text, json_type, loads_body
 from veomock.mocks.lifecycle import Job
 from veomock.mocks.media import clip_for
 from veomock.mocks.responses import error_response, render, renderer, reply
@@ -225,7 +225,7 @@ class _Handlers:
             msg = f"Malformed JSON{where}: {exc.args[0].split(':')[0]}; send a JSON object"
             return None, error_response(contract, "malformed_json", msg)
         if not isinstance(body, dict):
-            msg = f"The request body must be a JSON object, not {type(body).__name__}"
+            msg = f"The request body must be a JSON object, not {json_type(body)}"
             return None, error_response(contract, "invalid_request", msg)
         return body, None
 

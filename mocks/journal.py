@@ -20,7 +20,7 @@ import hashlib
 import itertools
 import json
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -36,6 +36,8 @@ __all__ = [
     "JOURNAL_BYTES",
     "Journal",
     "exchange",
+    "mask_secret",
+    "masked",
     "select",
     "to_har",
 ]
@@ -204,6 +206,49 @@ class Journal:
         self._entries = deque(e for e, _ in kept)
         self._weights = deque(w for _, w in kept)
         self.bytes = sum(self._weights)
+
+
+def mask_secret(secret: str) -> str:
+    """An API key or token as listings show it: enough to tell keys apart, not enough to use one."""
+    if len(secret) >= 12:
+        return f"{secret[:4]}…{secret[-4:]}"
+    return f"{secret[:2]}…{secret[-2:]}" if len(secret) >= 6 else "…"
+
+
+def _mask_header(value: str) -> str:
+    scheme, _, token = value.strip().partition(" ")
+    return f"{scheme} {mask_secret(token.strip())}" if token and scheme.lower() == "bearer" else mask_secret(value)
+
+
+def masked(entries: Iterable[Mapping[str, Any]], secret_headers: Collection[str]) -> list[dict[str, Any]]:
+    """Copies of ``entries`` with every API key shown as :func:`mask_secret` shows it: the ``key``
+    field, the values of ``secret_headers`` (lower-case names), and the key wherever else it appears
+    in a header or the URL."""
+    out = []
+    for entry in entries:
+        copy = dict(entry)
+        key = entry.get("key")
+        hidden = mask_secret(key) if isinstance(key, str) and key else None
+
+        def clean(name: Any, value: Any, key: Any = key, hidden: str | None = hidden) -> str:
+            text = str(value)
+            if str(name).lower() in secret_headers:
+                return _mask_header(text)
+            return text.replace(key, hidden) if hidden is not None else text
+
+        if hidden is not None:
+            copy["key"] = hidden
+            if "url" in entry:
+                copy["url"] = clean("", entry["url"])
+        for part in ("request", "response"):
+            section = entry.get(part)
+            if isinstance(section, Mapping):
+                headers = [[name, clean(name, value)] for name, value in section.get("headers") or []]
+                copy[part] = {**section, "headers": headers}
+        if isinstance(entry.get("headers"), Mapping):
+            copy["headers"] = {name: clean(name, value) for name, value in entry["headers"].items()}
+        out.append(copy)
+    return out
 
 
 def _status_matches(actual: Any, wanted: str) -> bool:

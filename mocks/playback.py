@@ -207,7 +207,30 @@ def _status_of(contract: Contract, body: Any) -> tuple[str, str | int | None] | 
         if len(states) > 1 and failure is not None and failure.state in states:
             return failure.state, code
         return (canonical if canonical in states else states[0]), code
+    if all("status" not in job_fields(spec.body.source) for spec in contract.status.values()):
+        return _status_by_shape(contract, body)
     return None
+
+
+_ABSENT = object()
+
+
+def _status_by_shape(contract: Contract, body: Any) -> tuple[str, str | int | None] | None:
+    """Where no status body names its state (a ``done`` flag, say): the state whose template the
+    body fits, every fixed value equal and every job field present; the most specific one wins."""
+    best, best_size = None, -1
+    for canonical, spec in contract.status.items():
+        fixed, fields = list(literals(spec.body.source)), job_fields(spec.body.source)
+        if any(value_at(body, path, _ABSENT) != value for path, value in fixed):
+            continue
+        if any(value_at(body, path, _ABSENT) is _ABSENT for path in fields.values()):
+            continue
+        if len(fixed) + len(fields) > best_size:
+            best, best_size = canonical, len(fixed) + len(fields)
+    if best is None:
+        return None
+    code_path = job_fields(contract.status[best].body.source).get("fail_code")
+    return best, value_at(body, code_path) if code_path is not None else None
 
 
 def _merge(rules: list[dict[str, Any]], rule: dict[str, Any]) -> None:

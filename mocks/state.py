@@ -1,20 +1,38 @@
-"""The mock's state: contracts, clock, jobs, balances and the journal, with no HTTP in sight.
+"""The mock's state: contracts, clocks, jobs, balances and the journal, with no HTTP in sight.
 
 The Starlette app (``mocks.app``) and the Python API both act through :class:`MockState`, so a
 test can drive the mock in-process exactly as a client does over a socket.
+
+This is the seam between the engine and where its state lives. Handlers hold only what no reset
+changes (a contract and its validators) and reach everything else through the state, per tenant
+(API key), with the one instant ``now(key)`` they read at the start of a request:
+
+- clocks: :meth:`MockState.now`, ``clocks`` (:class:`~mocks.clock.Clocks`: the default and the
+  tenants' own);
+- jobs: :meth:`create_job`, :meth:`job`, :meth:`find_job`, :meth:`jobs_of`, :meth:`force`,
+  :meth:`view`, :meth:`media_expired`;
+- balances: :meth:`remaining`, :meth:`balance`, :meth:`set_balance`;
+- limits: ``limits`` (:class:`~mocks.limits.Limiter`: ``admit``, ``concurrency``);
+- journal: :meth:`record`, ``journal``;
+- webhook schedule: ``webhooks`` (:class:`~mocks.webhooks.Dispatcher`: ``watch``, ``observed``,
+  ``run_due``, ``outstanding``);
+- tenants as a whole: :meth:`forget` (one key) and :meth:`reset` (everything).
+
+The in-memory store below is the default; a store shared by several processes implements the
+same calls over its own structures (nothing else reads ``jobs`` or the ledgers directly).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Set
+from collections.abc import Iterator, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
 from veomock.contracts import Contract, Model
 from veomock.mocks.billing import Ledger
 from veomock.mocks.changes import Changes
-from veomock.mocks.clock import Clock
+from veomock.mocks.clock import Clock, Clocks
 from veomock.mocks.ids import IdMaker, id_maker
 from veomock.mocks.journal import JOURNAL_BYTES, Journal
 from veomock.mocks.lifecycle import Job, Outcome, plan_timeline
@@ -62,6 +80,7 @@ class MockState:
     webhook_ca: str | None = None  # a PEM file of extra CAs trusted for https callbacks
     chaos: dict[str, Any] | None = None  # a chaos profile that survives reset (veomock serve --chaos)
     freeze_every: int | None = 1000  # jobs between moves of live objects out of the collector's sight
+    clocks: Clocks = field(init=False)  # the default clock (``clock``) and the tenants' own
     providers: dict[str, ProviderRuntime] = field(init=False)
     _validators: dict[str, dict[str, RequestValidator]] = field(init=False, repr=False)
     jobs: dict[tuple[str, str], Job] = field(init=False)
@@ -74,6 +93,7 @@ class MockState:
     changes: Changes = field(init=False)  # bumped on every change, for the inspector's live view
 
     def __post_init__(self) -> None:
+        self.clocks = Clocks(self.clock)
         self._validators = {
             name: {m: validator_for(model) for m, model in contract.models.items()}
             for name, contract in self.contracts.items()
@@ -85,8 +105,8 @@ class MockState:
 
     def reset(self) -> None:
         """Forget every job, balance, limit, rule, webhook and journal entry; re-seed the random
-        sources; put the clock back as it was made."""
-        self.clock.restore()
+        sources; put the clock back as it was made and drop the tenants' own clocks."""
+        self.clocks.reset()
         self._fresh()
 
     def _fresh(self) -> None:
@@ -110,7 +130,13 @@ class MockState:
         self.changes.bump()
 
     def now(self, key: str | None = None) -> float:
-        """Provider time for ``key``'s requests. A handler reads it once and passes it down."""
+        """Provider time on ``key``'s clock (its own, else the default). A handler reads it once
+        and passes that instant down."""
+        tenants = self.clocks.tenants
+        if tenants and key is not None:
+            clock = tenants.get(key)
+            if clock is not None:
+                return clock.now()
         return self.clock.now()
 
     def runtime(self, provider: str) -> ProviderRuntime:
@@ -188,6 +214,25 @@ class MockState:
         if job is None or (key is not None and job.key != key):
             raise UnknownJob(job_id)
         return job
+
+    def jobs_of(self, provider: str | None = None, key: str | None = None) -> Iterator[Job]:
+        """Every job, or those of ``provider`` and/or ``key``, oldest first."""
+        for job in self.jobs.values():
+            if (provider is None or job.provider == provider) and (key is None or job.key == key):
+                yield job
+
+    def forget(self, key: str) -> None:
+        """Forget one API key's namespace: its jobs, balances, limits, clock, rules, webhooks and
+        journal entries."""
+        for ident in [ident for ident, job in self.jobs.items() if job.key == key]:
+            del self.jobs[ident]
+        for runtime in self.providers.values():
+            runtime.ledger.forget(key)
+        self.limits.forget(key)
+        self.clocks.drop(key)
+        self.scenarios.forget(key)
+        self.webhooks.forget(key)
+        self.journal.drop(key)
 
     def find_job(self, job_id: str) -> Job:
         for (_, jid), job in self.jobs.items():

@@ -116,31 +116,9 @@ def _diff(doc: Any, act: Any, where: str) -> list[str]:
     return [] if doc == act else [f"{where}: documented {doc}, mock gives {act}"]
 
 
-_READ = re.compile(r"\{\{\s*(path|query)\.([A-Za-z0-9_]+)[^}]*\}\}")
-
-
 def request_path(op: Any, job_id: str) -> tuple[str, dict[str, str]]:
-    """URL path and query for a status operation reading ``job_id``.
-
-    ``id_from`` is one read (``path.id``, ``query.taskId``) or a template of reads that the id
-    matches (``models/{{ path.model }}/operations/{{ path.operation }}``).
-    """
-    source = op.id_from.source
-    if "{{" not in source:
-        source = "{{ " + source + " }}"
-    pattern, last, reads = "", 0, []
-    for match in _READ.finditer(source):
-        pattern += re.escape(source[last : match.start()]) + f"(?P<{match.group(2)}>.+?)"
-        reads.append((match.group(1), match.group(2)))
-        last = match.end()
-    found = re.fullmatch(pattern + re.escape(source[last:]), job_id)
-    values = found.groupdict() if found else {name: job_id for _, name in reads}
-    path, query = op.path, {}
-    for root, name in reads:
-        if root == "path":
-            path = re.sub(r"\{" + name + r"(:[a-z]+)?\}", lambda _, value=values[name]: value, path)
-        else:
-            query[name] = values[name]
+    """URL path and query for a status operation reading ``job_id``."""
+    path, query = op.locate(job_id)
     return path, query
 
 

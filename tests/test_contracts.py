@@ -230,3 +230,15 @@ def test_id_from_may_rebuild_a_resource_name_from_path_parameters(tmp_path: Path
     with pytest.raises(ContractError) as info:
         load_file(path)
     assert info.value.hint == "did you mean 'kind'?"
+
+
+def test_a_status_operation_locates_a_job_by_reading_id_from_backwards() -> None:
+    from veomock.contracts.model import Operation
+
+    def status_op(provider: str) -> Operation:
+        return next(o for o in load(provider).operations if o.kind == "status")
+
+    assert status_op("vtrix").locate("abc") == ("/model/v1/generation/task/abc", {})
+    assert status_op("apixo").locate("task_1") == ("/api/v1/statusTask/veo-3-1", {"taskId": "task_1"})
+    name = "models/veo-3.1-generate-preview/operations/ab12"
+    assert status_op("gemini").locate(name) == ("/v1beta/" + name, {})

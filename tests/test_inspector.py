@@ -171,6 +171,17 @@ def test_the_inspector_follows_the_mock_live(page: Any, live_server: LiveServer,
         assert shown.count() >= 1
         assert all(other in text or "sk-i…-two" in text for text in shown.all_inner_texts())
         page.select_option("#filter-key", "")
+        page.select_option("#filter-job", job)
+        texts = page.locator("#journal tr.entry").all_inner_texts()
+        assert texts and all(job in text for text in texts)
+        page.select_option("#filter-job", "")
+        route = sample_request(contract)[0]
+        page.select_option("#filter-operation", route.name)
+        texts = page.locator("#journal tr.entry").all_inner_texts()
+        assert len(texts) == 2 and all(route.path in text for text in texts)  # the two submits
+        assert page.locator("#har").get_attribute("href").endswith(f"/_veomock/journal.har?operation={route.name}")
+        page.select_option("#filter-operation", "")
+        assert page.locator("#har").get_attribute("href").endswith("/_veomock/journal.har")
         page.fill("#journal-search", "no-such-text-anywhere")
         assert page.locator("#journal tr.entry").count() == 0
         assert "HAR" in page.locator("#har").inner_text()
@@ -192,6 +203,43 @@ def test_controls_arm_a_scenario_and_reset(page: Any, state: MockState) -> None:
         page.click("#reset")
         page.locator("#scenarios td", has_text="no scenario armed").wait_for()
         assert state.scenarios.rules == []
+
+
+def test_webhook_attempts_show_their_outcome_and_the_retry_schedule(page: Any, live_server: LiveServer) -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from tests.hooks import CHANNELS, channel_of, request_for
+
+    async def refuse(request: Any) -> Response:
+        return Response("busy", status_code=503)
+
+    provider, name = CHANNELS[0]
+    state = create_state(seed=1, clock=Clock(speed=0, start=START), allow_http_webhooks=True)
+    live_server.serve(state)
+    with ServerThread() as receiver, _screenshot_on_failure(page, "inspector-webhooks"):
+        receiver.use(Starlette(routes=[Route("/hook", refuse, methods=["POST"])]))
+        submit = request_for(provider, channel_of(provider, name), receiver.base_url + "/hook")
+        answer = httpx.request(
+            submit.op.method,
+            live_server.url + submit.op.path,
+            json=submit.body,
+            headers=submit.headers,
+            params=submit.query,
+            timeout=10,
+        )
+        assert answer.status_code < 300, answer.text
+        page.reload()
+        page.locator("#live", has_text="live").wait_for()
+        page.fill("#advance-seconds", "3600")
+        page.click("#advance")
+        page.locator("#jobs .state", has_text="succeeded").wait_for()
+        httpx.post(live_server.url + "/_veomock/webhooks/flush", timeout=30)
+        attempt = page.locator("#webhook-attempts tbody tr").first
+        attempt.locator("td", has_text="retry").first.wait_for()
+        assert "503" in attempt.inner_text() and "retry at" in attempt.inner_text()
+        page.locator("#webhooks-due tbody tr td", has_text="in ").first.wait_for()  # the next attempt, scheduled
 
 
 def test_a_failing_browser_test_leaves_a_screenshot(page: Any) -> None:
@@ -322,14 +370,29 @@ def test_tenants_list_every_key_with_its_balances(state: MockState) -> None:
 
 
 def _screenshot(target: Path) -> None:
-    """The README's picture: a mock with a few jobs, a failure, a retry and a filtered journal."""
-    state = create_state(seed=4, clock=Clock(speed=0, start=START))
-    with ServerThread() as server, tempfile.TemporaryDirectory() as profile:
+    """The README's picture: a mock with a few jobs, a failure, a webhook retry and a scenario."""
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from tests.hooks import CHANNELS, channel_of, request_for
+
+    async def refuse(request: Any) -> Response:
+        return Response("busy", status_code=503)
+
+    state = create_state(seed=4, clock=Clock(speed=0, start=START), allow_http_webhooks=True)
+    with ServerThread() as server, ServerThread() as receiver, tempfile.TemporaryDirectory() as profile:
+        receiver.use(Starlette(routes=[Route("/hook", refuse, methods=["POST"])]))
         live = LiveServer(server.base_url, state, server).serve(state)
         contracts = [state.contracts[name] for name in PROVIDERS]
-        for contract in contracts[:3]:
+        for contract in contracts[1:3]:
             _submit(live.url, contract, "sk-demo-tenant-a", "a lighthouse at dusk")
-        httpx.post(live.url + "/_veomock/clock", json={"advance": 40}, timeout=10)
+        provider, name = CHANNELS[0]
+        hook = request_for(provider, channel_of(provider, name), receiver.base_url + "/hook", key="sk-demo-tenant-a")
+        url = live.url + hook.op.path
+        httpx.request(hook.op.method, url, json=hook.body, headers=hook.headers, params=hook.query, timeout=10)
+        httpx.post(live.url + "/_veomock/clock", json={"advance": 130}, timeout=10)
+        httpx.post(live.url + "/_veomock/webhooks/flush", timeout=30)
         failed = _submit(live.url, contracts[0], "sk-demo-tenant-b", "a storm over the sea")
         httpx.post(live.url + f"/_veomock/jobs/{failed}", json={"state": "failed"}, timeout=10)
         _submit(live.url, contracts[-1], "sk-demo-tenant-b", "a lighthouse at dusk")

@@ -53,6 +53,7 @@ def test_a_session_through_the_proxy_is_recorded_redacted(
     text = out.read_text()
     assert SECRET not in text
     har = json.loads(text)
+    assert "credentials redacted" in har["log"]["comment"] and har["log"]["version"] == "1.2"
     entries = har["log"]["entries"]
     assert [e["response"]["status"] for e in entries] == [submitted.status_code, first.status_code, last.status_code]
     assert [e["_veomock"]["operation"] for e in entries] == [op.name, status_op.name, status_op.name]
@@ -79,6 +80,19 @@ def test_an_upstream_that_does_not_answer_is_a_502_and_recorded(
     assert answer.status_code == 502 and dead in answer.json()["error"]
     (entry,) = json.loads(out.read_text())["log"]["entries"]
     assert entry["response"]["status"] == 0 and "ConnectError" in entry["_veomock"]["error"]
+
+
+def test_query_parameters_holding_keys_are_redacted(
+    state: MockState, _proxy_socket: ServerThread, tmp_path: Path
+) -> None:
+    contract = state.contracts[PROVIDERS[0]]
+    out = tmp_path / "query.har"
+    _proxy_socket.use(proxy_app(contract, "http://127.0.0.1:9", out))
+    httpx.get(_proxy_socket.base_url + "/x", params={"api_key": SECRET, "taskId": "t1"}, timeout=10)
+    text = out.read_text()
+    assert SECRET not in text
+    (entry,) = json.loads(text)["log"]["entries"]
+    assert {q["name"]: q["value"] for q in entry["request"]["queryString"]} == {"api_key": "REDACTED", "taskId": "t1"}
 
 
 def test_redaction_covers_keys_tokens_and_secrets_by_name() -> None:

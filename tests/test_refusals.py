@@ -58,7 +58,7 @@ def test_the_in_process_clock_refuses_before_it_applies() -> None:
     for advance, speed in [(float("nan"), None), (None, float("nan")), (10, float("inf")), (1e308, 2)]:
         with pytest.raises(ValueError):
             control.clock(advance=advance, speed=speed)
-        assert control.clock() == {"now": START, "speed": 0}
+        assert control.clock() == {"now": START, "speed": 0, "tenants": {}}
     with pytest.raises(ValueError, match="finite"):
         Clock(speed=float("nan"))
 
@@ -87,5 +87,26 @@ def test_a_refused_webhook_delay_changes_nothing(client: TestClient) -> None:
 def test_reset_restores_the_clock(client: TestClient, state: MockState) -> None:
     client.post("/_veomock/clock", json={"advance": 3600, "speed": 5})
     assert client.post("/_veomock/reset").status_code == 200
-    assert client.get("/_veomock/clock").json() == {"now": START, "speed": 0}
+    assert client.get("/_veomock/clock").json() == {"now": START, "speed": 0, "tenants": {}}
     assert state.now() == START
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_forcing_a_finished_job_is_refused_and_changes_nothing(
+    client: TestClient, state: MockState, provider: str
+) -> None:
+    contract = state.contracts[provider]
+    op, data = sample_request(contract)
+    headers = {**auth_headers(contract), **data.get("headers", {})}
+    client.request(op.method, op.path, json=data["body"], headers=headers)
+    (job,) = state.jobs.values()
+    client.post("/_veomock/clock", json={"advance": 86_400})
+    before = client.get(f"/_veomock/jobs/{job.id}").json()
+    assert before["state"] == "succeeded"
+    for target in ["failed", "running", "queued", "error"]:
+        refused = client.post(f"/_veomock/jobs/{job.id}", json={"state": target})
+        assert refused.status_code == 409
+        assert "already ended as succeeded" in refused.json()["error"]
+    assert client.get(f"/_veomock/jobs/{job.id}").json() == before
+    unknown = client.post(f"/_veomock/jobs/{job.id}", json={"state": None})
+    assert unknown.status_code == 400 and "unknown state null" in unknown.json()["error"]

@@ -105,6 +105,9 @@ class Run:
     media_sizes: dict[str, int] = field(default_factory=dict)  # job id -> bytes of its result file
     speed: float = 0.0  # 0: exact mode; X: real-time mode, provider time X times real time
     traffic_only: bool = False  # the client prints no outcome; only its traffic is graded
+    created: list[str] = field(default_factory=list)  # every job the mock created, in order
+    charged: float = 0.0  # what the mock's ledger charged the key, when the client was done
+    prices: dict[str, float] = field(default_factory=dict)  # job id -> its price
 
     @property
     def slack(self) -> float:
@@ -125,9 +128,13 @@ class Run:
     def polls(self, job: str) -> list[Exchange]:
         return [e for e in self.exchanges if e.kind == "status" and e.job == job]
 
+    def seen_polls(self, job: str) -> list[Exchange]:
+        """The polls whose answer reached the client whole (no transport fault)."""
+        return [e for e in self.polls(job) if e.fault is None]
+
     @property
     def jobs(self) -> list[str]:
-        return [e.job for e in self.submits if e.job and 200 <= e.status < 300]
+        return [e.job for e in self.submits if e.job and not e.failed]
 
     @property
     def media(self) -> list[Exchange]:
@@ -137,7 +144,7 @@ class Run:
         return [e for e in self.journal if e.get("direction") == "outbound" and (job is None or e.get("job") == job)]
 
     def terminal_poll(self, job: str) -> Exchange | None:
-        return next((e for e in self.polls(job) if e.state in TERMINAL_STATES), None)
+        return next((e for e in self.seen_polls(job) if e.state in TERMINAL_STATES), None)
 
     def terminal_body(self, job: str) -> Any:
         """The status body that told the client how its job ended (a poll, else a webhook)."""
@@ -156,20 +163,23 @@ class Run:
         return None
 
     def retryable(self, exchange: Exchange) -> bool:
+        if exchange.fault is not None:
+            return True
         name = self.error_name(exchange)
         if name and name in self.contract.errors:
             return self.contract.errors[name].retryable
         return exchange.status in (0, 429, 500, 502, 503, 504)
 
     def chains(self) -> list[list[Exchange]]:
-        """Runs of attempts at one request: each attempt after the first follows an error answer."""
+        """Runs of attempts at one request: each attempt after the first follows an error answer
+        or a transport fault."""
         out: list[list[Exchange]] = []
         for exchange in self.api:
             key = (exchange.operation, exchange.job if exchange.kind != "submit" else None)
             if out:
                 last = out[-1][-1]
                 last_key = (last.operation, last.job if last.kind != "submit" else None)
-                if last.status >= 400 and key == last_key:
+                if last.failed and key == last_key:
                     out[-1].append(exchange)
                     continue
             out.append([exchange])

@@ -44,8 +44,8 @@ def _interval(run: Run) -> Iterator[Problem]:
         if minimum is None:
             continue
         for before, after in itertools.pairwise(polls):
-            if not 200 <= before.status < 300:
-                continue  # a retry after an error: the retry checks judge it
+            if before.failed:
+                continue  # a retry after an error or a fault: the retry checks judge it
             gap = after.time - before.time
             if gap < minimum - run.slack:
                 yield Problem(
@@ -67,7 +67,7 @@ def _stops(run: Run) -> Iterator[Problem]:
     for job in run.jobs:
         polls = run.polls(job)
         for i, poll in enumerate(polls):
-            if poll.state in TERMINAL_STATES and i + 1 < len(polls):
+            if poll.state in TERMINAL_STATES and poll.fault is None and i + 1 < len(polls):
                 yield Problem(
                     observed=f"{len(polls) - i - 1} more poll(s) after status {_state_name(run, poll)!r}",
                     expected="no poll after a terminal state",

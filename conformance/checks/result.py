@@ -83,7 +83,8 @@ def _download(run: Run) -> Iterator[Problem]:
     expires = run.contract.media_expires_after
     fetched: dict[str, Exchange] = {}
     for exchange in run.media:
-        if exchange.status == 200:
+        # A download is a GET answered 200 with the whole file: a HEAD or a range request is not.
+        if exchange.method == "GET" and exchange.status == 200 and "range" not in exchange.headers:
             fetched.setdefault(_path_of(exchange), exchange)
     for exchange in run.media:  # a URL that redirects is fetched once what it points to is
         target = _url_path(exchange.response_headers.get("location", ""))
@@ -92,11 +93,12 @@ def _download(run: Run) -> Iterator[Problem]:
     for i, url in enumerate(outcome.urls):
         got = fetched.get(_url_path(url))
         if got is None:
+            seen = [f"{e.method} {e.status}" for e in run.media if e.path == _url_path(url)]
             yield Problem(
-                observed=f"{url} was never fetched (or never answered 200)",
-                expected="a GET of every result URL",
+                observed=f"{url} was never fetched whole ({', '.join(seen) or 'no request'})",
+                expected="a GET of every result URL, answered 200 with the whole file (no Range)",
                 path="media.path",
-                fix="download each result URL after the job succeeds",
+                fix="download each result URL with a plain GET after the job succeeds, and read the whole body",
             )
             continue
         done = max(run.completed_at.values(), default=got.time)
@@ -185,14 +187,25 @@ def _failure_kind(run: Run) -> Iterator[Problem]:
 
 
 def _refusal(run: Run) -> bool:
-    return run.scenario.kind in ("refused", "invalid-request", "persistent", "hang")
+    kind = run.scenario.kind
+    failing = kind in ("transport", "expired") and run.scenario.expect.get("status") == "failed"
+    return failing or kind in ("refused", "invalid-request", "persistent", "hang")
+
+
+# Where the contract says why the job could not succeed, by scenario kind (refusals name their error).
+_WHY = {
+    "hang": "lifecycle.timing",
+    "expired": "media.expires_after",
+    "transport": "PROTOCOL.md (Outcome)",
+    "invalid-request": "models",
+}
 
 
 @check(
     "failure.category",
-    "a refused or abandoned job is reported with the right category",
+    "a refused, abandoned, unreachable or expired job is reported with the right category",
     _refusal,
-    cites=("errors", "PROTOCOL.md (Outcome)"),
+    cites=("errors", "media.expires_after", "PROTOCOL.md (Outcome)"),
     outcome=True,
 )
 def _failure_category(run: Run) -> Iterator[Problem]:
@@ -201,7 +214,7 @@ def _failure_category(run: Run) -> Iterator[Problem]:
     expect = run.scenario.expect
     allowed = expect.get("categories", [])
     rule = run.scenario.rules[0]["action"].get("error") if run.scenario.rules else None
-    path = f"errors.{rule}.status" if rule else ("lifecycle.timing" if run.scenario.kind == "hang" else "models")
+    path = f"errors.{rule}.status" if rule else _WHY.get(run.scenario.kind, "models")
     if outcome.status != "failed" or outcome.category not in allowed:
         yield Problem(
             observed=f"outcome {outcome.status}, category {outcome.category!r}",

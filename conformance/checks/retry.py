@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from veomock.conformance.checks.core import EPSILON, REFUSING, Problem, Run, check
 from veomock.conformance.server import Exchange
@@ -15,6 +15,23 @@ from veomock.conformance.server import Exchange
 def _error_path(run: Run, exchange: Exchange, key: str = "retryable") -> str:
     name = run.error_name(exchange)
     return f"errors.{name}.{key}" if name else "errors"
+
+
+def _rode_out(run: Run, hit: Callable[[Exchange], bool], what: str, path: str, fix: str) -> Iterator[Problem]:
+    """The job went on to success after the first exchange that ``hit`` marks: judged by the
+    outcome, or from traffic alone by a later answer of the same kind that reached the client."""
+    api, outcome = run.api, run.outcome
+    first = next((i for i, e in enumerate(api) if hit(e)), None)
+    if outcome is not None:
+        gave_up = outcome.status != "succeeded"
+        observed = f"gave up after {what} ({outcome.category}: {outcome.message or outcome.http_status})"
+    else:
+        gave_up = first is not None and not any(e.kind == api[first].kind and not e.failed for e in api[first + 1 :])
+        observed = f"no {api[first].kind if first is not None else 'request'} answered after {what}"
+    if gave_up:
+        yield Problem(
+            observed=observed, expected=f"{what} ridden out, and the job followed to success", path=path, fix=fix
+        )
 
 
 @check(
@@ -26,27 +43,53 @@ def _error_path(run: Run, exchange: Exchange, key: str = "retryable") -> str:
 def _transient(run: Run) -> Iterator[Problem]:
     rule = run.scenario.rules[0]
     name = rule["action"]["error"]
-    expected = f"{name} retried ({rule['times']} times) and the job followed to success"
-    fix = "retry 429 and 5xx answers with backoff, on submit and on status polls"
-    outcome = run.outcome
-    if outcome is not None:
-        if outcome.status != "succeeded":
-            yield Problem(
-                observed=f"gave up after {name} ({outcome.category}: {outcome.message or outcome.http_status})",
-                expected=expected,
-                path=f"errors.{name}.retryable",
-                fix=fix,
-            )
-        return
-    # Traffic alone: after the first injected error, the same kind of request must succeed.
-    api = run.api
-    first = next((i for i, e in enumerate(api) if e.injected == name), None)
-    if first is not None and not any(e.kind == api[first].kind and 200 <= e.status < 300 for e in api[first + 1 :]):
+    yield from _rode_out(
+        run,
+        lambda e: e.injected == name,
+        f"{name} ({sum(r['times'] for r in run.scenario.rules if 'error' in r['action'])} times)",
+        f"errors.{name}.retryable",
+        "retry 429 and 5xx answers with backoff, on submit and on status polls, within a budget per request",
+    )
+
+
+def _polled_through_fault(run: Run) -> bool:
+    return run.scenario.fault is not None and run.scenario.fault[0] == "status"
+
+
+@check(
+    "retry.transport",
+    "a status poll that met a network fault (reset, hang, truncated or malformed answer) is retried",
+    _polled_through_fault,
+    cites=("lifecycle.states", "PROTOCOL.md (Outcome)"),
+)
+def _transport(run: Run) -> Iterator[Problem]:
+    fault = run.scenario.fault
+    assert fault is not None
+    yield from _rode_out(
+        run,
+        lambda e: e.kind == "status" and e.fault is not None,
+        f"a poll met a {fault[1]}",
+        "lifecycle.states",
+        "retry a status poll after a network error or an unreadable answer: polling is safe to repeat",
+    )
+
+
+@check(
+    "retry.one_job",
+    "a submit that may have created a job is not repeated: one job, one charge",
+    lambda run: bool(run.created),
+    cites=("billing", "PROTOCOL.md (Outcome)"),
+)
+def _one_job(run: Run) -> Iterator[Problem]:
+    if len(run.created) > 1:
+        price = run.prices.get(run.created[0], 0.0)
         yield Problem(
-            observed=f"no {api[first].kind} succeeded after the {api[first].status} ({name})",
-            expected=expected,
-            path=f"errors.{name}.retryable",
-            fix=fix,
+            observed=f"{len(run.created)} jobs created ({', '.join(run.created)}); the ledger charged "
+            f"{run.charged:g} where one job costs {price:g}",
+            expected="one job: a submit whose answer was lost may have created it",
+            path="billing",
+            fix="do not resubmit after a network error or an unreadable answer once the request was sent; "
+            "retry a submit only on a connect error or an HTTP error answer",
         )
 
 

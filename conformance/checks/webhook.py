@@ -15,19 +15,47 @@ def _webhook(run: Run) -> bool:
 
 
 @check(
-    "webhook.ack",
-    "the webhook receiver answers every callback with 2xx in time",
+    "webhook.requested",
+    "the submit asks for callbacks to the job's webhook URL, as a channel of the contract says",
     _webhook,
-    cites=("webhooks.delivery",),
+    cites=("webhooks.channels",),
+)
+def _requested(run: Run) -> Iterator[Problem]:
+    wanted = run.job.webhook_url
+    for exchange in run.submits:
+        ctx = {"body": exchange.body if isinstance(exchange.body, dict) else {}, "header": exchange.headers}
+        for channel in run.contract.webhook_channels:
+            if channel.models and run.scenario.model not in channel.models:
+                continue
+            if channel.url_from.render(ctx) == wanted:
+                return
+    ways = ", ".join(f"{c.name} ({c.url_from.source})" for c in run.contract.webhook_channels)
+    yield Problem(
+        observed=f"no submit carried the webhook URL {wanted}",
+        expected=f"the URL where a channel reads it: {ways}",
+        path="webhooks.channels",
+        fix="put the job's webhook_url where the provider reads the callback URL, with the fields that switch it on",
+    )
+
+
+@check(
+    "webhook.ack",
+    "the webhook receiver acknowledges every callback as the provider documents, in time",
+    _webhook,
+    cites=("webhooks.delivery.success", "webhooks.delivery.timeout"),
 )
 def _ack(run: Run) -> Iterator[Problem]:
+    delivery = run.contract.webhooks.get("delivery") or {}
+    success = "HTTP 200 exactly" if str(delivery.get("success")) == "200" else "any 2xx"
     for entry in run.webhooks():
         if entry.get("outcome") in ("retry", "gave_up"):
+            status = entry.get("status")
+            timed_out = not isinstance(status, int) or status == 0
             yield Problem(
                 observed=f"callback {entry.get('event')}, attempt {entry.get('attempt')}: {entry.get('error')}",
-                expected="2xx within the delivery timeout",
-                path="webhooks.delivery.timeout",
-                fix="answer callbacks with 2xx at once and do the work afterwards",
+                expected=f"{success} within {delivery.get('timeout', '?')} s",
+                path="webhooks.delivery.timeout" if timed_out else "webhooks.delivery.success",
+                fix="answer callbacks at once, as the provider documents, and do the work afterwards",
             )
             return
 

@@ -129,7 +129,7 @@ function renderJobs() {
       el("td", {}, el("span", { class: `state ${job.state}` }, job.state), " ",
         el("span", { class: "muted" }, job.status + (TERMINAL.has(job.state) && job.state !== "succeeded" ? outcome : ""))),
       el("td", {}, `${job.charge} of ${job.price}`),
-      el("td", {}, timeline(job)),
+      el("td", { class: "timeline" }, timeline(job)),
       el("td", {}, forceControls(job)));
   });
   fill($("jobs").tBodies[0], rows, "no job yet", 7);
@@ -151,7 +151,8 @@ function renderWebhooks() {
       el("td", {}, clockText(e.time)), el("td", { class: "mono" }, e.job), el("td", {}, e.event),
       el("td", {}, e.attempt), el("td", { class: `status-${String(e.status || "")[0]}` }, e.status ?? "—"),
       el("td", {}, e.outcome),
-      el("td", { class: "wrap" }, e.next_attempt_at ? `retry at ${clockText(e.next_attempt_at)}` : "", e.error ? ` ${e.error}` : "")));
+      el("td", { class: "wrap" }, e.next_attempt_at ? `retry at ${clockText(e.next_attempt_at)}` : "",
+        e.error ? `${e.next_attempt_at ? " · " : ""}${e.error}` : "")));
   fill($("webhook-attempts").tBodies[0], attempts, "no attempt yet", 7);
 }
 
