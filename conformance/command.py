@@ -9,7 +9,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from veomock.contracts import ContractError, available, load
 from veomock.mocks.runner import PROFILES, create_state, parse_variants
@@ -18,6 +18,39 @@ if TYPE_CHECKING:
     from veomock.mocks.state import MockState
 
 __all__ = ["main"]
+
+
+_WORKER_ARGV = "VEOMOCK_WORKER_ARGV"
+
+
+def worker_app() -> Any:
+    """The app of one ``veomock serve --workers N`` worker: the serve arguments, on the shared store."""
+    from veomock.mocks.app import build_app
+
+    args = build_parser(grading=False).parse_args(json.loads(os.environ[_WORKER_ARGV]))
+    state = _state(args)
+    gc.collect()
+    gc.freeze()
+    return build_app(state, control_token=args.control_token or None)
+
+
+def _state(args: argparse.Namespace) -> MockState:
+    state = create_state(
+        args.provider or None,
+        seed=args.seed,
+        speed=args.speed,
+        profile=args.profile,
+        variants=parse_variants(args.variant),
+        allow_http_webhooks=args.allow_http_webhooks,
+        webhook_ca=args.webhook_ca,
+        chaos=_read_chaos(args.chaos),
+        store=args.store,
+    )
+    state.webhooks.targets.add(args.webhook_allow)
+    if args.max_jobs is not None and args.max_jobs < 1:
+        raise ValueError(f"--max-jobs needs a positive number, not {args.max_jobs}")
+    state.max_jobs = args.max_jobs
+    return state
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -34,21 +67,15 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    try:
-        state = create_state(
-            args.provider or None,
-            seed=args.seed,
-            speed=args.speed,
-            profile=args.profile,
-            variants=parse_variants(args.variant),
-            allow_http_webhooks=args.allow_http_webhooks,
-            webhook_ca=args.webhook_ca,
-            chaos=_read_chaos(args.chaos),
+    if args.workers < 1 or (args.workers > 1 and not args.store):
+        print(
+            f"veomock: --workers {args.workers}: workers share jobs, balances and the clock only through "
+            "a store; give --store redis://HOST:PORT/DB (or serve with one worker)",
+            file=sys.stderr,
         )
-        state.webhooks.targets.add(args.webhook_allow)
-        if args.max_jobs is not None and args.max_jobs < 1:
-            raise ValueError(f"--max-jobs needs a positive number, not {args.max_jobs}")
-        state.max_jobs = args.max_jobs
+        return 2
+    try:
+        state = _state(args)
         replay = _read_playback(state, args.from_har) if args.from_har else None
     except (ContractError, ValueError, OSError) as exc:
         print(f"veomock: {exc}", file=sys.stderr)
@@ -62,6 +89,8 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"  {name:<12} {base}   (real: {contract.upstream}; {variants})")
     guard = "token in X-Veomock-Token" if args.control_token else "no token"
     print(f"  control      {base}{CONTROL_PREFIX}   ({guard})")
+    if args.store:
+        print(f"  store        {args.store} ({args.workers} worker{'s' if args.workers > 1 else ''})")
     if args.chaos:
         print(f"  chaos        {args.chaos}")
     if args.webhook_allow:
@@ -78,8 +107,13 @@ def _serve(args: argparse.Namespace) -> int:
     # Connection timeouts (keep-alive, request head and body); an open inspector keeps an event
     # stream open, so streams get 2 s to end when stopping.
     options = server_options()
+    if args.workers > 1:  # each worker process builds its own app on the shared store (worker_app)
+        os.environ[_WORKER_ARGV] = json.dumps(args.argv)
+        # Started afresh in each worker: uvicorn hands its options over by name, not by value.
+        http = "veomock.mocks.store_redis:WorkerProtocol"
+        options = {**options, "http": http, "workers": args.workers, "factory": True}
     uvicorn.run(
-        app,
+        "veomock.conformance.command:worker_app" if args.workers > 1 else app,
         host=args.host,
         port=args.port,
         log_level=args.log_level,
@@ -240,6 +274,13 @@ def build_parser(grading: bool = True) -> argparse.ArgumentParser:
         action="store_true",
         help="serve the control API beyond loopback without a token (refused otherwise)",
     )
+    serve.add_argument(
+        "--store",
+        metavar="redis://HOST:PORT/DB",
+        default=None,
+        help="keep jobs, balances, the clock and the journal in Redis, shared by every worker and host",
+    )
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (more than one needs --store)")
     serve.add_argument("--log-level", default="warning")
     serve.set_defaults(func=_serve)
 
@@ -278,6 +319,7 @@ def build_parser(grading: bool = True) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(grading=argv[:1] != ["serve"]).parse_args(argv)
+    args.argv = argv  # what the workers of veomock serve --workers N parse
     result: int = args.func(args)
     return result
 
