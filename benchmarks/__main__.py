@@ -14,7 +14,7 @@ SUITES = ("http", "startup", "memory", "webhooks", "conformance", "soak")
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
-    parser.add_argument("--seconds", type=int, default=5, help="seconds per wrk measurement")
+    parser.add_argument("--seconds", type=int, default=4, help="seconds per wrk measurement")
     parser.add_argument("--passes", type=int, default=1, help="HTTP passes; with more, the report gives medians")
     parser.add_argument("--only", choices=SUITES, action="append")
     args = parser.parse_args()

@@ -542,29 +542,71 @@ def build_app(state: MockState, control: bool = True, control_token: str | None 
 
 
 class _StaticRoutes:
-    """Routes without path parameters, found by (method, path) in a dict and called directly.
+    """Contract routes found without Starlette's router, and their handlers called directly.
 
-    Every contract route would otherwise be tried in order, one regular expression each. This
-    layer sits between Starlette's error middleware (a crash still gets the provider-shaped 500)
-    and its exception middleware, which maps ``HTTPException``: these handlers never raise one,
-    so they skip that layer too. Everything else goes on down to the router.
+    The router tries every route in order, one regular expression each. Here, a route without
+    path parameters is found by (method, path) in a dict; a route with them, by the static part
+    of its path before the first parameter (up to a ``/``): the request path's leading parts up
+    to each ``/`` are looked up, and only the routes filed there are matched, the earliest
+    declared first, as the router would. A path under a mount (the control API), and routes
+    declared after one this layer cannot index, go on down to the router.
+
+    This layer sits between Starlette's error middleware (a crash still gets the provider-shaped
+    500) and its exception middleware, which maps ``HTTPException``: these handlers never raise
+    one, so they skip that layer too.
     """
 
     def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
         self.app = app
         self.table: dict[tuple[str, str], Route] = {}
-        for route in routes:
-            if isinstance(route, Route) and "{" not in route.path:
+        self.prefixed: dict[str, list[tuple[int, Route]]] = {}
+        mounts: list[str] = []
+        indexable = True  # until a route this layer cannot index: the router keeps what follows
+        for order, route in enumerate(routes):
+            if isinstance(route, Mount):
+                mounts.append(route.path)
+            elif isinstance(route, Route) and "{" not in route.path:
                 for method in route.methods or ():
                     self.table.setdefault((method, route.path), route)
+            elif isinstance(route, Route) and route.methods and indexable:
+                prefix = route.path.split("{", 1)[0]
+                if prefix.endswith("/") and prefix != "/":
+                    self.prefixed.setdefault(prefix, []).append((order, route))
+                else:
+                    indexable = False
+            else:
+                indexable = False
+        self.mounts = tuple(mounts)
+
+    def _find(self, method: str, path: str) -> tuple[Route, dict[str, Any]] | None:
+        """The first declared parameterised route that matches ``path`` and ``method``, with its params."""
+        best: tuple[int, Route, dict[str, Any]] | None = None
+        end = path.find("/", 1)
+        while end != -1:
+            for order, route in self.prefixed.get(path[: end + 1], ()):
+                if best is not None and order > best[0]:
+                    break
+                found = route.path_regex.match(path)
+                if found and method in route.methods:  # type: ignore[operator]
+                    params = {k: route.param_convertors[k].convert(v) for k, v in found.groupdict().items()}
+                    best = (order, route, params)
+                    break
+            end = path.find("/", end + 1)
+        return None if best is None else best[1:]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            route = self.table.get((scope["method"], scope["path"]))
+            method, path = scope["method"], scope["path"]
+            route = self.table.get((method, path))
+            params: dict[str, Any] = {}
+            if route is None and self.prefixed and not scope.get("root_path") and not path.startswith(self.mounts):
+                found = self._find(method, path)
+                if found is not None:
+                    route, params = found
             if route is not None:
                 scope["route"] = route
                 scope["endpoint"] = route.endpoint
-                scope["path_params"] = {}
+                scope["path_params"] = params
                 response = await route.endpoint(Request(scope, receive, send))
                 await response(scope, receive, send)
                 return
