@@ -113,6 +113,8 @@ class Operation:
     model_from: Template | None
     id_from: Template | None
     source: str
+    # Errors this route answers with a body of its own (its page documents another text).
+    errors: dict[str, ErrorSpec] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
