@@ -3,23 +3,158 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
+import errno
 import gc
 import json
+import logging
+import math
 import os
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from typing import Any
 
 from veomock.contracts import ContractError, available, load
 from veomock.mocks.runner import PROFILES, create_state, parse_variants
 
 __all__ = ["main"]
 
+ENV_PREFIX = "VEOMOCK_"
+_LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("veomock")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+# -- settings: each ``serve`` option, from the command line or else from VEOMOCK_<NAME> --------
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a whole number from 0 to 65535 (0: any free port), not {text!r}")
+    return port
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number, not {text!r}") from None
+
+
+def _speed(text: str) -> float:
+    try:
+        speed = float(text)
+    except ValueError:
+        speed = math.nan
+    if not (math.isfinite(speed) and speed >= 0):
+        raise argparse.ArgumentTypeError(f"a speed is a number of at least 0 (0 freezes the clock), not {text!r}")
+    return speed
+
+
+def _one_of(choices: Sequence[str], what: str) -> Callable[[str], str]:
+    def convert(text: str) -> str:
+        if text in choices:
+            return text
+        close = difflib.get_close_matches(text, choices, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise argparse.ArgumentTypeError(f"no {what} {text!r}; {hint}known: {', '.join(choices)}")
+
+    return convert
+
+
+def _items(convert: Callable[[str], str]) -> Callable[[str], list[str]]:
+    """A comma-separated list, each item checked by ``convert`` (for an option given many times)."""
+    return lambda text: [convert(item.strip()) for item in text.split(",") if item.strip()]
+
+
+def _switch(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"a switch is 1 or 0 (true or false), not {text!r}")
+
+
+def _text(text: str) -> str:
+    return text
+
+
+# dest -> (conversion of the environment's text, default). The variable is VEOMOCK_<DEST>.
+_SERVE_SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
+    "host": (_text, "127.0.0.1"),
+    "port": (_port, 8000),
+    "provider": (_items(_one_of(sorted(available()), "provider")), []),
+    "speed": (_speed, None),
+    "profile": (_one_of(sorted(PROFILES), "profile"), "fast"),
+    "seed": (_whole, 0),
+    "variant": (_items(_text), []),
+    "allow_http_webhooks": (_switch, False),
+    "webhook_ca": (_text, None),
+    "chaos": (_text, None),
+    "control_token": (_text, None),
+    "log_level": (_one_of(_LOG_LEVELS, "log level"), "warning"),
+}
+
+
+def _env_name(dest: str) -> str:
+    return ENV_PREFIX + dest.upper()
+
+
+def _settle(args: argparse.Namespace) -> None:
+    """Fill each option not given on the command line from its environment variable, or its
+    default; raise ValueError naming the variable when its value is wrong."""
+    for dest, (convert, default) in _SERVE_SETTINGS.items():
+        if getattr(args, dest) is not None:
+            continue
+        name = _env_name(dest)
+        raw = os.environ.get(name)
+        try:
+            value = default if raw is None else convert(raw)
+        except argparse.ArgumentTypeError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+        setattr(args, dest, value)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (uvicorn listens on it); OSError says what to do instead."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise OSError(
+                f"port {port} on {host} is already in use; stop what uses it, or choose another with"
+                f" --port (or {_env_name('port')}; 0 picks a free one)"
+            ) from None
+        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; check --host and --port") from None
+    return sock
+
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
     from veomock.mocks.app import CONTROL_PREFIX, build_app
 
+    try:
+        _settle(args)
+        sock = _listen(args.host, args.port)
+    except (ValueError, OSError) as exc:
+        print(f"veomock: {exc}", file=sys.stderr)
+        return 2
     try:
         state = create_state(
             args.provider or None,
@@ -32,10 +167,12 @@ def _serve(args: argparse.Namespace) -> int:
             chaos=_read_chaos(args.chaos),
         )
     except (ContractError, ValueError, OSError) as exc:
+        sock.close()
         print(f"veomock: {exc}", file=sys.stderr)
         return 2
     app = build_app(state, control_token=args.control_token or None)
-    base = f"http://{args.host}:{args.port}"
+    port = sock.getsockname()[1]
+    base = f"http://[{args.host}]:{port}" if ":" in args.host else f"http://{args.host}:{port}"
     speed = state.clock.speed
     print(f"veomock on {base} (provider time runs {speed:g}x real time, seed {args.seed})")
     for name, contract in state.contracts.items():
@@ -55,7 +192,15 @@ def _serve(args: argparse.Namespace) -> int:
     # server: keep it out of the garbage collector's full passes, which otherwise grow with it.
     gc.collect()
     gc.freeze()
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            # uvicorn says where it listens only on a socket it bound itself; say it here too.
+            logging.getLogger("uvicorn.error").info("Uvicorn running on %s (Press CTRL+C to quit)", base)
+
+    config = uvicorn.Config(app, host=args.host, port=port, log_level=args.log_level, access_log=False)
+    Server(config).run(sockets=[sock])
     return 0
 
 
@@ -115,64 +260,54 @@ def _contracts(args: argparse.Namespace) -> int:
     return status
 
 
+def _serve_epilog() -> str:
+    names = ", ".join(_env_name(dest) for dest in _SERVE_SETTINGS)
+    return (
+        f"Every option can also come from the environment: {names}. An option on the command line"
+        f" wins. {_env_name('provider')} and {_env_name('variant')} take a comma-separated list;"
+        f" {_env_name('allow_http_webhooks')} takes 1 or 0."
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="veomock", description="Mock servers for Veo 3.1 video APIs.")
+    parser = argparse.ArgumentParser(
+        prog="veomock",
+        description="Mock servers for Veo 3.1 video APIs.",
+        epilog=f"veomock serve also reads its options from {ENV_PREFIX}* environment variables (veomock serve --help).",
+    )
+    parser.add_argument("--version", action="version", version=f"veomock {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="serve every provider (or those named) on one port")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    serve.add_argument(
-        "--provider",
-        action="append",
-        default=[],
-        choices=sorted(available()),
-        help="serve only this provider; repeatable",
-    )
-    serve.add_argument(
-        "--speed",
-        type=float,
-        default=None,
-        help="provider time runs X times faster than real time (overrides --profile)",
-    )
-    serve.add_argument(
-        "--profile",
-        default="fast",
-        choices=sorted(PROFILES),
-        help="fast: 60x (a 2-minute job takes 2 s); realistic: documented timings, 1x",
-    )
-    serve.add_argument("--seed", type=int, default=0, help="seed for ids, timings and outcomes")
-    serve.add_argument(
+    serve = sub.add_parser("serve", help="serve every provider (or those named) on one port", epilog=_serve_epilog())
+
+    def option(flag: str, help: str, **kwargs: Any) -> None:
+        """A serve option; unset, it is read from its environment variable (:func:`_settle`)."""
+        dest = flag.removeprefix("--").replace("-", "_")
+        default = _SERVE_SETTINGS[dest][1]
+        shown = "" if default is None or isinstance(default, bool | list) else f"default {default}; "
+        serve.add_argument(flag, default=None, help=f"{help} ({shown}env {_env_name(dest)})", **kwargs)
+
+    option("--host", "address to bind")
+    option("--port", "port; 0 picks a free one", type=_port)
+    option("--provider", "serve only this provider; repeatable", action="append", choices=sorted(available()))
+    option("--speed", "provider time runs X times faster than real time; overrides --profile", type=_speed)
+    option("--profile", "fast: 60x (a 2-minute job takes 2 s); realistic: the documented timings", choices=PROFILES)
+    option("--seed", "seed for ids, timings and outcomes", type=_whole)
+    option(
         "--variant",
+        "a documented alternative (see each contract's variants); repeatable",
         action="append",
-        default=[],
         metavar="PROVIDER.VARIANT=OPTION",
-        help="select a documented alternative (see each contract's variants); repeatable",
     )
-    serve.add_argument(
+    option(
         "--allow-http-webhooks",
+        "let callbacks to a loopback receiver use http where a provider wants https",
         action="store_true",
-        help="let callbacks to a loopback receiver use http where a provider wants https",
     )
-    serve.add_argument(
-        "--webhook-ca",
-        metavar="FILE.pem",
-        default=None,
-        help="trust this CA (PEM) for https callbacks, e.g. a local receiver's test CA",
-    )
-    serve.add_argument(
-        "--chaos",
-        metavar="FILE.json",
-        default=None,
-        help='seeded chaos profile, e.g. {"seed": 7, "faults": {"error:internal": 0.05}}',
-    )
-    serve.add_argument(
-        "--control-token",
-        metavar="TOKEN",
-        default=os.environ.get("VEOMOCK_CONTROL_TOKEN"),
-        help="control calls need header X-Veomock-Token: TOKEN (env VEOMOCK_CONTROL_TOKEN)",
-    )
-    serve.add_argument("--log-level", default="warning")
+    option("--webhook-ca", "trust this CA (PEM) for https callbacks, e.g. a local receiver's", metavar="FILE.pem")
+    option("--chaos", 'seeded chaos profile, e.g. {"seed": 7, "faults": {"error:internal": 0.05}}', metavar="FILE.json")
+    option("--control-token", "control calls need header X-Veomock-Token: TOKEN", metavar="TOKEN")
+    option("--log-level", "uvicorn's log level", choices=_LOG_LEVELS)
     serve.set_defaults(func=_serve)
 
     failures = sub.add_parser("failures", help="list every failure mode of every provider, and its trigger")
@@ -197,7 +332,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (veomock failures --json | head): stop quietly, as a Unix tool
+        # killed by SIGPIPE does; what is still buffered goes nowhere instead of into a traceback.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13
     return result
 
 
