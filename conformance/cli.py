@@ -4,7 +4,8 @@
     veomock check --provider NAME --python my_client:generate --junit out.xml
     veomock check --provider NAME --replay replays/NAME_MODEL_hang.json -- ./my-client
 
-Exit status: 0 when every applicable check passed, 1 when one failed, 2 for a usage error.
+Exit status: 0 when every applicable check passed, 1 when one failed, 2 for a usage error or a
+client that cannot start.
 """
 
 from __future__ import annotations
