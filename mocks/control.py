@@ -20,6 +20,7 @@
     GET  /_veomock/webhooks               outstanding deliveries, policies, counts
     POST /_veomock/webhooks               {"policy": {"mode": "drop", "job": ID}} (or "key": KEY)
     POST /_veomock/webhooks/flush         attempt every delivery due now (after advancing a frozen clock)
+    GET  /_veomock/openapi/{provider}.json  the provider's OpenAPI 3.1 document (mocks/openapi.py)
 
 With ``veomock serve --control-token T`` every control call needs the header ``X-Veomock-Token: T``.
 """
@@ -39,6 +40,7 @@ from veomock.contracts import CANONICAL_STATES, TERMINAL_STATES
 from veomock.mocks.journal import mask_secret, masked, select, to_har
 from veomock.mocks.jsontext import loads
 from veomock.mocks.lifecycle import Job, Outcome
+from veomock.mocks.openapi import control_routes as openapi_routes
 from veomock.mocks.scenarios import RuleError
 from veomock.mocks.state import MockState, UnknownJob
 from veomock.mocks.webhooks import control_routes as webhook_routes
@@ -380,6 +382,7 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
         Route("/limits", guarded(limits), methods=["GET", "POST", "DELETE"]),
         Route("/balances", guarded(balances), methods=["GET", "POST"]),
         *webhook_routes(state),
+        *openapi_routes(dict(state.contracts)),
     ]
     if token:
         return [Mount("", app=_TokenGuard(Router(routes=routes), token))]
