@@ -3,6 +3,8 @@
     veomock check --provider NAME -- python -m examples.clients.NAME
     veomock check --provider NAME --python my_client:generate --junit out.xml
     veomock check --provider NAME --replay replays/NAME_MODEL_hang.json -- ./my-client
+    veomock check --provider NAME --speed 60 -- ./my-client        # real time: the client sleeps
+    veomock check --provider NAME --traffic-only -- ./my-script    # no outcome line: traffic alone
 
 Exit status: 0 when every applicable check passed, 1 when one failed, 2 for a usage error.
 """
@@ -26,13 +28,16 @@ from veomock.conformance.runner import (
     PythonAdapter,
     Result,
     Runner,
+    StartError,
     load_python,
     read_replay,
 )
-from veomock.conformance.scenarios import KINDS, Scenario, catalogue, scenarios
+from veomock.conformance.scenarios import KINDS, NOT_TRAFFIC, Scenario, catalogue, scenarios
 from veomock.contracts import ContractError, available, load
 
-__all__ = ["add_arguments", "explore", "run_check"]
+__all__ = ["TRAFFIC_SPEED", "add_arguments", "explore", "run_check"]
+
+TRAFFIC_SPEED = 60.0  # real-time factor of a traffic-only run when --speed is not given
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,6 +64,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--junit", metavar="FILE", help="write a JUnit XML report")
     parser.add_argument("--json", metavar="FILE", help="write a JSON report")
     parser.add_argument("--timeout", type=float, default=120.0, help="real seconds one client run may take")
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=None,
+        metavar="X",
+        help="real-time mode: provider time runs X times faster while the client sleeps for real "
+        f"(default: exact mode, the clock URL; {TRAFFIC_SPEED:g} with --traffic-only)",
+    )
+    parser.add_argument(
+        "--traffic-only",
+        action="store_true",
+        help="the client prints no outcome: grade its requests alone (the report lists what is skipped)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- the client command")
 
@@ -94,7 +112,7 @@ def _adapter(args: argparse.Namespace, recorded: str | None = None) -> Adapter:
 
 def explore(runner: Runner, scenario_source: Any, count: int) -> Result | None:
     """Run ``count`` generated scenarios; on a failure Hypothesis shrinks it and the minimal
-    failing result (with its replay file) is returned."""
+    failing result (with its replay file, the only one exploration writes) is returned."""
     from hypothesis import HealthCheck, Phase, given, settings
 
     failing: list[Result] = []
@@ -109,7 +127,7 @@ def explore(runner: Runner, scenario_source: Any, count: int) -> Result | None:
     )
     @given(scenario_source)
     def probe(scenario: Scenario) -> None:
-        result = runner.run(scenario)
+        result = runner.run(scenario, replay=False)
         if result.failures:
             failing.append(result)
             raise AssertionError(result.failures[0].render())
@@ -117,7 +135,7 @@ def explore(runner: Runner, scenario_source: Any, count: int) -> Result | None:
     try:
         probe()
     except AssertionError:
-        return failing[-1] if failing else None
+        return runner.record(failing[-1]) if failing else None
     return None
 
 
@@ -136,9 +154,17 @@ def run_check(args: argparse.Namespace, out: Any = None) -> int:
             chosen = [
                 s
                 for s in catalogue(contract, caps)
-                if (not args.kind or s.kind in args.kind) and (not args.scenario or s.id in args.scenario)
+                if (not args.kind or s.kind in args.kind)
+                and (not args.scenario or s.id in args.scenario)
+                and not (args.traffic_only and s.kind in NOT_TRAFFIC)
             ]
+        if args.traffic_only and chosen:
+            # The program picks its own model and request: one model's scenarios cover it.
+            chosen = [s for s in chosen if s.model == chosen[0].model]
         adapter = _adapter(args, recorded)
+        speed = args.speed if args.speed is not None else (TRAFFIC_SPEED if args.traffic_only else 0.0)
+        if speed < 0:
+            raise ValueError(f"--speed must be 0 (exact mode) or more, not {speed:g}")
     except (ContractError, ProtocolError, ValueError, OSError, ImportError, AttributeError) as exc:
         print(f"veomock check: {exc}", file=sys.stderr)
         return 2
@@ -146,19 +172,32 @@ def run_check(args: argparse.Namespace, out: Any = None) -> int:
         print("veomock check: no scenario matches", file=sys.stderr)
         return 2
     replay_dir = Path(args.replay_dir) if args.replay_dir else None
-    runner = Runner(args.provider, adapter, caps, seed=args.seed, replay_dir=replay_dir, checks=args.check or None)
+    runner = Runner(
+        args.provider,
+        adapter,
+        caps,
+        seed=args.seed,
+        replay_dir=replay_dir,
+        checks=args.check or None,
+        speed=speed,
+        traffic_only=args.traffic_only,
+    )
     progress = None if args.quiet else Progress(len(chosen), out)
-    with runner:
-        results = runner.run_all(chosen, progress)
-        if args.explore and not args.replay:
-            minimal = explore(runner, scenarios(contract, caps), args.explore)
-            if minimal is not None:
-                results.append(minimal)
-    print(summary(results, args.provider, adapter.describe()), file=out)
+    try:
+        with runner:
+            results = runner.run_all(chosen, progress)
+            if args.explore and not args.replay:
+                minimal = explore(runner, scenarios(contract, caps), args.explore)
+                if minimal is not None:
+                    results.append(minimal)
+    except StartError as exc:
+        print(f"veomock check: {exc}", file=sys.stderr)
+        return 2
+    print(summary(results, args.provider, adapter.describe(), mode=runner.mode()), file=out)
     if args.junit:
         write_junit(args.junit, results, args.provider)
     if args.json:
-        write_json(args.json, results, args.provider, adapter.describe())
+        write_json(args.json, results, args.provider, adapter.describe(), mode=runner.mode())
     return 0 if all(r.passed for r in results) else 1
 
 

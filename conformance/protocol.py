@@ -17,6 +17,7 @@ __all__ = [
     "ENV_BASE_URL",
     "ENV_CLOCK_URL",
     "ENV_PROVIDER",
+    "ENV_SPEED",
     "ENV_WEBHOOK_ADDR",
     "Capabilities",
     "Job",
@@ -29,6 +30,7 @@ ENV_API_KEY = "VEOMOCK_API_KEY"
 ENV_PROVIDER = "VEOMOCK_PROVIDER"
 ENV_WEBHOOK_ADDR = "VEOMOCK_WEBHOOK_ADDR"
 ENV_CLOCK_URL = "VEOMOCK_CLOCK_URL"
+ENV_SPEED = "VEOMOCK_SPEED"
 
 # Why a job did not succeed, as the client reports it.
 CATEGORIES = {

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from veomock.conformance.checks import CHECKS
+from veomock.conformance.checks.core import REAL_SLACK
 from veomock.conformance.runner import Result
 
-__all__ = ["Progress", "summary", "to_json", "write_json", "write_junit"]
+__all__ = ["Progress", "describe_mode", "summary", "to_json", "write_json", "write_junit"]
 
 
 class Progress:
@@ -41,10 +42,29 @@ def _tally(results: Sequence[Result]) -> dict[str, dict[str, int]]:
     return table
 
 
-def summary(results: Sequence[Result], provider: str, client: str, limit: int = 10) -> str:
-    """The table of checks, then the first ``limit`` failures in full."""
+def describe_mode(mode: Mapping[str, Any] | None) -> list[str]:
+    """How the run graded: exact or real time (and its tolerance), and what traffic-only skipped."""
+    mode = mode or {}
+    if mode.get("speed"):
+        lines = [
+            f"  time: real-time, provider time at {mode['speed']:g}x; intervals judged to "
+            f"{mode['tolerance']:g} provider seconds ({REAL_SLACK * 1000:g} ms real)"
+        ]
+    else:
+        lines = ["  time: exact (the client waits through the clock URL)"]
+    if mode.get("traffic_only"):
+        lines.append("  traffic-only: the client's requests are graded, no outcome is read; skipped:")
+        lines += [f"    {name}: {why}" for name, why in mode.get("skipped_checks", {}).items()]
+        lines += [f"    scenarios of kind {kind}: {why}" for kind, why in mode.get("skipped_kinds", {}).items()]
+    return lines
+
+
+def summary(
+    results: Sequence[Result], provider: str, client: str, limit: int = 10, mode: Mapping[str, Any] | None = None
+) -> str:
+    """How the run graded, the table of checks, then the first ``limit`` failures in full."""
     table = _tally(results)
-    lines = [f"veomock conformance: {provider}, client {client}"]
+    lines = [f"veomock conformance: {provider}, client {client}", *describe_mode(mode)]
     width = max([len(n) for n in CHECKS] + [5])
     lines.append(f"  {'check':<{width}}  scenarios  failed")
     for name in CHECKS:
@@ -67,10 +87,13 @@ def summary(results: Sequence[Result], provider: str, client: str, limit: int = 
     return "\n".join(lines)
 
 
-def to_json(results: Sequence[Result], provider: str, client: str) -> dict[str, Any]:
+def to_json(
+    results: Sequence[Result], provider: str, client: str, mode: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     return {
         "provider": provider,
         "client": client,
+        "mode": dict(mode or {"time": "exact", "speed": 0.0, "tolerance": 0.0}),
         "checks": {
             name: {"title": spec.title, **_tally(results).get(name, {"scenarios": 0, "failed": 0})}
             for name, spec in CHECKS.items()
@@ -92,8 +115,11 @@ def to_json(results: Sequence[Result], provider: str, client: str) -> dict[str, 
     }
 
 
-def write_json(path: Path | str, results: Sequence[Result], provider: str, client: str) -> None:
-    Path(path).write_text(json.dumps(to_json(results, provider, client), indent=2, ensure_ascii=False) + "\n")
+def write_json(
+    path: Path | str, results: Sequence[Result], provider: str, client: str, mode: Mapping[str, Any] | None = None
+) -> None:
+    report = to_json(results, provider, client, mode)
+    Path(path).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
 
 
 def write_junit(path: Path | str, results: Sequence[Result], provider: str) -> None:

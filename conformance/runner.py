@@ -23,28 +23,34 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from veomock.conformance.checks import Failure, Run, run_checks
+from veomock.conformance.checks.core import REAL_SLACK, skipped
 from veomock.conformance.facts import api_key
 from veomock.conformance.protocol import (
     ENV_API_KEY,
     ENV_BASE_URL,
     ENV_CLOCK_URL,
     ENV_PROVIDER,
+    ENV_SPEED,
     ENV_WEBHOOK_ADDR,
     Capabilities,
     Job,
     Outcome,
     ProtocolError,
 )
-from veomock.conformance.scenarios import HOOK_PATH, Scenario
+from veomock.conformance.scenarios import HOOK_PATH, NOT_TRAFFIC, Scenario
 from veomock.conformance.server import Harness, ServerThread
 from veomock.contracts import Contract
 from veomock.mocks import CONTROL_PREFIX
 from veomock.mocks.lifecycle import Job as MockJob
 from veomock.mocks.media import clip_for
 
-__all__ = ["Adapter", "CommandAdapter", "PythonAdapter", "Result", "Runner", "load_python"]
+__all__ = ["Adapter", "CommandAdapter", "PythonAdapter", "Result", "Runner", "StartError", "load_python"]
 
 ClientFunc = Callable[[dict[str, Any], Mapping[str, str]], Mapping[str, Any]]
+
+
+class StartError(Exception):
+    """The client cannot start at all (no such program, not executable): no scenario can run."""
 
 
 class Adapter(Protocol):
@@ -73,7 +79,9 @@ class PythonAdapter:
 
 
 def load_python(spec: str) -> ClientFunc:
-    """``package.module:function`` (a file path works for the module too) -> the function."""
+    """``package.module:function`` (a file path works for the module too) -> the function.
+
+    A module name is looked up from the current directory first, as ``python -m`` does."""
     module_name, _, attr = spec.partition(":")
     if not attr:
         raise ValueError(f"{spec!r} must look like module:function")
@@ -81,9 +89,14 @@ def load_python(spec: str) -> ClientFunc:
         path = Path(module_name).resolve()
         sys.path.insert(0, str(path.parent))
         module_name = path.stem
+    elif os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     module = importlib.import_module(module_name)
     func: ClientFunc = getattr(module, attr)
     return func
+
+
+_DID_NOT_RUN = ("the client could not start", "the client ran past")
 
 
 class CommandAdapter:
@@ -115,7 +128,7 @@ class CommandAdapter:
             stderr = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
             return None, f"the client ran past {self.timeout:g} real seconds and was stopped", stderr
         except OSError as exc:
-            return None, f"the client could not start: {exc}", ""
+            raise StartError(self._why_not_started(exc)) from None
         lines = [line for line in done.stdout.splitlines() if line.strip()]
         if done.returncode != 0:
             return None, f"the client exited with status {done.returncode}", done.stderr
@@ -125,6 +138,23 @@ class CommandAdapter:
             return json.loads(lines[-1]), None, done.stderr
         except json.JSONDecodeError as exc:
             return None, f"the last line of stdout is not JSON ({exc.msg}): {lines[-1][:200]!r}", done.stderr
+
+
+    def _why_not_started(self, exc: OSError) -> str:
+        program = self.argv[0]
+        where = f" (from {self.cwd})" if self.cwd else ""
+        if isinstance(exc, FileNotFoundError):
+            looked = "no such file" if os.sep in program else "not found on PATH"
+            return f"the client {program!r} cannot start: {looked}{where}; check the command after --"
+        if isinstance(exc, PermissionError):
+            return (
+                f"the client {program!r} cannot start: it is not executable{where}; "
+                f"chmod +x it, or name its interpreter (-- python3 {program})"
+            )
+        return (
+            f"the client {program!r} cannot start: {exc.strerror or exc}{where}; "
+            "a script needs a #! line, or name its interpreter after --"
+        )
 
 
 @dataclass
@@ -166,6 +196,8 @@ class Runner:
     seed: int = 0
     replay_dir: Path | None = None
     checks: Sequence[str] | None = None
+    speed: float = 0.0  # 0: exact mode (the clock URL); X > 0: real time, provider time X times faster
+    traffic_only: bool = False  # the client prints no outcome: grade its traffic alone
 
     def __post_init__(self) -> None:
         self._server: ServerThread | None = None
@@ -191,21 +223,22 @@ class Runner:
             self._harnesses[key] = Harness(self.provider, dict(variants), seed=self.seed)
         return self._harnesses[key]
 
-    def run(self, scenario: Scenario) -> Result:
+    def run(self, scenario: Scenario, *, replay: bool = True) -> Result:
+        """Run the client on ``scenario`` and grade it; ``replay=False`` writes no replay file
+        (:meth:`record` can write it later)."""
         if scenario.provider != self.provider:
             raise ValueError(f"scenario {scenario.id} is for {scenario.provider}, not {self.provider}")
         assert self._server is not None, "use the Runner as a context manager"
         harness = self.harness(scenario.variants)
-        harness.begin(scenario.plan())
+        harness.begin(scenario.plan(), speed=self.speed)
         self._server.use(harness)
         contract = harness.contract
         key = api_key(contract)
-        env = {
-            ENV_BASE_URL: self.base_url,
-            ENV_API_KEY: key,
-            ENV_PROVIDER: self.provider,
-            ENV_CLOCK_URL: f"{self.base_url}{CONTROL_PREFIX}/clock",
-        }
+        env = {ENV_BASE_URL: self.base_url, ENV_API_KEY: key, ENV_PROVIDER: self.provider}
+        if self.speed > 0:
+            env[ENV_SPEED] = f"{self.speed:g}"
+        else:
+            env[ENV_CLOCK_URL] = f"{self.base_url}{CONTROL_PREFIX}/clock"
         webhook_url = None
         if self.capabilities.webhooks:
             port = _free_port()
@@ -220,10 +253,19 @@ class Runner:
             download=self.capabilities.downloads,
             webhook_url=webhook_url,
         )
-        raw, problem, stderr = self.adapter.run(job, env)
-        self._server.use(None)
+        try:
+            raw, problem, stderr = self.adapter.run(job, env)
+        finally:
+            harness.end()
+            self._server.use(None)
         outcome = None
-        if problem is None:
+        exchanges = harness.exchanges()
+        if self.traffic_only:
+            # No outcome to read, and the exit status is the program's own business: what is left
+            # to report is a program that did not run, or never reached the mock.
+            if problem is None or not problem.startswith(_DID_NOT_RUN):
+                problem = None if exchanges else f"the program sent no request to {ENV_BASE_URL}"
+        elif problem is None:
             try:
                 outcome = Outcome.from_json(raw)
             except ProtocolError as exc:
@@ -235,7 +277,7 @@ class Runner:
             capabilities=self.capabilities,
             job=job,
             api_key=key,
-            exchanges=harness.exchanges(),
+            exchanges=exchanges,
             journal=harness.journal(),
             outcome=outcome,
             problem=problem,
@@ -244,13 +286,23 @@ class Runner:
             expected_urls={j.id: [self.base_url + j.result_path] for j in jobs},
             completed_at={j.id: t for j in jobs if (t := j.terminal_at()) is not None},
             media_sizes={j.id: _media_size(contract, j) for j in jobs},
+            speed=self.speed,
+            traffic_only=self.traffic_only,
+            created=[j.id for j in jobs],
+            charged=harness.state.providers[self.provider].ledger.charged(key, harness.clock.now()),
+            prices={j.id: j.price for j in jobs},
         )
         applied, failures = run_checks(run, self.checks)
         result = Result(scenario, applied, failures, run)
-        if failures and self.replay_dir is not None:
+        return self.record(result) if replay else result
+
+    def record(self, result: Result) -> Result:
+        """Write the replay file of a failing result (when there is a replay directory) and point
+        each failure's reproduce command at it."""
+        if result.failures and self.replay_dir is not None:
             result.replay = self.write_replay(result)
-        reproduce = self.reproduce(result.replay, scenario.id)
-        result.failures = [Failure(**{**f.to_json(), "reproduce": reproduce}) for f in failures]
+        reproduce = self.reproduce(result.replay, result.scenario.id)
+        result.failures = [Failure(**{**f.to_json(), "reproduce": reproduce}) for f in result.failures]
         return result
 
     def run_all(self, scenarios: Iterable[Scenario], progress: Callable[[Result], None] | None = None) -> list[Result]:
@@ -287,7 +339,19 @@ class Runner:
     def reproduce(self, replay: Path | None, scenario: str) -> str:
         target = f"--replay {shlex.quote(str(replay))}" if replay else f"--scenario {shlex.quote(scenario)}"
         seed = f" --seed {self.seed}" if self.seed else ""
-        return f"veomock check --provider {self.provider}{seed} {target} {self.adapter.describe()}"
+        mode = (f" --speed {self.speed:g}" if self.speed else "") + (" --traffic-only" if self.traffic_only else "")
+        return f"veomock check --provider {self.provider}{seed}{mode} {target} {self.adapter.describe()}"
+
+    def mode(self) -> dict[str, Any]:
+        """How this runner grades, for the reports: exact or real time (with its tolerance), and
+        in traffic-only mode what is skipped and why."""
+        out: dict[str, Any] = {"time": "real-time" if self.speed else "exact", "speed": self.speed}
+        out["tolerance"] = self.speed * REAL_SLACK  # provider seconds
+        if self.traffic_only:
+            out["traffic_only"] = True
+            out["skipped_checks"] = skipped(self.checks)
+            out["skipped_kinds"] = dict(NOT_TRAFFIC)
+        return out
 
 
 def _jsonable(entry: Mapping[str, Any]) -> dict[str, Any]:

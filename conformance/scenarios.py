@@ -11,27 +11,37 @@ and shrinks a failure to a minimal scenario.
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
-from hypothesis import Phase, find, settings
+import jsonschema
+from hypothesis import Phase, assume, find, settings
 from hypothesis import strategies as st
 from veomock.conformance.facts import submit_operation, webhook_body_fields
 from veomock.conformance.protocol import Capabilities
 from veomock.conformance.strategies import Mutation, invalid_requests, valid_requests
 from veomock.contracts import Contract, Model, load
+from veomock.mocks.media import MEDIA_DIR
+from veomock.mocks.scenarios import FAULTS
+from veomock.mocks.validation import RequestValidator
 
 __all__ = [
     "CATEGORY_OF_ERROR",
     "KINDS",
+    "NOT_TRAFFIC",
+    "TRANSPORT_FAULTS",
     "Scenario",
     "catalogue",
+    "documented_requests",
     "example_invalid_request",
     "example_request",
     "expected_categories",
+    "explored_id",
     "scenarios",
     "without_webhooks",
 ]
@@ -41,11 +51,21 @@ KINDS = (
     "job-failure",
     "refused",
     "transient",
+    "transport",
     "persistent",
     "hang",
     "invalid-request",
+    "expired",
     "webhook",
 )
+TRANSPORT_FAULTS = FAULTS  # reset, hang, truncate, malformed: mocks/faults.py, on one request each
+# Kinds that a traffic-only program cannot be graded on, and why.
+NOT_TRAFFIC = {
+    "invalid-request": "the program submits its own request, not the job's invalid one",
+    "hang": "judging the give-up needs the job's timeout and the outcome's category",
+    "webhook": "the program is given no webhook URL",
+    "expired": "judging it needs the outcome's category",
+}
 # Client-facing category of a refusal, by the meta-schema's error vocabulary; by status otherwise.
 CATEGORY_OF_ERROR = {
     "invalid_request": "invalid_request",
@@ -69,6 +89,7 @@ _CATEGORY_OF_STATUS = {
 }
 _REFUSING = (400, 401, 402, 403)
 HOOK_PATH = "/veomock-hook"
+FIXTURES = MEDIA_DIR.parent  # the installed fixtures: documented requests per provider
 FOREVER = 1 << 20
 
 
@@ -90,6 +111,15 @@ class Scenario:
     timeout: float = 900.0  # the client's own timeout, provider seconds
     expect: dict[str, Any] = field(default_factory=lambda: {"status": "succeeded"})
     note: str = ""
+    expire_media: bool = False  # the result URLs expire before the client's first download
+
+    @property
+    def fault(self) -> tuple[str, str] | None:
+        """(operation, fault) of a transport-fault scenario."""
+        if self.kind != "transport":
+            return None
+        rule = self.rules[0]
+        return rule["operation"], next(f for f in TRANSPORT_FAULTS if rule["action"].get(f))
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -109,6 +139,8 @@ class Scenario:
         out: dict[str, Any] = {"timing": self.timing, "outcome": self.outcome, "rules": list(self.rules)}
         if self.webhook:
             out["webhook"] = self.webhook
+        if self.expire_media:
+            out["expire_media"] = True
         return out
 
     @property
@@ -182,6 +214,43 @@ def example_invalid_request(contract: Contract, model: Model | str) -> dict[str,
     return body
 
 
+def _every_state_seen(contract: Contract, timing: tuple[float, float]) -> tuple[float, float]:
+    """Timing under which a client polling at the documented interval sees every state: still
+    queued at its first poll, running for at least one poll after that."""
+    interval = contract.poll_interval or 5.0
+    first = contract.first_poll_after or 0.0
+    return max(timing[0], first + interval / 2), max(timing[1], 2 * interval)
+
+
+@lru_cache(maxsize=64)
+def _documented(provider: str, variants: str) -> tuple[tuple[str, str, str], ...]:
+    contract = load(provider, json.loads(variants) or None)
+    out, seen = [], set()
+    for path in sorted((FIXTURES / provider / "requests").glob("*.json")):
+        data = json.loads(path.read_text())
+        op = next((op for op in contract.operations if op.name == data.get("operation")), None)
+        if op is None or op.kind != "submit":
+            continue
+        body = data.get("body")
+        model = op.models[0] if len(op.models) == 1 else op.model_from.render({"body": body}) if op.model_from else None
+        if model not in contract.models or not isinstance(body, dict):
+            continue
+        body = without_webhooks(contract, str(model), body)
+        text = json.dumps(body, sort_keys=True)
+        if (model, text) not in seen and RequestValidator(contract.models[str(model)]).check(body) is None:
+            seen.add((model, text))
+            out.append((str(model), path.stem, text))
+    return tuple(out)
+
+
+def documented_requests(contract: Contract, model: Model | str) -> list[tuple[str, dict[str, Any]]]:
+    """The provider's documented example requests for ``model`` (``fixtures/<provider>/requests``),
+    without their webhook fields: the optional fields a real client sends."""
+    name = model if isinstance(model, str) else model.name
+    rows = _documented(contract.provider, json.dumps(contract.variants, sort_keys=True))
+    return [(stem, json.loads(text)) for m, stem, text in rows if m == name]
+
+
 def _retryable(contract: Contract) -> list[str]:
     return [name for name, spec in contract.errors.items() if spec.retryable and spec.status >= 429]
 
@@ -221,7 +290,9 @@ def _model_scenarios(
     def make(kind: str, name: str, **extra: Any) -> Scenario:
         return Scenario(id=f"{provider}/{model}/{name}{suffix}", kind=kind, **{**common, **extra})
 
-    out = [make("success", "success")]
+    out = [make("success", "success", timing=_every_state_seen(contract, timing))]
+    for name, body in documented_requests(contract, model):
+        out.append(make("success", f"success-documented-{name}", request=body))
     failures = contract.failures if full else contract.failures[:1]
     for failure in failures:
         expect = {
@@ -272,6 +343,25 @@ def _model_scenarios(
     if unavailable:
         rule = {"provider": provider, "operation": "status", "times": 2, "action": {"error": unavailable[0]}}
         out.append(make("transient", f"transient-status-{unavailable[0]}", rules=(rule,)))
+        # More errors in one job than one request's retry budget, each burst within it.
+        burst = max(1, caps.max_retries - 1)
+        error = {"provider": provider, "operation": "status", "times": burst, "action": {"error": unavailable[0]}}
+        normal = {"provider": provider, "operation": "status", "times": 1, "action": {"delay": 0}}
+        rules = tuple(itertools.chain.from_iterable((error, normal) for _ in range(caps.max_retries // burst + 1)))
+        out.append(make("transient", f"transient-status-{unavailable[0]}-spread", rules=rules[:-1]))
+    for operation in ("submit", "status"):
+        for fault in TRANSPORT_FAULTS:
+            rule = {"provider": provider, "operation": operation, "times": 1, "action": {fault: True}}
+            # A faulted submit may have created the job (the mock did its work): resubmitting risks
+            # a second job and a second charge, so the client reports it. A faulted poll is retried.
+            extra: dict[str, Any] = {}
+            if operation == "submit":
+                extra["expect"] = {"status": "failed", "categories": ["unavailable"]}
+            out.append(make("transport", f"transport-{operation}-{fault}", rules=(rule,), **extra))
+    if contract.media_expires_after is not None:
+        out.append(
+            make("expired", "expired", expire_media=True, expect={"status": "failed", "categories": ["expired"]})
+        )
     for names, category in ((unavailable, "unavailable"), (limited, "rate_limited")):
         if names:
             rule = {"provider": provider, "operation": "submit", "times": FOREVER, "action": {"error": names[0]}}
@@ -296,7 +386,7 @@ def _model_scenarios(
     )
     if caps.webhooks and _takes_webhooks(contract, model):
         out.append(make("webhook", "webhook", use_webhook=True))
-        for mode in ("duplicate", "reorder", "delay", "drop"):
+        for mode in ("duplicate", "reorder", "delay", "drop", "late"):
             action: dict[str, Any] = {"webhook": mode, "seconds": 30} if mode == "delay" else {"webhook": mode}
             out.append(make("webhook", f"webhook-{mode}", use_webhook=True, webhook=action))
     return out
@@ -336,12 +426,32 @@ def catalogue(contract: Contract, capabilities: Capabilities | None = None) -> l
             )
     if models:
         for variant, suffix in _variant_contracts(contract):
-            out.extend(_model_scenarios(variant, models[0], caps, suffix, full=False))
+            out.extend(_model_scenarios(variant, models[0], caps, suffix))
     return out
 
 
+_EXPLORED = "explored-"  # the last part of a generated scenario's id: never a catalogue id
+
+
+def explored_id(scenario: Scenario) -> str:
+    """An id of its own for a generated scenario: the catalogue scenario it was drawn from, and a
+    digest of what was drawn (so a replay file never overwrites a catalogue scenario's)."""
+    drawn = {k: v for k, v in scenario.to_json().items() if k != "id"}
+    digest = hashlib.sha256(json.dumps(drawn, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{scenario.id}/{_EXPLORED}{digest}"
+
+
+@lru_cache(maxsize=64)
+def _full_validator(provider: str, variants: str, model: str) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(load(provider, json.loads(variants) or None).models[model].full_schema)
+
+
 def scenarios(contract: Contract, capabilities: Capabilities | None = None) -> st.SearchStrategy[Scenario]:
-    """Scenarios with drawn requests, timings and fault counts, shrinking towards the catalogue's."""
+    """Scenarios with drawn requests, timings and fault counts, shrinking towards the catalogue's.
+
+    A drawn request, without the fields that ask for a webhook, is valid by the contract's schema
+    and cross-field rules (a rule may tie another field to a webhook field, e.g. a delivery mode
+    that needs a callback URL); each scenario gets an id of its own (:func:`explored_id`)."""
     caps = capabilities or Capabilities()
     table = catalogue(contract, caps)
     if not table:
@@ -354,8 +464,10 @@ def scenarios(contract: Contract, capabilities: Capabilities | None = None) -> s
         model = variant.models[scenario.model]
         if scenario.kind != "invalid-request":
             hooks = {p: st.just("https://example.com/hook") for p in webhook_body_fields(variant, model)}
-            body = draw(valid_requests(model, fields=hooks))
-            scenario = replace(scenario, request=without_webhooks(variant, model.name, body))
+            body = without_webhooks(variant, model.name, draw(valid_requests(model, fields=hooks)))
+            valid = _full_validator(variant.provider, json.dumps(variant.variants, sort_keys=True), model.name)
+            assume(valid.is_valid(body))
+            scenario = replace(scenario, request=body)
         low_q, high_q = variant.timing["queued"]
         low_r, high_r = variant.timing["running"]
         if scenario.kind not in ("hang",):
@@ -365,6 +477,6 @@ def scenarios(contract: Contract, capabilities: Capabilities | None = None) -> s
         if scenario.kind == "transient":
             times = draw(st.integers(1, caps.max_retries))
             scenario = replace(scenario, rules=tuple({**r, "times": times} for r in scenario.rules))
-        return scenario
+        return replace(scenario, id=explored_id(scenario))
 
     return build()

@@ -3,11 +3,14 @@
 :class:`Harness` is one mock (``mocks.build_app`` for a provider and its variants) in one thin
 ASGI layer. A scenario is armed through the mock's own scenario rules (``state.scenarios``):
 fault rules first, then how the job ends, how long it takes and how its webhooks are delivered.
-Time is virtual: the mock's clock is frozen and moves only when the client waits, through
-``POST /_veomock/clock``, after which the layer runs the webhook deliveries that fell due. A
-client that never waits would spin forever on a frozen clock, so past a budget of requests without
-a clock advance each request moves provider time on by one poll interval. Checks read what
-happened from the mock's journal (:meth:`Harness.exchanges`).
+In exact mode (the default) time is virtual: the mock's clock is frozen and moves only when the
+client waits, through ``POST /_veomock/clock``, after which the layer runs the webhook deliveries
+that fell due. A client that never waits would spin forever on a frozen clock, so past a budget
+of requests without a clock advance each request moves provider time on by one poll interval. In
+real-time mode (``begin(plan, speed=X)``) the clock runs X times faster than real time while the
+client runs, webhooks are delivered in the background as ``veomock serve`` does, and
+:meth:`Harness.end` freezes the clock again for grading. Checks read what happened from the
+mock's journal (:meth:`Harness.exchanges`).
 
 The harness is served by ``mocks.serving.ServerThread``: uvicorn on a socket bound before the
 thread starts, so clients can connect at once (the kernel queues them) with no readiness polling.
@@ -15,6 +18,7 @@ thread starts, so clients can connect at once (the kernel queues them) with no r
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -37,6 +41,7 @@ Send = Callable[[Message], Awaitable[None]]
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z: every scenario starts at the same provider time
 SPIN_BUDGET = 40  # requests without a clock advance before the harness moves time itself
 REQUEST_CAP = 3000  # requests in one scenario before the harness answers 503 to everything
+HANG_CAP = 0.2  # real seconds a hung answer holds the connection before the mock drops it
 
 
 @dataclass
@@ -60,7 +65,13 @@ class Exchange:
     job: str | None = None
     state: str | None = None  # canonical state the response reported (status polls)
     injected: str | None = None  # the error name a fault rule answered with
+    fault: str | None = None  # the transport fault the answer met (reset, hang, truncate, malformed)
     entry: dict[str, Any] | None = None  # the mock's journal entry
+
+    @property
+    def failed(self) -> bool:
+        """The client got no usable answer: an HTTP error, or a transport fault."""
+        return self.status >= 400 or self.fault is not None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -80,6 +91,7 @@ class Exchange:
             "job": self.job,
             "state": self.state,
             "injected": self.injected,
+            "fault": self.fault,
         }
 
 
@@ -117,18 +129,26 @@ class Harness:
         self._kinds = {op.name: op.kind for op in self.contract.operations}
         self._kinds["media"] = "media"
         self.requests = 0
+        self.speed = 0.0
+        self._background: asyncio.Task[None] | None = None
         self.begin({})
 
     # -- scenario --------------------------------------------------------------------------------
 
-    def begin(self, plan: dict[str, Any]) -> None:
+    def begin(self, plan: dict[str, Any], speed: float = 0.0) -> None:
         """Reset the mock and arm a plan through its scenario rules: ``rules`` (faults, in order),
         then how the job ends (``outcome``), how long it takes (``timing``) and how its webhooks
-        are delivered (``webhook``)."""
+        are delivered (``webhook``). ``speed`` > 0 runs the clock in real time at that factor
+        (real-time mode) until :meth:`end`; 0 keeps it frozen (exact mode)."""
         self.state.reset()
         self.state.scenarios.clear()
         self.spin = 0
         self.requests = 0
+        self.speed = float(speed)
+        self.clock.set_speed(self.speed)
+        # A hang holds the answer until the client gives up, or HANG_CAP real seconds pass.
+        self.state.scenarios.hang_cap = HANG_CAP
+        self.expire_media = bool(plan.get("expire_media"))
         for rule in plan.get("rules", []):
             self.state.scenarios.add({**rule, "provider": self.provider})
         action: dict[str, Any] = {}
@@ -144,6 +164,21 @@ class Harness:
             self.state.scenarios.add({"provider": self.provider, "operation": "submit", "action": action})
         if plan.get("webhook"):
             self.state.scenarios.add({"provider": self.provider, "operation": "submit", "action": plan["webhook"]})
+
+    def _expire_results(self) -> None:
+        """Once a job has succeeded, move time past its results' expiry (before any download)."""
+        after = self.contract.media_expires_after
+        now = self.clock.now()
+        for job in self.state.jobs.values():
+            done = job.terminal_at()
+            if after is not None and done is not None and done <= now and job.state_at(now) == "succeeded":
+                self.clock.advance(done + after + 1.0 - now)
+                self.expire_media = False
+                return
+
+    def end(self) -> None:
+        """The client is done: freeze the clock, so that grading reads one instant."""
+        self.clock.set_speed(0)
 
     def jobs(self) -> list[Job]:
         return list(self.state.jobs.values())
@@ -162,6 +197,7 @@ class Harness:
             size = len(reply.encode()) if isinstance(reply, str) else int(answer.get("content-length", 0) or 0)
             operation = entry.get("operation")
             action = entry.get("action") or {}
+            fault = entry.get("fault") or {}
             out.append(
                 Exchange(
                     seq=len(out),
@@ -181,6 +217,7 @@ class Harness:
                     job=entry.get("job"),
                     state=entry.get("state"),
                     injected=action.get("error") if isinstance(action, dict) else None,
+                    fault=fault.get("fault") if isinstance(fault, dict) else None,
                     entry=entry,
                 )
             )
@@ -218,6 +255,9 @@ class Harness:
         if path.startswith(CONTROL_PREFIX):
             await self.app(scope, receive, send)
             return
+        if self.speed > 0 and self._background is None:
+            # Real time: deliver callbacks as they fall due, on the server's loop, for good.
+            self._background = asyncio.get_running_loop().create_task(self.state.webhooks.run_forever())
         self.spin += 1
         self.requests += 1
         if self.requests > REQUEST_CAP:
@@ -225,8 +265,10 @@ class Harness:
             await send({"type": "http.response.start", "status": 503, "headers": [(b"content-type", b"text/plain")]})
             await send({"type": "http.response.body", "body": body})
             return
-        if self.spin > SPIN_BUDGET:
+        if self.spin > SPIN_BUDGET and self.speed == 0:
             # A client that never waits would spin forever on a frozen clock: let time pass.
             self.clock.advance(max(1.0, self.contract.poll_interval or 1.0))
             await self._deliver()
         await self.app(scope, receive, send)
+        if self.expire_media:
+            self._expire_results()

@@ -21,12 +21,13 @@ writes them (no ``NaN`` or ``Infinity``). Anything else raises
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
 import orjson
 
-__all__ = ["NotText", "TooDeep", "dumps", "loads", "loads_body", "lone_surrogate"]
+__all__ = ["NotText", "TooDeep", "dumps", "finite", "json_text", "json_type", "loads", "loads_body", "lone_surrogate"]
 
 
 class TooDeep(ValueError):
@@ -120,3 +121,31 @@ def dumps(value: Any) -> bytes:
         return orjson.dumps(value).decode().encode()
     except TypeError:
         return _encode(value).encode()
+
+
+_TYPES = ((bool, "boolean"), (int, "number"), (float, "number"), (str, "string"), (list, "array"), (dict, "object"))
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type (``null``, ``string``, ``array``...), for messages."""
+    if value is None:
+        return "null"
+    return next((name for kind, name in _TYPES if isinstance(value, kind)), type(value).__name__)
+
+
+def json_text(value: Any) -> str:
+    """A parsed value as JSON spells it (``null``, ``true``, ``"text"``, ``NaN``), for messages."""
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=True)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def finite(name: str, value: Any) -> float:
+    """``value`` as a float, or :class:`ValueError` unless it is a finite JSON number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number, not {json_type(value)}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, not {json_text(value)}")
+    return number

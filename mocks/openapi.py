@@ -20,18 +20,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
 from veomock.contracts import Contract, Operation
 from veomock.contracts.model import ErrorSpec
 from veomock.contracts.model import Response as ResponseSpec
 
-__all__ = ["control_routes", "document"]
+__all__ = ["document", "serve_document"]
 
 Variant = tuple[str, ResponseSpec | ErrorSpec, str | None]  # title, answer, the state's name if a state
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -222,40 +221,67 @@ def _operation(contract: Contract, op: Operation) -> dict[str, Any]:
     return out
 
 
-def _media(contract: Contract) -> dict[str, Any]:
+def _media(contract: Contract) -> dict[str, dict[str, Any]]:
+    """The result file route (and the storage route it redirects to, where it does)."""
     expired = contract.media_expired
-    return {
-        "operationId": "media",
-        "summary": "the result clip",
-        "description": "A real H.264 MP4 at a provider-shaped URL on the mock's host, until it expires.",
-        "security": [],
-        "parameters": [
-            {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
-        ],
-        "responses": {
-            "200": {
-                "description": "the clip",
-                "content": {
-                    contract.media_type: {"schema": {"type": "string", "contentMediaType": contract.media_type}}
-                },
-            },
-            str(expired.status): _response("unknown or expired", [("expired", expired, None)], None),
-        },
+    clip = {
+        "description": "the clip",
+        "content": {contract.media_type: {"schema": {"type": "string", "contentMediaType": contract.media_type}}},
     }
+    job_id = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+    gone = {str(expired.status): _response("unknown or expired", [("expired", expired, None)], None)}
+
+    def route(operation_id: str, responses: dict[str, Any], keyed: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "operationId": operation_id,
+            "summary": "the result clip",
+            "description": "A real H.264 MP4 at a provider-shaped URL on the mock's host, until it expires.",
+            "parameters": [job_id],
+            "responses": responses,
+        }
+        if not keyed:
+            out["security"] = []
+        return out
+
+    responses: dict[str, Any] = {**gone}
+    if contract.media_auth:
+        for status, variants in _errors(contract).items():
+            responses.setdefault(status, _response("an error", variants, None))
+    routes: dict[str, dict[str, Any]] = {}
+    if contract.media_redirect is not None:
+        moved, storage = contract.media_redirect
+        location = {"Location": {"schema": {"type": "string"}, "description": f"the storage route, {storage}"}}
+        responses[str(moved)] = {"description": "on to the storage route", "headers": location}
+        routes[storage] = {"get": route("storage", {"200": clip, **gone}, False)}
+    else:
+        responses["200"] = clip
+    media = route("media", responses, contract.media_auth)
+    if contract.media_query:
+        name, _, value = contract.media_query.partition("=")
+        media["parameters"] = [job_id, {"name": name, "in": "query", "required": False, "schema": {"const": value}}]
+    return {contract.media_path: {"get": media}, **routes}
 
 
 def _security(contract: Contract) -> dict[str, Any]:
+    """The auth scheme: the header, and the query parameter where the contract takes the key there too."""
     auth = contract.auth
     note = f" Keys must match {auth.key_pattern}." if auth.key_pattern else ""
     if auth.scheme == "bearer" and auth.header.lower() == "authorization":
-        return {"type": "http", "scheme": "bearer", "description": f"Authorization: Bearer YOUR_API_KEY.{note}"}
-    prefix = "Bearer " if auth.scheme == "bearer" else ""
-    return {
-        "type": "apiKey",
-        "in": "header",
-        "name": auth.header,
-        "description": f"{auth.header}: {prefix}YOUR_API_KEY.{note}",
-    }
+        header = {"type": "http", "scheme": "bearer", "description": f"Authorization: Bearer YOUR_API_KEY.{note}"}
+    else:
+        prefix = "Bearer " if auth.scheme == "bearer" else ""
+        description = f"{auth.header}: {prefix}YOUR_API_KEY.{note}"
+        header = {"type": "apiKey", "in": "header", "name": auth.header, "description": description}
+    schemes = {"apiKey": header}
+    query = getattr(auth, "query", None)
+    if query:
+        schemes["apiKeyQuery"] = {
+            "type": "apiKey",
+            "in": "query",
+            "name": query,
+            "description": f"?{query}=YOUR_API_KEY",
+        }
+    return schemes
 
 
 def _webhooks(contract: Contract) -> dict[str, Any]:
@@ -293,7 +319,8 @@ def document(contract: Contract, base_url: str = "http://127.0.0.1:8000", versio
     paths: dict[str, dict[str, Any]] = {}
     for op in contract.operations:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(contract, op)
-    paths.setdefault(contract.media_path, {})["get"] = _media(contract)
+    for path, methods in _media(contract).items():
+        paths.setdefault(path, {}).update(methods)
     description = str(raw.get("description", "")).strip()
     info = {
         "title": str(raw.get("title", contract.provider)),
@@ -306,8 +333,8 @@ def document(contract: Contract, base_url: str = "http://127.0.0.1:8000", versio
         "info": info,
         "servers": [{"url": base_url, "description": "veomock"}],
         "paths": paths,
-        "components": {"securitySchemes": {"apiKey": _security(contract)}},
-        "security": [{"apiKey": []}],
+        "components": {"securitySchemes": _security(contract)},
+        "security": [{name: []} for name in _security(contract)],
     }
     webhooks = _webhooks(contract)
     if webhooks:
@@ -315,17 +342,14 @@ def document(contract: Contract, base_url: str = "http://127.0.0.1:8000", versio
     return out
 
 
-def control_routes(contracts: dict[str, Contract]) -> list[BaseRoute]:
-    """``GET /openapi/{provider}.json``: the document, with the mock's own address as its server."""
+def serve_document(contracts: Mapping[str, Contract], request: Request) -> Response:
+    """``GET /_veomock/openapi/{provider}.json``: the document, with the mock's own address as its server."""
     from veomock.mocks.hosts import request_host
 
-    async def serve(request: Request) -> Response:
-        name = request.path_params["provider"]
-        if name not in contracts:
-            known = ", ".join(sorted(contracts))
-            return JSONResponse({"error": f"no provider {name!r} is served; use one of {known}"}, status_code=404)
-        scope = request.scope
-        host = request_host(request.headers.get("host"), scope.get("server"))
-        return JSONResponse(document(contracts[name], f"{scope.get('scheme', 'http')}://{host}"))
-
-    return [Route("/openapi/{provider}.json", serve, methods=["GET"])]
+    name = request.path_params["provider"]
+    if name not in contracts:
+        known = ", ".join(sorted(contracts))
+        return JSONResponse({"error": f"no provider {name!r} is served; use one of {known}"}, status_code=404)
+    scope = request.scope
+    host = request_host(request.headers.get("host"), scope.get("server"))
+    return JSONResponse(document(contracts[name], f"{scope.get('scheme', 'http')}://{host}"))

@@ -7,9 +7,11 @@ filter, models, ``when``) and refuses what the contract refuses: a plain-http UR
 time, so nothing fires by itself: each :meth:`Dispatcher.run_due` turns the timeline entries that
 now lie in the past into deliveries and attempts every delivery whose time has come, following
 the contract's ``delivery`` (timeout, retry delays, success). The Starlette lifespan calls it every
-few milliseconds while the clock runs; tests and ``POST /_veomock/webhooks/flush`` call it after
-advancing a frozen clock. A retry is due ``retry_delays[n]`` provider seconds after the attempt
-that failed, so advancing the clock by that much makes it due. Every attempt lands in the journal.
+few milliseconds while a clock runs; moving a clock on through the control API (or
+``Control.clock``) calls it at once, and ``POST /_veomock/webhooks/flush`` on demand. Each job's
+time is its key's clock (tenants may have their own). A retry is due ``retry_delays[n]`` provider
+seconds after the attempt that failed, so advancing the clock by that much makes it due. Every
+attempt lands in the journal.
 
 Adversarial delivery comes from a :class:`Policy` set per job or per API key: through the control
 API (``POST /_veomock/webhooks {"policy": {...}}``) or by a scenario rule, whose action
@@ -36,7 +38,7 @@ from starlette.routing import BaseRoute, Route
 from veomock.contracts import CANONICAL_STATES, TERMINAL_STATES, Contract
 from veomock.contracts.model import WebhookChannel, WebhookDelivery
 from veomock.mocks.hosts import Allowlist, is_loopback, parse_target
-from veomock.mocks.jsontext import loads
+from veomock.mocks.jsontext import finite, json_text, loads
 from veomock.mocks.lifecycle import Job
 
 if TYPE_CHECKING:
@@ -75,18 +77,18 @@ class Policy:
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
-            raise ValueError(f"unknown webhook policy {self.mode!r}; use one of {', '.join(MODES)}")
-        if self.seconds < 0:
-            raise ValueError(f"a webhook delay cannot be negative, got {self.seconds}")
+            raise ValueError(f"unknown webhook policy {json_text(self.mode)}; use one of {', '.join(MODES)}")
+        if finite("seconds", self.seconds) < 0:
+            raise ValueError(f"a webhook delay cannot be negative, got {json_text(self.seconds)}")
 
     @classmethod
     def from_action(cls, action: Mapping[str, Any]) -> Policy:
         """``{"webhook": "delay", "seconds": 30}`` (a scenario rule's action) -> a policy.
 
         A delay without ``seconds`` holds each callback back for :data:`DEFAULT_DELAY`."""
-        mode = str(action.get("webhook", action.get("mode")))
+        mode = action.get("webhook", action.get("mode"))
         default = DEFAULT_DELAY if mode == "delay" else 0.0
-        return cls(mode, float(action.get("seconds", default)))
+        return cls(mode, finite("seconds", action.get("seconds", default)))
 
 
 def _label(channel_expr: Any) -> str:
@@ -142,7 +144,7 @@ def requested(
             mode = channel.mode_from.render(ctx)
             if mode not in channel.modes:
                 known = ", ".join(channel.modes)
-                message = f"{_label(channel.mode_from)} must be one of {known}, not {mode!r}"
+                message = f"{_label(channel.mode_from)} must be one of {known}, not {json_text(mode)}"
                 raise WebhookRefused(error, message)
             events = channel.modes[mode]
         states = EVENTS[events]
@@ -151,7 +153,7 @@ def requested(
             unknown = [name for name in chosen if name not in channel.filters]
             if unknown:
                 known = ", ".join(channel.filters)
-                message = f"{_label(channel.filter_from)} may hold {known}, not {unknown[0]!r}"
+                message = f"{_label(channel.filter_from)} may hold {known}, not {json_text(unknown[0])}"
                 raise WebhookRefused(error, message)
             states = frozenset(s for name in chosen for s in channel.filters[name])
         if not targets.allows(target):
@@ -230,6 +232,7 @@ class Dispatcher:
         self._closing: set[asyncio.Task[None]] = set()  # clients kept open for attempts still awaited
         # Where callbacks may go (loopback unless told): configuration, so a reset keeps it.
         self.targets = Allowlist()
+        self._woken: set[asyncio.Task[int]] = set()  # runs started by wake() inside a running loop
         self.reset()
 
     def reset(self) -> None:
@@ -263,13 +266,13 @@ class Dispatcher:
             self._watches.append(watch)
             self._by_job.setdefault((job.provider, job.id), []).append(watch)
 
-    def observed(self, job: Job, canonical: str) -> None:
-        """A client's status poll saw ``job`` in ``canonical``; releases "late" callbacks."""
+    def observed(self, job: Job, canonical: str, now: float) -> None:
+        """A client's status poll saw ``job`` in ``canonical`` at ``now``; releases "late" callbacks."""
         if canonical not in TERMINAL_STATES:
             return
         for watch in self._by_job.get((job.provider, job.id), []):
             if watch.seen_terminal is None:
-                watch.seen_terminal = self.state.now()
+                watch.seen_terminal = now
 
     def set_policy(self, policy: Policy | None, *, job: str | None = None, key: str | None = None) -> None:
         """Deliver the callbacks of one job (or of every job of one API key) adversarially."""
@@ -289,7 +292,10 @@ class Dispatcher:
         return {"jobs": show(self._job_policies), "keys": show(self._key_policies)}
 
     def outstanding(self) -> list[dict[str, Any]]:
-        """Deliveries still to be attempted (or held back), for the control API and for tests."""
+        """Deliveries still to be attempted (or held back), for the control API and for tests:
+        every state change that has come about on its job's clock, whether or not it is due yet."""
+        for w in self._watches:
+            self._emit(w, self.state.now(w.job.key))
         return [
             {
                 "job": d.watch.job.id,
@@ -308,9 +314,9 @@ class Dispatcher:
 
     def next_due(self) -> float | None:
         """When something is next due (a delivery, or a state change someone listens for), or None."""
-        now, times = self.state.now(), []
+        times = []
         for w in self._watches:
-            self._emit(w, now)
+            self._emit(w, self.state.now(w.job.key))
             times += [d.due for d in w.pending if not d.until_seen or w.seen_terminal is not None]
             if not w.ended and w.checked and w.checked[3] < float("inf"):
                 times.append(w.checked[3])
@@ -355,11 +361,12 @@ class Dispatcher:
 
     def _emit(self, watch: _Watch, now: float) -> None:
         """Turn the timeline entries of ``watch``'s job that lie before ``now`` into deliveries."""
-        timeline = watch.job.timeline
-        mark = (timeline, len(timeline), timeline[-1])
-        unchanged = watch.checked[:3] == mark and watch.checked[0] is timeline
+        times = watch.job.times  # a new tuple whenever the timeline changes
+        mark = (times, len(times), times[-1])
+        unchanged = watch.checked[:3] == mark and watch.checked[0] is times
         if watch.ended or (unchanged and now < watch.checked[3]):
             return
+        timeline = watch.job.timeline
         upcoming = float("inf")
         for i, (start, event) in enumerate(timeline):
             if start > now:
@@ -398,8 +405,12 @@ class Dispatcher:
         return best
 
     def _collect(self) -> Iterator[_Watch]:
-        now = self.state.now()
+        now_of, nows = self.state.now, dict[str, float]()
         for watch in self._watches:
+            key = watch.job.key
+            now = nows.get(key)
+            if now is None:
+                now = nows[key] = now_of(key)  # one instant per tenant clock for the whole pass
             self._emit(watch, now)
             if not watch.busy and self._next(watch, now) is not None:
                 watch.busy = True
@@ -421,8 +432,8 @@ class Dispatcher:
 
     # -- delivery ------------------------------------------------------------------------------
 
-    def _real_timeout(self, provider_seconds: float) -> float:
-        speed = self.state.clock.speed
+    def _real_timeout(self, provider_seconds: float, key: str) -> float:
+        speed = self.state.clocks.of(key).speed
         seconds = provider_seconds if speed == 0 else provider_seconds / speed
         return min(self.timeout_cap, max(self.timeout_floor, seconds))
 
@@ -430,7 +441,7 @@ class Dispatcher:
         """Send ``watch``'s due deliveries one after another, in order; returns how many attempts."""
         made = 0
         try:
-            while (delivery := self._next(watch, self.state.now())) is not None:
+            while (delivery := self._next(watch, self.state.now(watch.job.key))) is not None:
                 await self._attempt(delivery, session)
                 made += 1
         finally:
@@ -443,12 +454,13 @@ class Dispatcher:
         status: int | None = None
         error: str | None = None
         d.attempts += 1
-        started, url = self.state.now(), d.watch.callback.url
+        key = d.watch.job.key
+        started, url = self.state.now(key), d.watch.callback.url
         async with session.gate:
             begin = time.perf_counter()
             request = asyncio.ensure_future(session.client.post(url, content=d.content, headers=d.headers))
             try:
-                done, _ = await asyncio.wait({request}, timeout=self._real_timeout(rules.timeout))
+                done, _ = await asyncio.wait({request}, timeout=self._real_timeout(rules.timeout, key))
                 if not done:
                     raise TimeoutError
                 status = request.result().status_code
@@ -469,7 +481,7 @@ class Dispatcher:
                 error = f"HTTP {status}; success is {'exactly 200' if rules.success == '200' else 'any 2xx'}"
             if d.attempts <= len(rules.retry_delays):
                 outcome = "retry"
-                d.due = self.state.now() + rules.retry_delays[d.attempts - 1]
+                d.due = self.state.now(key) + rules.retry_delays[d.attempts - 1]
             else:
                 outcome = "gave_up"
         self._finish(d, outcome, status, error, latency, {"time": started})
@@ -585,6 +597,8 @@ class Dispatcher:
 
     async def run_due(self) -> int:
         """Attempt every delivery due now and return once all are tried; the number of attempts."""
+        if not self._watches:
+            return 0
         made = 0
         async with self._session() as session:
             while True:
@@ -593,6 +607,25 @@ class Dispatcher:
                     return made
                 made += sum(await asyncio.gather(*tasks))
 
+    def wake(self) -> None:
+        """After the clock moved: attempt what has come due. From code without an event loop this
+        returns once every due delivery is tried (on the app's loop when it runs in another
+        thread); from inside a running loop the attempts start as soon as the caller awaits."""
+        if not self._watches:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not None:
+            task = running.create_task(self.run_due())
+            self._woken.add(task)
+            task.add_done_callback(self._woken.discard)
+        elif self._background is not None:
+            asyncio.run_coroutine_threadsafe(self.run_due(), self._background[0]).result()
+        else:
+            asyncio.run(self.run_due())
+
     async def run_forever(self) -> None:
         """Deliver in the background while the clock runs (a frozen clock waits for run_due)."""
         tasks: set[asyncio.Task[int]] = set()
@@ -600,7 +633,7 @@ class Dispatcher:
             self._background = (asyncio.get_running_loop(), session)
             try:
                 while True:
-                    if self.state.clock.speed > 0:
+                    if self.state.clocks.running():
                         for watch in list(self._collect()):
                             task = asyncio.create_task(self._drain(watch, session))
                             tasks.add(task)
@@ -637,8 +670,13 @@ def control_routes(state: MockState) -> list[BaseRoute]:
         checked = Allowlist(allow, defaults=())  # validate everything, then apply
         spec = data.get("policy")
         if spec is not None:
+            if not isinstance(spec, dict):
+                raise ValueError("a policy is an object")
+            job, key = spec.get("job"), spec.get("key")
+            if not all(isinstance(name, str | None) for name in (job, key)) or (job is None) == (key is None):
+                raise ValueError('name exactly one "job" or "key" (a string)')
             policy = None if spec.get("mode") in (None, "none") else Policy.from_action(spec)
-            hooks.set_policy(policy, job=spec.get("job"), key=spec.get("key"))
+            hooks.set_policy(policy, job=job, key=key)
         hooks.targets.add(checked.entries())
 
     async def overview(request: Request) -> Response:

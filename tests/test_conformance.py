@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -19,14 +20,16 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from jsonschema import Draft202012Validator
 from veomock import conformance
-from veomock.conformance.checks import CHECKS
+from veomock.conformance.checks import AREAS, CHECKS
 from veomock.conformance.cli import explore
 from veomock.conformance.command import main as veomock
 from veomock.conformance.facts import extract, result_paths
 from veomock.conformance.protocol import Capabilities, Outcome, ProtocolError
 from veomock.conformance.runner import CommandAdapter, PythonAdapter, Runner, read_replay
-from veomock.conformance.scenarios import catalogue, scenarios
+from veomock.conformance.scenarios import Scenario, catalogue, scenarios
 from veomock.conformance.server import Harness
 from veomock.contracts import available, load
 
@@ -108,6 +111,42 @@ def test_the_catalogue_spreads_over_providers_and_checks() -> None:
     families = Counter(b.catches.split(".")[0] for b in CATALOGUE)
     assert set(families) >= {"request", "polling", "result", "failure", "retry", "outcome", "webhook"}
     assert len({b.name for b in CATALOGUE}) == len(CATALOGUE)
+
+
+def test_the_published_sdk_is_graded_as_its_record_says() -> None:
+    from examples import seaart_adapter
+
+    caps = Capabilities.from_json(seaart_adapter.CAPABILITIES)
+    with Runner("vtrix", PythonAdapter(seaart_adapter.generate), caps) as runner:
+        results = runner.run_all(catalogue(load("vtrix"), caps))
+    graded = {r.scenario.id: {f.check for f in r.failures} for r in results}
+    recorded = {sid: seaart_adapter.RECORD.get(seaart_adapter.scenario_name(sid), set()) for sid in graded}
+    assert graded == recorded
+    assert {seaart_adapter.scenario_name(sid) for sid, failed in graded.items() if failed} == set(seaart_adapter.RECORD)
+    assert sum(r.passed for r in results) >= 60  # success, refusals, resets and hangs, time-out, variants
+
+
+def test_the_published_sdk_runs_as_a_subprocess() -> None:
+    scenario = next(s for s in catalogue(load("vtrix")) if s.kind == "success")
+    adapter = CommandAdapter([sys.executable, "-m", "examples.seaart_adapter"], cwd=str(ROOT))
+    with Runner("vtrix", adapter, Capabilities(downloads=False)) as runner:
+        result = runner.run(scenario)
+    assert result.passed, [f.render() for f in result.failures]
+    assert result.run.exchanges[0].headers["user-agent"].startswith("sa-python/")
+
+
+def test_the_published_sdk_is_graded_in_real_time_without_a_clock() -> None:
+    from examples import seaart_adapter
+
+    chosen = [s for s in catalogue(load("vtrix")) if s.kind in ("success", "job-failure") and not s.variants]
+    caps = Capabilities.from_json(seaart_adapter.CAPABILITIES)
+    with Runner("vtrix", PythonAdapter(seaart_adapter.generate), caps, speed=50) as runner:
+        results = runner.run_all(chosen)
+    failed = {r.scenario.id: {f.check for f in r.failures} for r in results}
+    assert failed == {s.id: seaart_adapter.RECORD.get(seaart_adapter.scenario_name(s.id), set()) for s in chosen}
+    # It polled more than once, and none of its waits went through the mock's clock.
+    assert seaart_adapter._TIME.waiting.elapsed == 0.0
+    assert all(len(r.run.polls(r.run.jobs[0])) > 1 for r in results)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -194,9 +233,106 @@ def test_cli_check_fails_a_broken_client_and_replays_it(tmp_path: Path, capsys: 
     assert "0 passed, 1 failed" in capsys.readouterr().out
 
 
+def test_traffic_only_grades_a_program_that_prints_no_outcome(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "report.json"
+    script = [sys.executable, "-m", "examples.pixazo_script"]
+    base = ["check", "--provider", "pixazo", "--traffic-only", "--speed", "100", "--replay-dir", str(tmp_path), "-q"]
+    kinds = ["--kind", "success", "--kind", "transient", "--scenario", "pixazo/veo-3-1-fast/success"]
+    kinds += ["--scenario", "pixazo/veo-3-1-fast/transient-status-internal"]
+    assert veomock([*base, *kinds, "--json", str(report), "--", *script]) == 0, capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "traffic-only: the client's requests are graded, no outcome is read; skipped:" in out
+    assert "result.success: needs the client's outcome" in out and "scenarios of kind webhook:" in out
+    data = json.loads(report.read_text())
+    assert data["mode"]["traffic_only"] and set(data["mode"]["skipped_checks"]) == {
+        n for n, spec in CHECKS.items() if spec.outcome
+    }
+    applied = {name for scenario in data["scenarios"] for name in scenario["checks"]}
+    assert {"polling.interval", "retry.transient", "retry.backoff", "request.body"} <= applied
+    assert not applied & set(data["mode"]["skipped_checks"])
+    # The same script polling every second is caught from its traffic alone.
+    assert veomock([*base, "--scenario", "pixazo/veo-3-1-fast/success", "--", *script, "--interval", "1"]) == 1
+    assert "polling.interval failed in pixazo/veo-3-1-fast/success" in capsys.readouterr().out
+
+
+def test_traffic_only_reports_a_program_that_never_calls() -> None:
+    scenario = next(s for s in catalogue(load("vtrix")) if s.kind == "success")
+    with Runner("vtrix", CommandAdapter([sys.executable, "-c", "pass"]), speed=100, traffic_only=True) as runner:
+        result = runner.run(scenario)
+    assert [f.check for f in result.failures] == ["outcome.protocol"]
+    assert "sent no request to VEOMOCK_BASE_URL" in result.failures[0].observed
+
+
+def test_real_time_grading_passes_a_sleeping_client_and_catches_a_fast_poller() -> None:
+    contract = load("pixazo")
+    wanted = ("pixazo/veo-3-1-fast/success", "pixazo/veo-3-1-fast/transient-submit-rate_limited-retry-after")
+    chosen = [s for s in catalogue(contract) if s.id in wanted]
+    with Runner("pixazo", _reference("pixazo"), speed=50) as runner:
+        results = runner.run_all(chosen)
+        assert runner.mode()["tolerance"] == pytest.approx(0.5)
+    assert [f.render() for r in results for f in r.failures] == []
+    assert {"polling.interval", "retry.retry_after", "result.download"} <= {n for r in results for n in r.applied}
+    broken = next(b for b in CATALOGUE if b.name == "pixazo-polls-fast")
+    with Runner("pixazo", PythonAdapter(broken.generate), speed=50) as runner:
+        caught = runner.run(chosen[0])
+    assert {f.check for f in caught.failures} == {"polling.interval"}
+    assert "--speed 50" in caught.failures[0].reproduce
+
+
 def test_cli_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert veomock(["check", "--provider", "apixo"]) == 2
     assert "name the client" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("client", "mode", "complaint"),
+    [
+        ("missing-client", None, "no such file"),
+        ("client.py", 0o644, "not executable; chmod +x it, or name its interpreter"),
+        ("client.py", 0o755, "a script needs a #! line"),
+    ],
+    ids=["missing", "not-executable", "no-interpreter-line"],
+)
+def test_cli_a_client_that_cannot_start_is_one_error_exit_2(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    client: str,
+    mode: int | None,
+    complaint: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    if mode is not None:
+        (tmp_path / client).write_text("print('no #! line')\n")
+        (tmp_path / client).chmod(mode)
+    replays = tmp_path / "replays"
+    assert veomock(["check", "--provider", "apixo", "-q", "--replay-dir", str(replays), "--", f"./{client}"]) == 2
+    out, err = capsys.readouterr()
+    (line,) = err.splitlines()
+    assert line.startswith(f"veomock check: the client './{client}' cannot start: ") and complaint in line
+    assert "veomock conformance" not in out
+    assert not replays.exists()
+
+
+def test_cli_finds_a_python_client_from_the_current_directory(tmp_path: Path) -> None:
+    """``--python examples.clients.apixo:generate`` from the checkout, with no PYTHONPATH, as
+    ``python -m`` would find it (the console script's own directory is not the checkout)."""
+    script = Path(sys.executable).parent / "veomock"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    args = ["check", "--provider", "apixo", "-q", "--scenario", "apixo/veo-3-1/success", "--replay-dir", str(tmp_path)]
+    done = subprocess.run(
+        [str(script), *args, "--python", "examples.clients.apixo:generate"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "1 passed, 0 failed" in done.stdout
 
 
 def test_exploration_shrinks_a_failure_to_a_minimal_scenario(tmp_path: Path) -> None:
@@ -207,12 +343,39 @@ def test_exploration_shrinks_a_failure_to_a_minimal_scenario(tmp_path: Path) -> 
     assert minimal is not None and minimal.replay is not None
     assert minimal.scenario.kind == "job-failure"
     assert {f.check for f in minimal.failures} == {"failure.code"}
+    # One replay file, the minimal scenario's, under an id no catalogue scenario has.
+    assert list(tmp_path.iterdir()) == [minimal.replay]
+    assert minimal.scenario.id not in {s.id for s in catalogue(contract)}
+    assert read_replay(minimal.replay)[0] == minimal.scenario
+    assert all(str(minimal.replay) in f.reproduce for f in minimal.failures)
 
 
-def test_exploration_passes_a_reference_client() -> None:
-    contract = load("vtrix")
-    with Runner("vtrix", _reference("vtrix")) as runner:
-        assert explore(runner, scenarios(contract), 8) is None
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_exploration_passes_every_reference_client(provider: str) -> None:
+    contract, caps = load(provider), _capabilities(provider)
+    with Runner(provider, _reference(provider), caps) as runner:
+        minimal = explore(runner, scenarios(contract, caps), 8)
+    assert minimal is None, "\n\n".join(f.render() for f in minimal.failures)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_explored_scenarios_are_valid_by_the_contract_and_have_ids_of_their_own(provider: str) -> None:
+    contract, caps = load(provider), _capabilities(provider)
+    taken = {s.id for s in catalogue(contract, caps)}
+    seen: dict[str, Scenario] = {}
+
+    @settings(max_examples=40, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+    @given(scenarios(contract, caps))
+    def check(scenario: Scenario) -> None:
+        assert scenario.id not in taken
+        assert seen.setdefault(scenario.id, scenario) == scenario, "two scenarios share an id"
+        if scenario.kind != "invalid-request":
+            model = load(provider, scenario.variants or None).models[scenario.model]
+            errors = [e.message for e in Draft202012Validator(model.full_schema).iter_errors(scenario.request)]
+            assert not errors, (scenario.request, errors)
+
+    check()
+    assert len(seen) > 1
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -272,6 +435,28 @@ def test_conformance_names_no_provider() -> None:
         text = path.read_text().lower()
         for name in names:
             assert not re.search(rf"\b{re.escape(name)}\b", text), f"{path.name} names {name!r}"
+
+
+def test_every_check_cites_what_it_judges() -> None:
+    protocol = (ROOT / "conformance" / "PROTOCOL.md").read_text()
+    raws = [load(p).raw for p in PROVIDERS]
+
+    def resolves(raw: Any, path: str) -> bool:
+        for part in path.split("."):
+            if not isinstance(raw, dict) or part not in raw:
+                return False
+            raw = raw[part]
+        return True
+
+    for spec in CHECKS.values():
+        assert spec.cites, f"{spec.name} cites no contract path"
+        for cite in spec.cites:
+            section = re.fullmatch(r"PROTOCOL\.md \((\w+)\)", cite)
+            if section:
+                assert re.search(rf"^##+ {section.group(1)}\b", protocol, re.MULTILINE), (spec.name, cite)
+            else:
+                assert any(resolves(raw, cite) for raw in raws), (spec.name, cite)
+    assert {spec.func.__module__.rsplit(".", 1)[-1] for spec in CHECKS.values()} == set(AREAS)
 
 
 def test_public_api() -> None:

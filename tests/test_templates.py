@@ -94,9 +94,11 @@ class _ReadOnly(Mapping[str, Any]):
 
 _VALUES = st.recursive(
     st.none() | st.integers() | st.text(max_size=3),
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(st.sampled_from(["a", "b", "0", "1"]), inner, max_size=3)
-    | st.dictionaries(st.sampled_from(["a", "b", "0", "1"]), inner, max_size=3).map(_ReadOnly),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["a", "b", "0", "1"]), inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["a", "b", "0", "1"]), inner, max_size=3).map(_ReadOnly)
+    ),
     max_leaves=12,
 )
 

@@ -14,7 +14,8 @@ import httpx
 
 from examples.clients.aivideoapi import AivideoapiClient
 from examples.clients.apixo import ApixoClient
-from examples.clients.base import ApiError, Client, Receiver, Status, run
+from examples.clients.base import ApiError, Client, Receiver, Status, Unreadable, run
+from examples.clients.gemini import GeminiClient
 from examples.clients.pixazo import PixazoClient
 from examples.clients.vtrix import VtrixClient
 
@@ -67,6 +68,25 @@ class PixazoDropsOptionalFields(PixazoClient):
         return super().submit(model, {k: v for k, v in body.items() if k in ("prompt", "image_urls")} | {"seed": 7})
 
 
+class GeminiKeylessDownload(GeminiClient):
+    def download(self, url: str) -> int:
+        response = self.http.get(url, follow_redirects=True)
+        response.raise_for_status()
+        return len(response.content)
+
+
+class GeminiFilteredIsSuccess(GeminiClient):
+    def read(self, body: Any) -> Status:
+        status = super().read(body)
+        return Status("succeeded") if status.state == "failed" else status
+
+
+class ApixoKeepsOnlyTextFields(ApixoClient):
+    def submit(self, model: str, body: dict[str, Any]) -> str:
+        kept = {k: v for k, v in body["input"].items() if k in ("mode", "prompt", "generationType", "aspect_ratio")}
+        return super().submit(model, {**body, "input": kept})
+
+
 # -- polling -----------------------------------------------------------------------------------
 
 
@@ -85,6 +105,13 @@ class VtrixPollsAfterEnd(VtrixClient):
             self.sleep(self.poll_interval)
             self.status(model, job_id)
         return status
+
+
+class ApixoPendingIsFailure(ApixoClient):
+    def read(self, body: Any) -> Status:
+        if body["data"]["state"] == "pending":
+            return Status("failed", code="pending", message="unexpected state")
+        return super().read(body)
 
 
 class AivideoapiIgnoresTimeout(AivideoapiClient):
@@ -122,6 +149,16 @@ class VtrixReportsTaskUrl(VtrixClient):
 class AivideoapiSkipsDownload(AivideoapiClient):
     def download(self, url: str) -> int:
         return 0
+
+
+class AivideoapiHeadOnly(AivideoapiClient):
+    def download(self, url: str) -> int:
+        return int(self.http.head(url).headers["content-length"])
+
+
+class ApixoIgnoresExpiry(ApixoClient):
+    def download(self, url: str) -> int:
+        return len(self.http.get(url).content)
 
 
 class PixazoPartialDownload(PixazoClient):
@@ -204,6 +241,37 @@ class ApixoShrinkingBackoff(ApixoClient):
         return 8.0 / 2.0**attempt
 
 
+class VtrixConstantBackoff(VtrixClient):
+    def retry_wait(self, attempt: int, response: httpx.Response | None) -> float:
+        return 2.0
+
+
+class ApixoResubmitsAfterNetworkError(ApixoClient):
+    retry_sent_submits = True
+
+
+class PixazoBadPollIsFailure(PixazoClient):
+    max_retries = 0
+
+    def status(self, model: str, job_id: str) -> Any:
+        try:
+            return super().status(model, job_id)
+        except Unreadable:
+            return {"status": "ERROR", "error": "status unreadable"}
+
+
+class VtrixRetryBudgetPerJob(VtrixClient):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.budget = self.max_retries
+
+    def retry_wait(self, attempt: int, response: httpx.Response | None) -> float:
+        self.budget -= 1
+        if self.budget < 0 and response is not None:
+            raise ApiError(response)
+        return super().retry_wait(attempt, response)
+
+
 class AivideoapiRetriesForever(AivideoapiClient):
     max_retries = 12
 
@@ -219,6 +287,11 @@ class AivideoapiRetriesSpendLimit(AivideoapiClient):
 class AivideoapiIgnoresCallbacks(AivideoapiClient):
     def from_callbacks(self, job_id: str) -> Status | None:
         return None
+
+
+class AivideoapiNoCallbackUrl(AivideoapiClient):
+    def with_webhook(self, body: dict[str, Any], url: str) -> dict[str, Any]:
+        return body
 
 
 class _FailingFirst(Receiver):
@@ -296,6 +369,14 @@ CATALOGUE = (
         "submits to /generateTask/veo3",
         ("success",),
     ),
+    Broken(
+        "apixo-keeps-only-text-fields",
+        "apixo",
+        ApixoKeepsOnlyTextFields,
+        "request.body",
+        "drops image_urls and the other optional fields of the documented requests",
+        ("success",),
+    ),
     Broken("pixazo-polls-fast", "pixazo", PixazoPollsFast, "polling.interval", "polls every second", ("success",)),
     Broken(
         "apixo-eager-first-poll",
@@ -311,6 +392,14 @@ CATALOGUE = (
         VtrixPollsAfterEnd,
         "polling.stops_at_terminal",
         "polls twice more after the task ended",
+        ("success",),
+    ),
+    Broken(
+        "apixo-pending-is-failure",
+        "apixo",
+        ApixoPendingIsFailure,
+        "result.success",
+        "does not know the pending state (a task still queued at its first poll)",
         ("success",),
     ),
     Broken(
@@ -354,6 +443,22 @@ CATALOGUE = (
         ("success",),
     ),
     Broken(
+        "aivideoapi-head-only",
+        "aivideoapi",
+        AivideoapiHeadOnly,
+        "result.download",
+        "sends HEAD and reports Content-Length instead of downloading",
+        ("success",),
+    ),
+    Broken(
+        "apixo-ignores-expiry",
+        "apixo",
+        ApixoIgnoresExpiry,
+        "failure.category",
+        "reports the expired URL's error page as the downloaded clip",
+        ("expired",),
+    ),
+    Broken(
         "pixazo-partial-download",
         "pixazo",
         PixazoPartialDownload,
@@ -383,6 +488,22 @@ CATALOGUE = (
         PixazoErrorAsFailed,
         "failure.kind",
         "reports a system ERROR as a generation failure",
+        ("job-failure",),
+    ),
+    Broken(
+        "gemini-keyless-download",
+        "gemini",
+        GeminiKeylessDownload,
+        "result.success",
+        "downloads the video without the API key, which the download route asks for",
+        ("success",),
+    ),
+    Broken(
+        "gemini-filtered-is-success",
+        "gemini",
+        GeminiFilteredIsSuccess,
+        "failure.code",
+        "takes a done operation whose video the safety filters removed for a success",
         ("job-failure",),
     ),
     Broken(
@@ -451,6 +572,38 @@ CATALOGUE = (
         ("transient",),
     ),
     Broken(
+        "vtrix-constant-backoff",
+        "vtrix",
+        VtrixConstantBackoff,
+        "retry.backoff",
+        "waits 2 s before every retry, never longer",
+        ("transient",),
+    ),
+    Broken(
+        "apixo-resubmits-after-network-error",
+        "apixo",
+        ApixoResubmitsAfterNetworkError,
+        "retry.one_job",
+        "resubmits after a reset or a hung submit, creating and paying for a second job",
+        ("transport",),
+    ),
+    Broken(
+        "pixazo-bad-poll-is-failure",
+        "pixazo",
+        PixazoBadPollIsFailure,
+        "retry.transport",
+        "reports the job as failed when one poll's answer is lost or garbled",
+        ("transport",),
+    ),
+    Broken(
+        "vtrix-retry-budget-per-job",
+        "vtrix",
+        VtrixRetryBudgetPerJob,
+        "retry.transient",
+        "counts its three retries per job, not per request",
+        ("transient",),
+    ),
+    Broken(
         "aivideoapi-retries-forever",
         "aivideoapi",
         AivideoapiRetriesForever,
@@ -464,6 +617,15 @@ CATALOGUE = (
         AivideoapiIgnoresCallbacks,
         "webhook.stops_polling",
         "keeps polling after the callback delivered the result",
+        ("webhook",),
+        webhooks=True,
+    ),
+    Broken(
+        "aivideoapi-no-callback-url",
+        "aivideoapi",
+        AivideoapiNoCallbackUrl,
+        "webhook.requested",
+        "listens for callbacks but never puts callback_url in the submit",
         ("webhook",),
         webhooks=True,
     ),

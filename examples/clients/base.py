@@ -21,10 +21,14 @@ from typing import Any
 
 import httpx
 
-__all__ = ["ApiError", "Client", "Receiver", "Status", "main", "run"]
+__all__ = ["ApiError", "Client", "Receiver", "Status", "Unreadable", "main", "run"]
 
 TERMINAL = ("succeeded", "failed", "error")
 _TLS = ssl.create_default_context()  # built once: loading the CA bundle is the slow part of a client
+
+
+class Unreadable(Exception):
+    """No usable answer (a network error, or a body that does not parse) after the retries allowed."""
 
 
 class ApiError(Exception):
@@ -77,7 +81,8 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer((host or "127.0.0.1", int(port)), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # A short poll: shutdown() waits for it (0.5 s by default, per job).
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
         self.thread.start()
 
     def answer(self) -> int:
@@ -102,6 +107,7 @@ class Client:
     max_retries = 3  # retries of one request on 429, 5xx and network errors
     backoff = 1.0  # first retry wait; doubles each time
     retry_statuses: tuple[int, ...] = (429, 500, 502, 503, 504)
+    retry_sent_submits = False  # resubmit after a network error once sent (risks a second job)
 
     def __init__(
         self,
@@ -155,15 +161,25 @@ class Client:
         return wait
 
     def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One API call, retried with backoff on 429, 5xx and network errors."""
+        """One API call, retried with backoff on 429, 5xx and network errors.
+
+        A request that changes something (a submit) is retried after a network error only when it
+        never reached the server (a connect error): once sent, it may have created a job, and a
+        second submit would create a second one. A JSON answer that does not parse counts as a
+        network error (the body was damaged on the way).
+        """
         headers = {**self.headers(), **kwargs.pop("headers", {})}
+        safe = method in ("GET", "HEAD") or self.retry_sent_submits
         for attempt in range(self.max_retries + 1):
             response = None
             try:
                 response = self.http.request(method, self.base_url + path, headers=headers, **kwargs)
-            except httpx.TransportError:
-                if attempt == self.max_retries:
-                    raise
+                if response.is_success and "json" in response.headers.get("content-type", ""):
+                    response.json()
+            except (httpx.TransportError, ValueError) as exc:
+                if attempt == self.max_retries or not (safe or isinstance(exc, httpx.ConnectError)):
+                    raise Unreadable(f"{method} {path}: {exc or type(exc).__name__}") from exc
+                response = None
             else:
                 if response.is_success:
                     return response
@@ -257,7 +273,7 @@ class Client:
             return {"status": "failed", "job_id": job_id, "category": "timeout", "message": str(exc)}
         except httpx.HTTPStatusError as exc:
             return {"status": "failed", "job_id": job_id, "category": "expired", "message": str(exc)}
-        except httpx.TransportError as exc:
+        except (httpx.TransportError, Unreadable) as exc:
             return {"status": "failed", "job_id": job_id, "category": "unavailable", "message": str(exc)}
 
 
@@ -275,6 +291,19 @@ class _VirtualTime:
         return self.elapsed
 
 
+class _ScaledTime:
+    """Real time with the mock's speed (VEOMOCK_SPEED): provider seconds are real seconds / speed."""
+
+    def __init__(self, speed: float) -> None:
+        self.speed = speed
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds / self.speed)
+
+    def now(self) -> float:
+        return time.monotonic() * self.speed
+
+
 def run(cls: type[Client], job: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
     """The in-process adapter entry: build the client from the environment and run the job."""
     http = httpx.Client(timeout=30.0, verify=_TLS)
@@ -284,6 +313,9 @@ def run(cls: type[Client], job: Mapping[str, Any], env: Mapping[str, str]) -> di
         if clock_url:
             virtual = _VirtualTime(clock_url, http)
             timing = {"sleep": virtual.sleep, "now": virtual.now}
+        elif env.get("VEOMOCK_SPEED"):
+            scaled = _ScaledTime(float(env["VEOMOCK_SPEED"]))
+            timing = {"sleep": scaled.sleep, "now": scaled.now}
         client = cls(env["VEOMOCK_BASE_URL"], env["VEOMOCK_API_KEY"], http=http, **timing)
         if job.get("webhook_url") and env.get("VEOMOCK_WEBHOOK_ADDR"):
             client.receiver = client.make_receiver(env["VEOMOCK_WEBHOOK_ADDR"])
