@@ -325,6 +325,7 @@ def _operations(data: Mapping[str, Any], models: Mapping[str, Model], file: Path
                 model_from=reads.get("model_from"),
                 id_from=reads.get("id_from"),
                 source=node["source"],
+                errors=_errors(node, file, f"{where}.errors") if "errors" in node else {},
             )
         )
     kinds = {op.kind for op in ops}
@@ -334,12 +335,12 @@ def _operations(data: Mapping[str, Any], models: Mapping[str, Model], file: Path
     return tuple(ops)
 
 
-def _errors(data: Mapping[str, Any], file: Path) -> dict[str, ErrorSpec]:
+def _errors(data: Mapping[str, Any], file: Path, where: str = "errors") -> dict[str, ErrorSpec]:
     return {
         name: ErrorSpec(
             name=name,
             status=node["status"],
-            body=_template(node["body"], file, f"errors.{name}.body"),
+            body=_template(node["body"], file, f"{where}.{name}.body"),
             headers=dict(node.get("headers", {})),
             message=node.get("message"),
             retryable=node.get("retryable", node["status"] in (429, 500, 502, 503, 504)),
