@@ -297,6 +297,18 @@ def _failures(args: argparse.Namespace) -> int:
     return 0
 
 
+def _openapi(args: argparse.Namespace) -> int:
+    from veomock.mocks.openapi import document
+
+    try:
+        contract = load(args.provider, parse_variants(args.variant).get(args.provider))
+    except (ContractError, ValueError) as exc:
+        print(f"veomock: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(document(contract, args.base_url), indent=2, ensure_ascii=False))
+    return 0
+
+
 def _contracts(args: argparse.Namespace) -> int:
     status = 0
     for name in available():
@@ -388,6 +400,12 @@ def build_parser(grading: bool = True) -> argparse.ArgumentParser:
     shape.add_argument("--json", action="store_true", help="print the catalogue as JSON")
     shape.add_argument("--markdown", action="store_true", help="print tables for the README cookbook")
     failures.set_defaults(func=_failures)
+
+    spec = sub.add_parser("openapi", help="print a provider's OpenAPI 3.1 document, generated from its contract")
+    spec.add_argument("--provider", required=True, choices=sorted(available()))
+    spec.add_argument("--base-url", default="http://127.0.0.1:8000", help="the server the document names")
+    spec.add_argument("--variant", action="append", default=[], metavar="PROVIDER.VARIANT=OPTION")
+    spec.set_defaults(func=_openapi)
 
     check = sub.add_parser("contracts", help="load and check every contract and variant")
     check.set_defaults(func=_contracts)
