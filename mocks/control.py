@@ -5,7 +5,7 @@
     GET  /_veomock/clock[?key=]           {"now", "speed", "tenants"} (or one key's clock)
     POST /_veomock/clock                  {"advance": seconds} and/or {"speed": x}[, "key": K];
                                           a move delivers the webhooks it made due
-    GET  /_veomock/tenants                every API key seen, its jobs and its balances
+    GET  /_veomock/tenants[?reveal=1]     every API key seen (masked), its jobs and its balances
     POST /_veomock/playback[?provider=]   a HAR session becomes scenario rules (mocks.playback)
     GET  /_veomock/jobs[?provider=&key=&timeline=1]  every job, with its state now (and its timeline)
     GET  /_veomock/jobs/{id}              one job, with its timeline
@@ -409,7 +409,10 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
         return JSONResponse(answer, status_code=201)
 
     async def tenants(request: Request) -> Response:
-        return JSONResponse({"tenants": control.tenants()})
+        listing = control.tenants()
+        if not _reveal(request):
+            listing = [{**tenant, "key": mask_secret(tenant["key"])} for tenant in listing]
+        return JSONResponse({"tenants": listing})
 
     async def job(request: Request) -> Response:
         job_id = request.path_params["job_id"]
