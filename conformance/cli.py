@@ -74,6 +74,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"(default: exact mode, the clock URL; {TRAFFIC_SPEED:g} with --traffic-only)",
     )
     parser.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N scenarios at once, each on its own mock and as its own tenant (default 1)",
+    )
+    parser.add_argument(
         "--traffic-only",
         action="store_true",
         help="the client prints no outcome: grade its requests alone (the report lists what is skipped)",
@@ -166,6 +174,8 @@ def run_check(args: argparse.Namespace, out: Any = None) -> int:
         speed = args.speed if args.speed is not None else (TRAFFIC_SPEED if args.traffic_only else 0.0)
         if speed < 0:
             raise ValueError(f"--speed must be 0 (exact mode) or more, not {speed:g}")
+        if args.jobs < 1:
+            raise ValueError(f"-j must be 1 or more, not {args.jobs}")
     except (ContractError, ProtocolError, ValueError, OSError, ImportError, AttributeError) as exc:
         print(f"veomock check: {exc}", file=sys.stderr)
         return 2
@@ -182,6 +192,7 @@ def run_check(args: argparse.Namespace, out: Any = None) -> int:
         checks=args.check or None,
         speed=speed,
         traffic_only=args.traffic_only,
+        jobs=args.jobs,
     )
     progress = None if args.quiet else Progress(len(chosen), out)
     try:
