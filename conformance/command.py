@@ -121,6 +121,8 @@ _SERVE_SETTINGS: dict[str, tuple[Callable[[str], Any], Any]] = {
     "insecure": (_switch, False),
     "max_jobs": (_positive, None),
     "webhook_allow": (_items(_text), []),
+    "store": (_text, None),
+    "workers": (_positive, 1),
     "log_level": (_one_of(_LOG_LEVELS, "log level"), "warning"),
 }
 
@@ -161,6 +163,38 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+_WORKER_ARGV = "VEOMOCK_WORKER_ARGV"
+
+
+def worker_app() -> Any:
+    """The app of one ``veomock serve --workers N`` worker: the serve arguments, on the shared store."""
+    from veomock.mocks.app import build_app
+
+    args = build_parser(grading=False).parse_args(json.loads(os.environ[_WORKER_ARGV]))
+    _settle(args)
+    state = _state(args)
+    gc.collect()
+    gc.freeze()
+    return build_app(state, control_token=args.control_token or None)
+
+
+def _state(args: argparse.Namespace) -> MockState:
+    state = create_state(
+        args.provider or None,
+        seed=args.seed,
+        speed=args.speed,
+        profile=args.profile,
+        variants=parse_variants(args.variant),
+        allow_http_webhooks=args.allow_http_webhooks,
+        webhook_ca=args.webhook_ca,
+        chaos=_read_chaos(args.chaos),
+        store=args.store,
+    )
+    state.webhooks.targets.add(args.webhook_allow)
+    state.max_jobs = args.max_jobs
+    return state
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
     from veomock.mocks.app import CONTROL_PREFIX, build_app
@@ -180,24 +214,20 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.workers < 1 or (args.workers > 1 and not args.store):
+        print(
+            f"veomock: --workers {args.workers}: workers share jobs, balances and the clock only through "
+            "a store; give --store redis://HOST:PORT/DB (or serve with one worker)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         sock = _listen(args.host, args.port)
     except OSError as exc:
         print(f"veomock: {exc}", file=sys.stderr)
         return 2
     try:
-        state = create_state(
-            args.provider or None,
-            seed=args.seed,
-            speed=args.speed,
-            profile=args.profile,
-            variants=parse_variants(args.variant),
-            allow_http_webhooks=args.allow_http_webhooks,
-            webhook_ca=args.webhook_ca,
-            chaos=_read_chaos(args.chaos),
-        )
-        state.webhooks.targets.add(args.webhook_allow)
-        state.max_jobs = args.max_jobs
+        state = _state(args)
         replay = _read_playback(state, args.from_har) if args.from_har else None
     except (ContractError, ValueError, OSError) as exc:
         sock.close()
@@ -213,6 +243,8 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"  {name:<12} {base}   (real: {contract.upstream}; {variants})")
     guard = "token in X-Veomock-Token" if args.control_token else "no token"
     print(f"  control      {base}{CONTROL_PREFIX}   ({guard})")
+    if args.store:
+        print(f"  store        {args.store} ({args.workers} worker{'s' if args.workers > 1 else ''})")
     if args.chaos:
         print(f"  chaos        {args.chaos}")
     if args.webhook_allow:
@@ -235,6 +267,22 @@ def _serve(args: argparse.Namespace) -> int:
 
     # Connection timeouts (keep-alive, request head and body); an open inspector keeps an event
     # stream open, so streams get 2 s to end when stopping.
+    options = server_options()
+    if args.workers > 1:  # each worker process builds its own app on the shared store (worker_app)
+        os.environ[_WORKER_ARGV] = json.dumps(args.argv)
+        # Started afresh in each worker: uvicorn hands its options over by name, not by value.
+        http = "veomock.mocks.store_redis:WorkerProtocol"
+        sock.close()  # uvicorn's supervisor binds the port itself, for its workers to share
+        uvicorn.run(
+            "veomock.conformance.command:worker_app",
+            host=args.host,
+            port=port,
+            log_level=args.log_level,
+            access_log=False,
+            timeout_graceful_shutdown=2,
+            **{**options, "http": http, "workers": args.workers, "factory": True},
+        )
+        return 0
     config = uvicorn.Config(
         app,
         host=args.host,
@@ -389,6 +437,12 @@ def build_parser(grading: bool = True) -> argparse.ArgumentParser:
     )
     option("--control-token", "control calls need header X-Veomock-Token: TOKEN", metavar="TOKEN")
     option("--insecure", "serve the control API beyond loopback with no token (refused otherwise)", action="store_true")
+    option(
+        "--store",
+        "keep jobs, balances, the clock and the journal in Redis, shared by every worker and host",
+        metavar="redis://HOST:PORT/DB",
+    )
+    option("--workers", "worker processes (more than one needs --store)", type=_positive)
     option("--log-level", "uvicorn's log level", choices=_LOG_LEVELS)
     serve.set_defaults(func=_serve)
 
@@ -433,6 +487,7 @@ def build_parser(grading: bool = True) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(grading=argv[:1] != ["serve"]).parse_args(argv)
+    args.argv = argv  # what the workers of veomock serve --workers N parse
     try:
         result: int = args.func(args)
         sys.stdout.flush()
