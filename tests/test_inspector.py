@@ -281,6 +281,15 @@ def test_with_a_control_token_the_page_loads_but_the_data_needs_the_token(
     assert answer.json() == {"tenants": []}
 
 
+def test_tenants_are_listed_masked_unless_revealed(live_server: LiveServer, state: MockState) -> None:
+    contract = state.contracts[PROVIDERS[0]]
+    _submit(live_server.url, contract, "sk-inspector-masked-key")
+    listed = httpx.get(live_server.url + "/_veomock/tenants", timeout=10).json()["tenants"]
+    assert [t["key"] for t in listed] == ["sk-i…-key"]
+    revealed = httpx.get(live_server.url + "/_veomock/tenants?reveal=1", timeout=10).json()["tenants"]
+    assert [t["key"] for t in revealed] == ["sk-inspector-masked-key"]
+
+
 # -- the event stream, without a browser -------------------------------------------------------
 # Each runs its own event loop in a thread: Playwright's sync API keeps one in the main thread.
 
@@ -332,7 +341,9 @@ async def _the_stream_speaks_when_a_job_reaches_its_next_state_on_the_clock() ->
     state = create_state(seed=1, clock=clock)
     contract = state.contracts[PROVIDERS[0]]
     model = next(iter(contract.models.values()))
-    job = state.create_job(contract.provider, model, "sk-x", {"prompt": "p"}, timing={"queued": (5, 5)})
+    # Queued 5 ms of real time, then running for 1000 s: running when the event comes, however late.
+    timing = {"queued": (5.0, 5.0), "running": (1e6, 1e6)}
+    job = state.create_job(contract.provider, model, "sk-x", {"prompt": "p"}, timing=timing)
     events = stream(state)
     await _next(events)
     version = state.changes.version
