@@ -3,9 +3,10 @@
 An entry holds a contract's data after every check and its variant choices, and is found by a
 hash of all that decides them: the file's bytes, the variants chosen, the loader's own code and
 the contract schema, and the Python version (the entries are ``marshal`` data). Only contracts
-that loaded without error are written. The cache lives in ``$VEOMOCK_CACHE_DIR``, else
-``$XDG_CACHE_HOME/veomock``, else ``~/.cache/veomock``; a directory that cannot be written or an
-entry that cannot be read only means the contract is parsed and checked again.
+that loaded without error are written, and only the newest entries are kept. The cache lives in
+``$VEOMOCK_CACHE_DIR``, else ``$XDG_CACHE_HOME/veomock``, else ``~/.cache/veomock``; a directory
+that cannot be written or an entry that cannot be read only means the contract is parsed and
+checked again.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = ["directory", "key", "read", "write"]
 _HERE = Path(__file__).resolve().parent
 # Everything besides the contract file that decides what a load gives.
 _CODE = ("cache.py", "loader.py", "model.py", "templates.py", "contract.schema.yaml")
+KEEP = 256  # entries at most (every contract, with every variant option, fits many times over)
 
 
 def directory() -> Path:
@@ -71,5 +73,16 @@ def write(entry: str, value: Any) -> None:
         except BaseException:
             os.unlink(temp)
             raise
+        _prune(where)
     except (OSError, ValueError):
         return
+
+
+def _prune(where: Path) -> None:
+    """Keep the newest ``KEEP`` entries: old code and old contract versions leave entries behind."""
+    entries = list(where.iterdir())
+    if len(entries) <= KEEP:
+        return
+    entries.sort(key=lambda path: path.stat().st_mtime)
+    for stale in entries[: len(entries) - KEEP // 2]:
+        stale.unlink(missing_ok=True)

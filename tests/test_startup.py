@@ -109,3 +109,10 @@ def test_serving_imports_nothing_of_the_conformance_suite() -> None:
     assert "veomock.mocks.app" in modules
     suite = sorted(m for m in modules if m.startswith(("hypothesis", "veomock.conformance.")))
     assert suite == ["veomock.conformance.command"]
+
+
+def test_the_cache_keeps_only_its_newest_entries(cache_dir: Path) -> None:
+    for i in range(cache.KEEP + 1):
+        cache.write(f"entry-{i:04d}", [i])
+    kept = sorted(p.name for p in cache_dir.iterdir())
+    assert cache.KEEP // 2 <= len(kept) <= cache.KEEP and f"entry-{cache.KEEP:04d}" in kept

@@ -181,7 +181,7 @@ def test_served_workers_share_state_and_a_kill_9_loses_nothing(store: str) -> No
     ],
 )
 def test_serving_refuses_what_cannot_work_and_says_why(flags: list[str], said: str) -> None:
-    command = [sys.executable, "-m", "veomock.conformance.command", "serve", *flags]
+    command = [sys.executable, "-m", "veomock.conformance.command", "serve", "--port", "0", *flags]
     out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and said in out.stderr and "Traceback" not in out.stderr
 
