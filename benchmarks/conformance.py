@@ -1,11 +1,17 @@
-"""Conformance scenarios per second, for the in-process and the subprocess adapter.
+"""Conformance figures: a check's start-up, and scenarios per second in-process and as subprocesses.
 
-Each provider's reference client runs its success, job-failure and transient scenarios; the
-in-process adapter calls the client function, the subprocess adapter starts it as a program.
+Start-up is a fresh ``python`` that imports the command, loads a contract and builds its
+catalogue, with the example requests already in the cache (the median of five). Throughput runs
+each provider's reference client through its success, job-failure and transient scenarios: the
+in-process adapter calls the client function; the subprocess adapter starts it as a program,
+one scenario at a time and then ``-j`` at once (each on its own mock, as its own tenant).
 """
 
 from __future__ import annotations
 
+import os
+import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,19 +23,39 @@ from veomock.contracts import available, load
 
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("success", "job-failure", "transient")
+STARTUP = (
+    "import time; t, c = time.perf_counter(), time.process_time(); "
+    "from veomock.conformance.cli import run_check; from veomock.conformance.scenarios import catalogue; "
+    "from veomock.contracts import load; catalogue(load({provider!r})); "
+    "print(time.perf_counter() - t, time.process_time() - c)"
+)
 
 
-def _rate(provider: str, subprocess: bool, per_kind: int) -> tuple[int, float]:
+def startup(provider: str, runs: int = 5) -> tuple[float, float]:
+    """Median (wall, CPU) seconds from the interpreter's first import to a built catalogue; the
+    first run fills the example cache."""
+    command = [sys.executable, "-c", STARTUP.format(provider=provider)]
+    subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
+    walls, cpus = [], []
+    for _ in range(runs):
+        done = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT)
+        wall, cpu = done.stdout.split()
+        walls.append(float(wall))
+        cpus.append(float(cpu))
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def _rate(provider: str, as_program: bool, per_kind: int, jobs: int = 1) -> tuple[int, float]:
     contract = load(provider)
     chosen = [s for s in catalogue(contract, Capabilities()) if s.kind in KINDS and not s.variants]
     picked = [s for kind in KINDS for s in [x for x in chosen if x.kind == kind][:per_kind]]
     module = f"examples.clients.{provider}"
     adapter = (
         CommandAdapter([sys.executable, "-m", module], cwd=str(ROOT))
-        if subprocess
+        if as_program
         else PythonAdapter(load_python(f"{module}:generate"), module)
     )
-    with Runner(provider, adapter) as runner:
+    with Runner(provider, adapter, jobs=jobs) as runner:
         start = time.perf_counter()
         results = runner.run_all(picked)
         seconds = time.perf_counter() - start
@@ -38,15 +64,24 @@ def _rate(provider: str, subprocess: bool, per_kind: int) -> tuple[int, float]:
 
 
 def main(per_kind: int = 3) -> None:
-    print(f"{'adapter':<12}{'provider':<12}{'scenarios':>10}{'seconds':>9}{'per s':>8}")
-    for subprocess in (False, True):
+    providers = sorted(available())
+    print(f"{'check start-up, median of 5':<30}" + "".join(f"{p:>16}" for p in providers))
+    figures = [startup(p) for p in providers]
+    print(f"{'  seconds (wall / CPU)':<30}" + "".join(f"{f'{w:.3f} / {c:.3f}':>16}" for w, c in figures))
+    jobs = max(2, os.cpu_count() or 2)
+    print(f"{'adapter':<18}{'provider':<12}{'scenarios':>10}{'seconds':>9}{'per s':>8}")
+    for name, as_program, j in (
+        ("in-process", False, 1),
+        ("subprocess", True, 1),
+        (f"subprocess -j{jobs}", True, jobs),
+    ):
         total, spent = 0, 0.0
-        for provider in sorted(available()):
-            count, seconds = _rate(provider, subprocess, per_kind)
+        for provider in providers:
+            count, seconds = _rate(provider, as_program, per_kind, j)
             total, spent = total + count, spent + seconds
-            name = "subprocess" if subprocess else "in-process"
-            print(f"{name:<12}{provider:<12}{count:>10}{seconds:>9.2f}{count / seconds:>8.1f}")
-        print(f"{'':<12}{'all':<12}{total:>10}{spent:>9.2f}{total / spent:>8.1f}")
+            print(f"{name:<18}{provider:<12}{count:>10}{seconds:>9.2f}{count / seconds:>8.1f}")
+        print(f"{'':<18}{'all':<12}{total:>10}{spent:>9.2f}{total / spent:>8.1f}")
+    print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@
     veomock check --provider NAME --speed 60 -- ./my-client        # real time: the client sleeps
     veomock check --provider NAME --traffic-only -- ./my-script    # no outcome line: traffic alone
 
-Exit status: 0 when every applicable check passed, 1 when one failed, 2 for a usage error.
+Exit status: 0 when every applicable check passed, 1 when one failed, 2 for a usage error or a
+client that cannot start.
 """
 
 from __future__ import annotations
@@ -71,6 +72,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="X",
         help="real-time mode: provider time runs X times faster while the client sleeps for real "
         f"(default: exact mode, the clock URL; {TRAFFIC_SPEED:g} with --traffic-only)",
+    )
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N scenarios at once, each on its own mock and as its own tenant (default 1)",
     )
     parser.add_argument(
         "--traffic-only",
@@ -165,6 +174,8 @@ def run_check(args: argparse.Namespace, out: Any = None) -> int:
         speed = args.speed if args.speed is not None else (TRAFFIC_SPEED if args.traffic_only else 0.0)
         if speed < 0:
             raise ValueError(f"--speed must be 0 (exact mode) or more, not {speed:g}")
+        if args.jobs < 1:
+            raise ValueError(f"-j must be 1 or more, not {args.jobs}")
     except (ContractError, ProtocolError, ValueError, OSError, ImportError, AttributeError) as exc:
         print(f"veomock check: {exc}", file=sys.stderr)
         return 2
@@ -181,6 +192,7 @@ def run_check(args: argparse.Namespace, out: Any = None) -> int:
         checks=args.check or None,
         speed=speed,
         traffic_only=args.traffic_only,
+        jobs=args.jobs,
     )
     progress = None if args.quiet else Progress(len(chosen), out)
     try:

@@ -10,14 +10,18 @@ failures, and a replay file when something failed.
 from __future__ import annotations
 
 import importlib
+import itertools
 import json
 import os
+import queue
 import re
 import shlex
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -187,6 +191,14 @@ def _slug(text: str) -> str:
 
 
 @dataclass
+class _Lane:
+    """One server and its mocks (a harness per variant set): one scenario at a time runs on it."""
+
+    server: ServerThread
+    harnesses: dict[str, Harness] = field(default_factory=dict)
+
+
+@dataclass
 class Runner:
     """Grades one client (``adapter``) for one provider. Use as a context manager."""
 
@@ -199,46 +211,55 @@ class Runner:
     speed: float = 0.0  # 0: exact mode (the clock URL); X > 0: real time, provider time X times faster
     traffic_only: bool = False  # the client prints no outcome: grade its traffic alone
 
+    jobs: int = 1  # scenarios run at once, each on a lane of its own (a server and its mocks)
+
     def __post_init__(self) -> None:
-        self._server: ServerThread | None = None
-        self._harnesses: dict[str, Harness] = {}
+        if self.jobs < 1:
+            raise ValueError(f"jobs must be 1 or more, not {self.jobs}")
+        self._lanes: list[_Lane] = []
+        self._tenants = itertools.count(1)
 
     def __enter__(self) -> Runner:
-        self._server = ServerThread()
+        self._lanes = [_Lane(ServerThread()) for _ in range(self.jobs)]
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
+        for lane in self._lanes:
+            lane.server.close()
+        self._lanes = []
+
+    def _lane(self, index: int = 0) -> _Lane:
+        assert self._lanes, "use the Runner as a context manager"
+        return self._lanes[index]
 
     @property
     def base_url(self) -> str:
-        assert self._server is not None, "use the Runner as a context manager"
-        return self._server.base_url
+        return self._lane().server.base_url
 
-    def harness(self, variants: Mapping[str, str]) -> Harness:
+    def harness(self, variants: Mapping[str, str], lane: int = 0) -> Harness:
         key = json.dumps(dict(variants), sort_keys=True)
-        if key not in self._harnesses:
-            self._harnesses[key] = Harness(self.provider, dict(variants), seed=self.seed)
-        return self._harnesses[key]
+        harnesses = self._lane(lane).harnesses
+        if key not in harnesses:
+            harnesses[key] = Harness(self.provider, dict(variants), seed=self.seed)
+        return harnesses[key]
 
-    def run(self, scenario: Scenario, *, replay: bool = True) -> Result:
-        """Run the client on ``scenario`` and grade it; ``replay=False`` writes no replay file
-        (:meth:`record` can write it later)."""
+    def run(self, scenario: Scenario, lane: int = 0, *, replay: bool = True) -> Result:
+        """Run the client on ``scenario`` (in ``lane``) and grade it; ``replay=False`` writes no
+        replay file (:meth:`record` can write it later)."""
         if scenario.provider != self.provider:
             raise ValueError(f"scenario {scenario.id} is for {scenario.provider}, not {self.provider}")
-        assert self._server is not None, "use the Runner as a context manager"
-        harness = self.harness(scenario.variants)
+        server = self._lane(lane).server
+        harness = self.harness(scenario.variants, lane)
         harness.begin(scenario.plan(), speed=self.speed)
-        self._server.use(harness)
+        server.use(harness)
+        base_url = server.base_url
         contract = harness.contract
-        key = api_key(contract)
-        env = {ENV_BASE_URL: self.base_url, ENV_API_KEY: key, ENV_PROVIDER: self.provider}
+        key = api_key(contract, f"-t{next(self._tenants)}")  # every scenario is a tenant of its own
+        env = {ENV_BASE_URL: base_url, ENV_API_KEY: key, ENV_PROVIDER: self.provider}
         if self.speed > 0:
             env[ENV_SPEED] = f"{self.speed:g}"
         else:
-            env[ENV_CLOCK_URL] = f"{self.base_url}{CONTROL_PREFIX}/clock"
+            env[ENV_CLOCK_URL] = f"{base_url}{CONTROL_PREFIX}/clock"
         webhook_url = None
         if self.capabilities.webhooks:
             port = _free_port()
@@ -257,7 +278,7 @@ class Runner:
             raw, problem, stderr = self.adapter.run(job, env)
         finally:
             harness.end()
-            self._server.use(None)
+            server.use(None)
         outcome = None
         exchanges = harness.exchanges()
         if self.traffic_only:
@@ -282,8 +303,8 @@ class Runner:
             outcome=outcome,
             problem=problem,
             stderr=stderr,
-            base_url=self.base_url,
-            expected_urls={j.id: [self.base_url + j.result_path] for j in jobs},
+            base_url=base_url,
+            expected_urls={j.id: [base_url + j.result_path] for j in jobs},
             completed_at={j.id: t for j in jobs if (t := j.terminal_at()) is not None},
             media_sizes={j.id: _media_size(contract, j) for j in jobs},
             speed=self.speed,
@@ -306,13 +327,33 @@ class Runner:
         return result
 
     def run_all(self, scenarios: Iterable[Scenario], progress: Callable[[Result], None] | None = None) -> list[Result]:
-        out = []
-        for scenario in scenarios:
-            result = self.run(scenario)
-            out.append(result)
+        """Every scenario, in order; with ``jobs`` > 1, that many at once (results keep the order)."""
+        chosen = list(scenarios)
+        if self.jobs == 1 or len(chosen) < 2:
+            out = []
+            for scenario in chosen:
+                out.append(self.run(scenario))
+                if progress is not None:
+                    progress(out[-1])
+            return out
+        free: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for index in range(len(self._lanes)):
+            free.put(index)
+        reporting = threading.Lock()
+
+        def one(scenario: Scenario) -> Result:
+            lane = free.get()
+            try:
+                result = self.run(scenario, lane)
+            finally:
+                free.put(lane)
             if progress is not None:
-                progress(result)
-        return out
+                with reporting:
+                    progress(result)
+            return result
+
+        with ThreadPoolExecutor(max_workers=len(self._lanes)) as pool:
+            return list(pool.map(one, chosen))
 
     # -- replay --------------------------------------------------------------------------------
 

@@ -17,18 +17,19 @@ import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
-from hypothesis import Phase, assume, find, settings
-from hypothesis import strategies as st
-from veomock.conformance.facts import submit_operation, webhook_body_fields
+from veomock.conformance.examples import example_body
+from veomock.conformance.facts import webhook_body_fields
 from veomock.conformance.protocol import Capabilities
-from veomock.conformance.strategies import Mutation, invalid_requests, valid_requests
 from veomock.contracts import Contract, Model, load
 from veomock.mocks.media import MEDIA_DIR
 from veomock.mocks.scenarios import FAULTS
 from veomock.mocks.validation import RequestValidator
+
+if TYPE_CHECKING:
+    import jsonschema
+    from hypothesis import strategies as st
 
 __all__ = [
     "CATEGORY_OF_ERROR",
@@ -149,13 +150,14 @@ class Scenario:
 
 
 def expected_categories(contract: Contract, error: str) -> list[str]:
+    """The category PROTOCOL.md gives a refusal: by what the error means where the contract names
+    it (a balance error is insufficient_balance even when its status is 403), else by status."""
+    if error in CATEGORY_OF_ERROR:
+        return [CATEGORY_OF_ERROR[error]]
     spec = contract.errors.get(error)
     status = spec.status if spec else 400
-    out = [
-        CATEGORY_OF_ERROR.get(error),
-        _CATEGORY_OF_STATUS.get(status, "unavailable" if status >= 500 else None),
-    ]
-    return sorted({c for c in out if c})
+    category = _CATEGORY_OF_STATUS.get(status, "unavailable" if status >= 500 else None)
+    return [category] if category else []
 
 
 def _failure_categories(contract: Contract, state: str) -> list[str]:
@@ -164,33 +166,10 @@ def _failure_categories(contract: Contract, state: str) -> list[str]:
     return ["error", "failed"]
 
 
-_FIND = settings(database=None, derandomize=True, max_examples=200, phases=(Phase.generate,))
-
-
-@lru_cache(maxsize=256)
-def _example(provider: str, variants: str, model: str, invalid: bool) -> str:
-    contract = load(provider, json.loads(variants) or None)
-    m = contract.models[model]
-    if invalid:
-        has_rules = bool(m.rules)
-        op = submit_operation(contract, m)
-
-        def wanted(mutation: Mutation) -> bool:
-            # Keep the mutation away from the field that selects the model: the point is a body
-            # the model refuses, not a model the route does not serve.
-            if op.model_from is not None and op.model_from.render({"body": mutation.body}) not in op.models:
-                return False
-            return mutation.reason.startswith("breaks rule") or not has_rules
-
-        return json.dumps(find(invalid_requests(m), wanted, settings=_FIND).body)
-    fields = {path: st.just("https://example.com/hook") for path in webhook_body_fields(contract, m)}
-    return json.dumps(find(valid_requests(m, fields=fields), lambda body: True, settings=_FIND))
-
-
 def example_request(contract: Contract, model: Model | str) -> dict[str, Any]:
     """The minimal valid request for ``model`` (Hypothesis's shrunk example: deterministic)."""
     name = model if isinstance(model, str) else model.name
-    body: dict[str, Any] = json.loads(_example(contract.provider, json.dumps(contract.variants), name, False))
+    body: dict[str, Any] = json.loads(example_body(contract.provider, json.dumps(contract.variants), name, False))
     return without_webhooks(contract, name, body)
 
 
@@ -210,7 +189,7 @@ def without_webhooks(contract: Contract, model: str, body: dict[str, Any]) -> di
 def example_invalid_request(contract: Contract, model: Model | str) -> dict[str, Any]:
     """A minimal invalid request, breaking a cross-field rule when the model has one."""
     name = model if isinstance(model, str) else model.name
-    body: dict[str, Any] = json.loads(_example(contract.provider, json.dumps(contract.variants), name, True))
+    body: dict[str, Any] = json.loads(example_body(contract.provider, json.dumps(contract.variants), name, True))
     return body
 
 
@@ -443,6 +422,8 @@ def explored_id(scenario: Scenario) -> str:
 
 @lru_cache(maxsize=64)
 def _full_validator(provider: str, variants: str, model: str) -> jsonschema.Draft202012Validator:
+    import jsonschema
+
     return jsonschema.Draft202012Validator(load(provider, json.loads(variants) or None).models[model].full_schema)
 
 
@@ -452,6 +433,10 @@ def scenarios(contract: Contract, capabilities: Capabilities | None = None) -> s
     A drawn request, without the fields that ask for a webhook, is valid by the contract's schema
     and cross-field rules (a rule may tie another field to a webhook field, e.g. a delivery mode
     that needs a callback URL); each scenario gets an id of its own (:func:`explored_id`)."""
+    from hypothesis import assume
+    from hypothesis import strategies as st
+    from veomock.conformance.strategies import valid_requests
+
     caps = capabilities or Capabilities()
     table = catalogue(contract, caps)
     if not table:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import jsonschema_rs
 import yaml
 from veomock.contracts import cache as disk_cache
 from veomock.contracts.model import (
@@ -58,6 +59,19 @@ def _meta_validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema)
 
 
+@cache
+def _fast_meta_validator() -> Any:
+    """The compiled meta-schema: a valid contract passes in microseconds; jsonschema explains failures."""
+    return jsonschema_rs.validator_for(_meta_validator().schema)
+
+
+def _check_schema(schema: Any) -> None:
+    """Raise jsonschema.SchemaError for a schema that is not valid JSON Schema (the compiled
+    meta-schema passes a valid one fast; jsonschema explains an invalid one)."""
+    if not jsonschema_rs.meta.is_valid(schema):
+        jsonschema.Draft202012Validator.check_schema(schema)
+
+
 def _where(path: Iterable[Any]) -> str:
     out = ""
     for part in path:
@@ -102,6 +116,8 @@ def _explain(error: jsonschema.ValidationError, root: Mapping[str, Any]) -> tupl
 
 
 def _check_shape(data: Any, file: Path) -> None:
+    if _fast_meta_validator().is_valid(data):
+        return
     validator = _meta_validator()
     errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.absolute_path), e.message))
     if errors:
@@ -236,13 +252,13 @@ def _check_schemas(data: Mapping[str, Any], file: Path) -> None:
     for name, node in data["models"].items():
         where, request = f"models.{name}", node["request"]
         try:
-            jsonschema.Draft202012Validator.check_schema(request["schema"])
+            _check_schema(request["schema"])
         except jsonschema.SchemaError as exc:
             raise ContractError(file, f"{where}.request.schema", f"not a valid JSON Schema: {exc.message}") from None
         for i, rule in enumerate(request.get("rules", [])):
             for part in ("if", "then"):
                 try:
-                    jsonschema.Draft202012Validator.check_schema(rule[part])
+                    _check_schema(rule[part])
                 except jsonschema.SchemaError as exc:
                     raise ContractError(file, f"{where}.request.rules[{i}].{part}", exc.message) from None
 
@@ -325,6 +341,7 @@ def _operations(data: Mapping[str, Any], models: Mapping[str, Model], file: Path
                 model_from=reads.get("model_from"),
                 id_from=reads.get("id_from"),
                 source=node["source"],
+                errors=_errors(node, file, f"{where}.errors") if "errors" in node else {},
             )
         )
     kinds = {op.kind for op in ops}
@@ -334,12 +351,12 @@ def _operations(data: Mapping[str, Any], models: Mapping[str, Model], file: Path
     return tuple(ops)
 
 
-def _errors(data: Mapping[str, Any], file: Path) -> dict[str, ErrorSpec]:
+def _errors(data: Mapping[str, Any], file: Path, where: str = "errors") -> dict[str, ErrorSpec]:
     return {
         name: ErrorSpec(
             name=name,
             status=node["status"],
-            body=_template(node["body"], file, f"errors.{name}.body"),
+            body=_template(node["body"], file, f"{where}.{name}.body"),
             headers=dict(node.get("headers", {})),
             message=node.get("message"),
             retryable=node.get("retryable", node["status"] in (429, 500, 502, 503, 504)),

@@ -116,6 +116,8 @@ class Operation:
     model_from: Template | None
     id_from: Template | None
     source: str
+    # Errors this route answers with a body of its own (its page documents another text).
+    errors: dict[str, ErrorSpec] = field(default_factory=dict, compare=False)
 
     def locate(self, job_id: str) -> tuple[str, dict[str, str]]:
         """The URL path and query that ask this status operation for ``job_id``: ``id_from``

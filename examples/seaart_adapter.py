@@ -37,7 +37,7 @@ import seaart_sdk
 from seaart_sdk import modal as sdk_modal
 from seaart_sdk.modal_types import with_poll_interval, with_poll_timeout
 
-__all__ = ["CAPABILITIES", "POLL_INTERVAL", "RECORD", "generate", "scenario_name"]
+__all__ = ["CAPABILITIES", "POLL_INTERVAL", "RECORD", "generate", "recorded"]
 
 CAPABILITIES = {"downloads": False, "max_retries": 0}
 POLL_INTERVAL = 3.0  # the SDK's default (PollConfig.interval), in provider seconds
@@ -48,6 +48,8 @@ POLL_INTERVAL = 3.0  # the SDK's default (PollConfig.interval), in provider seco
 #   provider's error is the message; error.code never reaches the caller.
 # - retry.transient, result.success, retry.gives_up: no request is retried on 429 or 5xx (the
 #   SDK retries only network errors while polling, three times).
+# - failure.category on the balance error: its status is 403 (a 402 in the balance_status
+#   variant), and the SDK makes every 401 and 403 SeaArtError(kind "auth").
 # - outcome.protocol on a truncated or garbled answer: http.client.IncompleteRead and
 #   json.JSONDecodeError escape as they are, not as SeaArtError (a reset or a hang is wrapped).
 RECORD: dict[str, set[str]] = {
@@ -66,12 +68,16 @@ RECORD: dict[str, set[str]] = {
     "transport-status-malformed": {"outcome.protocol"},
     "persistent-internal": {"retry.gives_up"},
     "persistent-rate_limited": {"retry.gives_up"},
+    "refused-insufficient_balance": {"failure.category"},
+    "refused-insufficient_balance[balance_status=402]": set(),
 }
 
 
-def scenario_name(scenario_id: str) -> str:
-    """``provider/model/name[variant=option]`` -> ``name``: the key of RECORD."""
-    return scenario_id.rsplit("/", 1)[-1].split("[", 1)[0]
+def recorded(scenario_id: str) -> set[str]:
+    """What RECORD says ``provider/model/name[variant=option]`` fails: its entry with the variant,
+    else the entry of its name."""
+    tail = scenario_id.rsplit("/", 1)[-1]
+    return RECORD.get(tail, RECORD.get(tail.split("[", 1)[0], set()))
 
 
 class _Waiting(threading.local):

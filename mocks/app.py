@@ -282,7 +282,7 @@ class _Handlers:
             if state.remaining(provider, key, now) < price:
                 msg = f"Insufficient balance: this job costs {price} {contract.billing['unit']}"
                 priced = {"price": price, "job": {"price": price}}
-                response = error_response(contract, "insufficient_balance", msg, priced)
+                response = error_response(contract, "insufficient_balance", msg, priced, op=op)
                 return self._journal(request, op.name, response, key, now, **verdict.note)
             job = state.create_job(provider, model, key, params, verdict.outcome, verdict.timing, price=price, now=now)
             base = ctx["request"]["base_url"]

@@ -24,6 +24,7 @@
     GET  /_veomock/webhooks               outstanding deliveries, policies, counts
     POST /_veomock/webhooks               {"policy": {"mode": "drop", "job": ID}} (or "key": KEY)
     POST /_veomock/webhooks/flush         attempt every delivery due now (after advancing a frozen clock)
+    GET  /_veomock/openapi/{provider}.json  the provider's OpenAPI 3.1 document (mocks/openapi.py)
     GET  /_veomock/ui                     the inspector page (mocks.inspector); /_veomock/events, its live feed
 
 With ``veomock serve --control-token T`` every control call needs the header ``X-Veomock-Token: T``.
@@ -460,6 +461,11 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
             control.clear_limits(**query)
         return JSONResponse({"limits": control.limits(**query)})
 
+    async def openapi(request: Request) -> Response:
+        from veomock.mocks.openapi import serve_document  # built on request: most mocks never build one
+
+        return serve_document(state.contracts, request)
+
     async def balances(request: Request) -> Response:
         if request.method == "POST":
             data = await _json(request)
@@ -492,6 +498,7 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
         Route("/limits", guarded(limits), methods=["GET", "POST", "DELETE"]),
         Route("/balances", guarded(balances), methods=["GET", "POST"]),
         *webhook_routes(state),
+        Route("/openapi/{provider}.json", guarded(openapi), methods=["GET"]),
         *event_routes(state),
     ]
     if token:

@@ -52,7 +52,8 @@ def test_moving_one_tenants_clock_never_moves_another_tenants_jobs(
     client.post("/_veomock/clock", json={"advance": 5})  # the default clock: Bob's, not Alice's
     assert client.get("/_veomock/clock", params={"key": ALICE}).json()["now"] == START + 86_400
     assert client.get("/_veomock/clock").json()["tenants"] == {ALICE: {"now": START + 86_400, "speed": 0}}
-    summaries = {s["key"]: s for s in client.get("/_veomock/jobs", params={"provider": provider}).json()["jobs"]}
+    listing = client.get("/_veomock/jobs", params={"provider": provider, "reveal": 1}).json()["jobs"]
+    summaries = {s["key"]: s for s in listing}
     assert summaries[ALICE]["now"] == START + 86_400 and summaries[ALICE]["state"] == "succeeded"
     assert summaries[BOB]["now"] == START + 5
     charged = client.get("/_veomock/balances", params={"key": ALICE, "provider": provider}).json()

@@ -147,7 +147,9 @@ def _backoff(run: Run) -> Iterator[Problem]:
             asked = _retry_after(chain[i])  # the answer before the later wait
             if asked is not None and later >= asked - slack:
                 continue  # the server set this wait
-            if later <= earlier + EPSILON:  # growth is judged raw: a real-time jitter is far smaller
+            # Exact mode: each wait longer than the last. Real time: not shorter by more than the
+            # tolerance (a jitter of scheduling can eat a small growth).
+            if later <= earlier - slack + 2 * EPSILON:
                 yield Problem(
                     observed=f"waits {_waits(waits)} between attempts of {chain[0].method} {chain[0].path}",
                     expected="each wait longer than the one before (backoff), unless Retry-After sets it",
