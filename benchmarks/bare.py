@@ -1,22 +1,17 @@
-"""The baseline: a bare Starlette app answering static JSON, as in the performance notes."""
+"""The baseline: a bare Starlette app answering static bytes, without reading the request body."""
 
 from __future__ import annotations
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
-_BODY = {"code": 200, "message": "success", "data": {"taskId": "task_12345678", "state": "processing"}}
+_BODY = b'{"code":200,"message":"success","data":{"taskId":"task_12345678","state":"processing"}}'
 
 
 async def _static(request: Request) -> Response:
-    return JSONResponse(_BODY)
+    return Response(_BODY, media_type="application/json")
 
 
-async def _post(request: Request) -> Response:
-    await request.body()
-    return JSONResponse(_BODY)
-
-
-app = Starlette(routes=[Route("/status", _static, methods=["GET"]), Route("/submit", _post, methods=["POST"])])
+app = Starlette(routes=[Route("/status", _static, methods=["GET"]), Route("/submit", _static, methods=["POST"])])

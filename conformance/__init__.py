@@ -39,4 +39,8 @@ def __getattr__(name: str) -> Any:
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    module = importlib.import_module(f"{__name__}.{home}")
+    # Bind every name of that module here: an import of a submodule binds the submodule under its
+    # own name, which would hide the function of the same name (``scenarios``).
+    globals().update({export: getattr(module, export) for export, where in _HOMES.items() if where == home})
+    return globals()[name]

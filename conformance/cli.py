@@ -28,6 +28,7 @@ from veomock.conformance.runner import (
     PythonAdapter,
     Result,
     Runner,
+    StartError,
     load_python,
     read_replay,
 )
@@ -119,7 +120,7 @@ def _adapter(args: argparse.Namespace, recorded: str | None = None) -> Adapter:
 
 def explore(runner: Runner, scenario_source: Any, count: int) -> Result | None:
     """Run ``count`` generated scenarios; on a failure Hypothesis shrinks it and the minimal
-    failing result (with its replay file) is returned."""
+    failing result (with its replay file, the only one exploration writes) is returned."""
     from hypothesis import HealthCheck, Phase, given, settings
 
     failing: list[Result] = []
@@ -134,7 +135,7 @@ def explore(runner: Runner, scenario_source: Any, count: int) -> Result | None:
     )
     @given(scenario_source)
     def probe(scenario: Scenario) -> None:
-        result = runner.run(scenario)
+        result = runner.run(scenario, replay=False)
         if result.failures:
             failing.append(result)
             raise AssertionError(result.failures[0].render())
@@ -142,7 +143,7 @@ def explore(runner: Runner, scenario_source: Any, count: int) -> Result | None:
     try:
         probe()
     except AssertionError:
-        return failing[-1] if failing else None
+        return runner.record(failing[-1]) if failing else None
     return None
 
 
@@ -193,12 +194,16 @@ def run_check(args: argparse.Namespace, out: Any = None) -> int:
         jobs=args.jobs,
     )
     progress = None if args.quiet else Progress(len(chosen), out)
-    with runner:
-        results = runner.run_all(chosen, progress)
-        if args.explore and not args.replay:
-            minimal = explore(runner, scenarios(contract, caps), args.explore)
-            if minimal is not None:
-                results.append(minimal)
+    try:
+        with runner:
+            results = runner.run_all(chosen, progress)
+            if args.explore and not args.replay:
+                minimal = explore(runner, scenarios(contract, caps), args.explore)
+                if minimal is not None:
+                    results.append(minimal)
+    except StartError as exc:
+        print(f"veomock check: {exc}", file=sys.stderr)
+        return 2
     print(summary(results, args.provider, adapter.describe(), mode=runner.mode()), file=out)
     if args.junit:
         write_junit(args.junit, results, args.provider)

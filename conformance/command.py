@@ -9,9 +9,13 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from veomock.contracts import ContractError, available, load
 from veomock.mocks.runner import PROFILES, create_state, parse_variants
+
+if TYPE_CHECKING:
+    from veomock.mocks.state import MockState
 
 __all__ = ["main"]
 
@@ -19,7 +23,17 @@ __all__ = ["main"]
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
     from veomock.mocks.app import CONTROL_PREFIX, build_app
+    from veomock.mocks.hosts import is_loopback
+    from veomock.mocks.serving import server_options
 
+    open_beyond_loopback = not is_loopback(args.host) and not args.control_token
+    if open_beyond_loopback and not args.insecure:
+        print(
+            f"veomock: the control API on {args.host} would be open to anyone who reaches it; give "
+            "--control-token TOKEN (or VEOMOCK_CONTROL_TOKEN), or --insecure to serve it without one",
+            file=sys.stderr,
+        )
+        return 2
     try:
         state = create_state(
             args.provider or None,
@@ -31,6 +45,11 @@ def _serve(args: argparse.Namespace) -> int:
             webhook_ca=args.webhook_ca,
             chaos=_read_chaos(args.chaos),
         )
+        state.webhooks.targets.add(args.webhook_allow)
+        if args.max_jobs is not None and args.max_jobs < 1:
+            raise ValueError(f"--max-jobs needs a positive number, not {args.max_jobs}")
+        state.max_jobs = args.max_jobs
+        replay = _read_playback(state, args.from_har) if args.from_har else None
     except (ContractError, ValueError, OSError) as exc:
         print(f"veomock: {exc}", file=sys.stderr)
         return 2
@@ -45,18 +64,40 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"  control      {base}{CONTROL_PREFIX}   ({guard})")
     if args.chaos:
         print(f"  chaos        {args.chaos}")
-    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.control_token:
-        print(
-            "veomock: warning: the control API is reachable beyond this machine; consider --control-token",
-            file=sys.stderr,
-        )
+    if args.webhook_allow:
+        print(f"  webhooks     loopback and {', '.join(args.webhook_allow)}")
+    if replay is not None:
+        print(f"  playback     {args.from_har}: {replay}")
+    if open_beyond_loopback:
+        print("veomock: warning: --insecure: anyone who reaches this port controls the mock", file=sys.stderr)
     sys.stdout.flush()
     # Everything loaded so far (contracts, compiled schemas, libraries) lives as long as the
     # server: keep it out of the garbage collector's full passes, which otherwise grow with it.
     gc.collect()
     gc.freeze()
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    # Connection timeouts (keep-alive, request head and body); an open inspector keeps an event
+    # stream open, so streams get 2 s to end when stopping.
+    options = server_options()
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=2,
+        **options,
+    )
     return 0
+
+
+def _read_playback(state: MockState, path: str) -> str:
+    """Arm the scenario of a recorded session; a line saying what it replays."""
+    from veomock.mocks.control import Control
+
+    with open(path, "rb") as handle:
+        replay = Control(state).playback(handle.read())
+    jobs = ", ".join(" -> ".join(s["state"] for s in job["seen"]) for job in replay["jobs"]) or "no job"
+    return f"{len(replay['rules'])} rules for {replay['provider']} ({jobs}); a reset clears them"
 
 
 def _read_chaos(path: str | None) -> dict[str, object] | None:
@@ -115,7 +156,8 @@ def _contracts(args: argparse.Namespace) -> int:
     return status
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(grading: bool = True) -> argparse.ArgumentParser:
+    """The command line; ``grading=False`` leaves out ``check``, so serving never imports the suite."""
     parser = argparse.ArgumentParser(prog="veomock", description="Mock servers for Veo 3.1 video APIs.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -155,6 +197,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="let callbacks to a loopback receiver use http where a provider wants https",
     )
     serve.add_argument(
+        "--max-jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="hold at most N jobs: a new one evicts the oldest that has ended (default: keep all until a reset)",
+    )
+    serve.add_argument(
+        "--webhook-allow",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]|CIDR",
+        help="let callbacks go to this target too (only loopback by default), e.g. receiver:8080; repeatable",
+    )
+    serve.add_argument(
         "--webhook-ca",
         metavar="FILE.pem",
         default=None,
@@ -167,10 +223,22 @@ def build_parser() -> argparse.ArgumentParser:
         help='seeded chaos profile, e.g. {"seed": 7, "faults": {"error:internal": 0.05}}',
     )
     serve.add_argument(
+        "--from",
+        dest="from_har",
+        metavar="SESSION.har",
+        default=None,
+        help="replay a recorded session (veomock record, or any HAR export) as a scenario",
+    )
+    serve.add_argument(
         "--control-token",
         metavar="TOKEN",
         default=os.environ.get("VEOMOCK_CONTROL_TOKEN"),
         help="control calls need header X-Veomock-Token: TOKEN (env VEOMOCK_CONTROL_TOKEN)",
+    )
+    serve.add_argument(
+        "--insecure",
+        action="store_true",
+        help="serve the control API beyond loopback without a token (refused otherwise)",
     )
     serve.add_argument("--log-level", default="warning")
     serve.set_defaults(func=_serve)
@@ -187,16 +255,29 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("contracts", help="load and check every contract and variant")
     check.set_defaults(func=_contracts)
 
-    from veomock.conformance.cli import add_arguments, run_check
+    if grading:
+        from veomock.conformance.cli import add_arguments, run_check
 
-    grade = sub.add_parser("check", help="grade a client against a provider's mock: check --provider P -- CMD")
-    add_arguments(grade)
-    grade.set_defaults(func=run_check)
+        grade = sub.add_parser("check", help="grade a client against a provider's mock: check --provider P -- CMD")
+        add_arguments(grade)
+        grade.set_defaults(func=run_check)
+
+        # Sessions: record one through a proxy, compare one with the contract.
+        from veomock.conformance import drift, record
+
+        recording = sub.add_parser("record", help="a recording proxy in front of the provider (writes a HAR file)")
+        record.add_arguments(recording)
+        recording.set_defaults(func=record.run_record)
+
+        comparing = sub.add_parser("drift", help="compare a recorded session with the contract (exit 1 on drift)")
+        drift.add_arguments(comparing)
+        comparing.set_defaults(func=drift.run_drift)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(grading=argv[:1] != ["serve"]).parse_args(argv)
     result: int = args.func(args)
     return result
 

@@ -138,11 +138,17 @@ def _walk(node: Any, parts: list[str]) -> Iterable[Any]:
 
 
 def extract(body: Any, path: str) -> list[Any]:
-    """Every value at ``path`` in ``body``; lists at the end are flattened one level."""
-    out: list[Any] = []
-    for value in _walk(body, path.split(".")):
-        if isinstance(value, list):
-            out.extend(value)
-        elif value is not None:
-            out.append(value)
-    return out
+    """Every value at ``path`` in ``body``; lists at the end are flattened one level.
+
+    ``a.b | c.d`` names alternatives: the values of the first that yields any.
+    """
+    for alternative in path.split("|"):
+        out: list[Any] = []
+        for value in _walk(body, alternative.strip().split(".")):
+            if isinstance(value, list):
+                out.extend(value)
+            elif value is not None:
+                out.append(value)
+        if out:
+            return out
+    return []

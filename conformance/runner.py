@@ -48,9 +48,13 @@ from veomock.mocks import CONTROL_PREFIX
 from veomock.mocks.lifecycle import Job as MockJob
 from veomock.mocks.media import clip_for
 
-__all__ = ["Adapter", "CommandAdapter", "PythonAdapter", "Result", "Runner", "load_python"]
+__all__ = ["Adapter", "CommandAdapter", "PythonAdapter", "Result", "Runner", "StartError", "load_python"]
 
 ClientFunc = Callable[[dict[str, Any], Mapping[str, str]], Mapping[str, Any]]
+
+
+class StartError(Exception):
+    """The client cannot start at all (no such program, not executable): no scenario can run."""
 
 
 class Adapter(Protocol):
@@ -79,7 +83,9 @@ class PythonAdapter:
 
 
 def load_python(spec: str) -> ClientFunc:
-    """``package.module:function`` (a file path works for the module too) -> the function."""
+    """``package.module:function`` (a file path works for the module too) -> the function.
+
+    A module name is looked up from the current directory first, as ``python -m`` does."""
     module_name, _, attr = spec.partition(":")
     if not attr:
         raise ValueError(f"{spec!r} must look like module:function")
@@ -87,6 +93,8 @@ def load_python(spec: str) -> ClientFunc:
         path = Path(module_name).resolve()
         sys.path.insert(0, str(path.parent))
         module_name = path.stem
+    elif os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     module = importlib.import_module(module_name)
     func: ClientFunc = getattr(module, attr)
     return func
@@ -124,7 +132,7 @@ class CommandAdapter:
             stderr = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
             return None, f"the client ran past {self.timeout:g} real seconds and was stopped", stderr
         except OSError as exc:
-            return None, f"the client could not start: {exc}", ""
+            raise StartError(self._why_not_started(exc)) from None
         lines = [line for line in done.stdout.splitlines() if line.strip()]
         if done.returncode != 0:
             return None, f"the client exited with status {done.returncode}", done.stderr
@@ -134,6 +142,23 @@ class CommandAdapter:
             return json.loads(lines[-1]), None, done.stderr
         except json.JSONDecodeError as exc:
             return None, f"the last line of stdout is not JSON ({exc.msg}): {lines[-1][:200]!r}", done.stderr
+
+
+    def _why_not_started(self, exc: OSError) -> str:
+        program = self.argv[0]
+        where = f" (from {self.cwd})" if self.cwd else ""
+        if isinstance(exc, FileNotFoundError):
+            looked = "no such file" if os.sep in program else "not found on PATH"
+            return f"the client {program!r} cannot start: {looked}{where}; check the command after --"
+        if isinstance(exc, PermissionError):
+            return (
+                f"the client {program!r} cannot start: it is not executable{where}; "
+                f"chmod +x it, or name its interpreter (-- python3 {program})"
+            )
+        return (
+            f"the client {program!r} cannot start: {exc.strerror or exc}{where}; "
+            "a script needs a #! line, or name its interpreter after --"
+        )
 
 
 @dataclass
@@ -218,7 +243,9 @@ class Runner:
             harnesses[key] = Harness(self.provider, dict(variants), seed=self.seed)
         return harnesses[key]
 
-    def run(self, scenario: Scenario, lane: int = 0) -> Result:
+    def run(self, scenario: Scenario, lane: int = 0, *, replay: bool = True) -> Result:
+        """Run the client on ``scenario`` (on ``lane``) and grade it; ``replay=False`` writes no
+        replay file (:meth:`record` can write it later)."""
         if scenario.provider != self.provider:
             raise ValueError(f"scenario {scenario.id} is for {scenario.provider}, not {self.provider}")
         server = self._lane(lane).server
@@ -247,9 +274,11 @@ class Runner:
             download=self.capabilities.downloads,
             webhook_url=webhook_url,
         )
-        raw, problem, stderr = self.adapter.run(job, env)
-        harness.end()
-        server.use(None)
+        try:
+            raw, problem, stderr = self.adapter.run(job, env)
+        finally:
+            harness.end()
+            server.use(None)
         outcome = None
         exchanges = harness.exchanges()
         if self.traffic_only:
@@ -286,10 +315,15 @@ class Runner:
         )
         applied, failures = run_checks(run, self.checks)
         result = Result(scenario, applied, failures, run)
-        if failures and self.replay_dir is not None:
+        return self.record(result) if replay else result
+
+    def record(self, result: Result) -> Result:
+        """Write the replay file of a failing result (when there is a replay directory) and point
+        each failure's reproduce command at it."""
+        if result.failures and self.replay_dir is not None:
             result.replay = self.write_replay(result)
-        reproduce = self.reproduce(result.replay, scenario.id)
-        result.failures = [Failure(**{**f.to_json(), "reproduce": reproduce}) for f in failures]
+        reproduce = self.reproduce(result.replay, result.scenario.id)
+        result.failures = [Failure(**{**f.to_json(), "reproduce": reproduce}) for f in result.failures]
         return result
 
     def run_all(self, scenarios: Iterable[Scenario], progress: Callable[[Result], None] | None = None) -> list[Result]:

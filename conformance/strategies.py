@@ -34,6 +34,7 @@ from hypothesis import reject
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from veomock.contracts import Model
+from veomock.mocks.scenarios import magic_in_key, magic_in_prompt
 
 __all__ = [
     "Mutation",
@@ -46,10 +47,22 @@ __all__ = [
 
 SearchStrategy = st.SearchStrategy
 
+
+def _plain(text: str) -> bool:
+    """``text`` is no magic input of the mock (``veomock:...`` in a prompt, ``veomock-<directive>``
+    in a key), which would ask for a fault instead of the provider's ordinary answer. Hypothesis
+    draws such strings: it reuses string constants of the code under test."""
+    return not magic_in_prompt(text) and magic_in_key(text) is None
+
+
+def _texts(alphabet: str, min_size: int, max_size: int) -> SearchStrategy[str]:
+    return st.text(alphabet=alphabet, min_size=min_size, max_size=max_size).filter(_plain)
+
+
 # Printable ASCII: JSON Schema patterns use ECMA-262 classes (\d is ASCII there, not in Python)
 # and no newline means Python's ``$`` cannot match before a trailing "\n" that ECMA would refuse.
 _ASCII = "".join(chr(c) for c in range(0x20, 0x7F))
-_TEXT = st.text(alphabet=_ASCII + "éü日本🎬", min_size=0, max_size=24)
+_TEXT = _texts(_ASCII + "éü日本🎬", 0, 24)
 _INT_BOUND = 2**53  # JSON-safe integers
 _EXTRA_LEN = 24  # strings and lists without an upper bound stay short
 _EXTRA_ITEMS = 3
@@ -326,7 +339,7 @@ def _regex(pattern: str) -> SearchStrategy[str]:
     suffix = "" if anchored_end else "[ -~]{0,16}"
     full = f"{prefix}(?:{core}){suffix}"
     try:
-        return st.from_regex(full, fullmatch=True, alphabet=_ASCII)
+        return st.from_regex(full, fullmatch=True, alphabet=_ASCII).filter(_plain)
     except InvalidArgument as exc:
         raise StrategyError(f"cannot generate strings for pattern {pattern!r}: {exc}") from None
 
@@ -336,7 +349,7 @@ def _build_string(schema: Mapping[str, Any]) -> SearchStrategy[Any]:
     high = int(schema.get("maxLength", low + _EXTRA_LEN))
     if "pattern" in schema:
         return _regex(schema["pattern"]).filter(lambda s: low <= len(s) <= high)
-    return st.text(alphabet=_ASCII + "éü日本🎬", min_size=low, max_size=min(high, low + _EXTRA_LEN))
+    return _texts(_ASCII + "éü日本🎬", low, min(high, low + _EXTRA_LEN))
 
 
 def _bounds(schema: Mapping[str, Any], step: float) -> tuple[float | None, float | None]:
@@ -460,9 +473,9 @@ def _outside(schema: Mapping[str, Any], base: Mapping[str, Any]) -> list[SearchS
     if "string" in _infer_types(base) and "pattern" not in base:
         if "maxLength" in schema and schema["maxLength"] + 1 <= base.get("maxLength", 10**9):
             size = schema["maxLength"] + 1
-            out.append(st.text(alphabet=_ASCII, min_size=size, max_size=size + 4))
+            out.append(_texts(_ASCII, size, size + 4))
         if schema.get("minLength", 0) > base.get("minLength", 0):
-            out.append(st.text(alphabet=_ASCII, min_size=base.get("minLength", 0), max_size=schema["minLength"] - 1))
+            out.append(_texts(_ASCII, base.get("minLength", 0), schema["minLength"] - 1))
     if _infer_types(base) != list(_TYPES) and ("integer" in _infer_types(base) or "number" in _infer_types(base)):
         if "maximum" in schema and schema["maximum"] + 1 <= base.get("maximum", float("inf")):
             out.append(st.integers(int(schema["maximum"]) + 1, int(schema["maximum"]) + 1000))

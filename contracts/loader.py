@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import jsonschema_rs
 import yaml
+from veomock.contracts import cache as disk_cache
 from veomock.contracts.model import (
     Auth,
     Contract,
@@ -27,12 +27,18 @@ from veomock.contracts.model import (
     WebhookDelivery,
     WebhookUnsupported,
 )
-from veomock.contracts.templates import Template, TemplateError, compile_expression, compile_template
+from veomock.contracts.templates import FIELDS, Template, TemplateError, compile_expression, compile_template
 
 __all__ = ["CONTRACTS_DIR", "ContractError", "available", "load", "load_all", "load_file"]
 
 CONTRACTS_DIR = Path(__file__).resolve().parent
 _META = CONTRACTS_DIR / "contract.schema.yaml"
+# libyaml's parser where PyYAML was built with it (about ten times faster), else PyYAML's own.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _parse_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_YAML_LOADER)
 
 
 class ContractError(ValueError):
@@ -46,20 +52,10 @@ class ContractError(ValueError):
         super().__init__(text)
 
 
-# libyaml where it is installed (about 10x faster); the same documents either way.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 @cache
 def _meta_validator() -> jsonschema.Draft202012Validator:
-    schema = yaml.load(_META.read_text(), Loader=_YAML_LOADER)
+    schema = _parse_yaml(_META.read_text())
     return jsonschema.Draft202012Validator(schema)
-
-
-@cache
-def _fast_meta_validator() -> Any:
-    """The compiled meta-schema: a valid contract passes in microseconds; jsonschema explains failures."""
-    return jsonschema_rs.validator_for(_meta_validator().schema)
 
 
 def _where(path: Iterable[Any]) -> str:
@@ -69,9 +65,14 @@ def _where(path: Iterable[Any]) -> str:
     return out
 
 
-def _suggest(word: str, choices: Iterable[str]) -> str | None:
+def _closest(word: str, choices: Iterable[str]) -> str | None:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else None
+    return close[0] if close else None
+
+
+def _suggest(word: str, choices: Iterable[str]) -> str | None:
+    close = _closest(word, choices)
+    return f"did you mean {close!r}?" if close else None
 
 
 def _schema_at(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -100,22 +101,15 @@ def _explain(error: jsonschema.ValidationError, root: Mapping[str, Any]) -> tupl
     return error.message, None
 
 
-def _check_schema(schema: Any) -> None:
-    """Raise jsonschema.SchemaError for a schema that is not valid JSON Schema (the compiled
-    meta-schema passes a valid one fast; jsonschema explains an invalid one)."""
-    if not jsonschema_rs.meta.is_valid(schema):
-        jsonschema.Draft202012Validator.check_schema(schema)
-
-
 def _check_shape(data: Any, file: Path) -> None:
-    if _fast_meta_validator().is_valid(data):
-        return
     validator = _meta_validator()
     errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.absolute_path), e.message))
     if errors:
         best = jsonschema.exceptions.best_match(errors) or errors[0]
-        deepest = max(errors, key=lambda e: len(e.absolute_path))
-        chosen = deepest if deepest.validator == "additionalProperties" else best
+        # An unknown key is usually a misspelled one (`schema:` for `scheme:`): name it, not the
+        # required key it leaves missing.
+        unknown = [e for e in errors if e.validator == "additionalProperties"]
+        chosen = max(unknown, key=lambda e: len(e.absolute_path)) if unknown else best
         message, hint = _explain(chosen, validator.schema)
         raise ContractError(file, _where(chosen.absolute_path), message, hint)
 
@@ -199,19 +193,33 @@ def _apply_variants(data: dict[str, Any], chosen: Mapping[str, str], file: Path)
     return selected
 
 
+def _check_fields(template: Template, file: Path, where: str) -> Template:
+    """Refuse a read of a field the engine never provides (``job.fail_mesage``)."""
+    for root, known in FIELDS.items():
+        for name in sorted((template.fields(root) or frozenset()) - known):
+            close = _closest(name, known)
+            hint = f"did you mean '{root}.{close}'?" if close else f"{root} has: {', '.join(sorted(known))}"
+            raise ContractError(file, where, f"unknown field '{root}.{name}'", hint)
+    return template
+
+
 def _template(node: Any, file: Path, where: str) -> Template:
     try:
-        return compile_template(node)
+        template = compile_template(node)
     except TemplateError as exc:
         raise ContractError(file, where, str(exc)) from None
+    return _check_fields(template, file, where)
 
 
 def _expression(text: str, file: Path, where: str) -> Template:
+    """An expression (``path.id``) or a template of them (``models/{{ path.model }}``)."""
+    if "{{" in text:
+        return _template(text, file, where)
     try:
-        compile_expression(text.strip().removeprefix("{{").removesuffix("}}"))
+        compile_expression(text)
     except TemplateError as exc:
         raise ContractError(file, where, str(exc)) from None
-    return compile_template(text if "{{" in text else "{{ " + text + " }}")
+    return _check_fields(compile_template("{{ " + text + " }}"), file, where)
 
 
 def _response(node: Mapping[str, Any], file: Path, where: str) -> Response:
@@ -223,23 +231,28 @@ def _response(node: Mapping[str, Any], file: Path, where: str) -> Response:
     )
 
 
+def _check_schemas(data: Mapping[str, Any], file: Path) -> None:
+    """Every model's request schema, and each rule's ``if`` and ``then``, is a valid JSON Schema."""
+    for name, node in data["models"].items():
+        where, request = f"models.{name}", node["request"]
+        try:
+            jsonschema.Draft202012Validator.check_schema(request["schema"])
+        except jsonschema.SchemaError as exc:
+            raise ContractError(file, f"{where}.request.schema", f"not a valid JSON Schema: {exc.message}") from None
+        for i, rule in enumerate(request.get("rules", [])):
+            for part in ("if", "then"):
+                try:
+                    jsonschema.Draft202012Validator.check_schema(rule[part])
+                except jsonschema.SchemaError as exc:
+                    raise ContractError(file, f"{where}.request.rules[{i}].{part}", exc.message) from None
+
+
 def _models(data: Mapping[str, Any], file: Path) -> dict[str, Model]:
     models = {}
     for name, node in data["models"].items():
         where = f"models.{name}"
         request = node["request"]
-        try:
-            _check_schema(request["schema"])
-        except jsonschema.SchemaError as exc:
-            raise ContractError(file, f"{where}.request.schema", f"not a valid JSON Schema: {exc.message}") from None
-        rules = []
-        for i, rule in enumerate(request.get("rules", [])):
-            for part in ("if", "then"):
-                try:
-                    _check_schema(rule[part])
-                except jsonschema.SchemaError as exc:
-                    raise ContractError(file, f"{where}.request.rules[{i}].{part}", exc.message) from None
-            rules.append(Rule(rule["id"], rule["if"], rule["then"], rule["message"], rule["source"]))
+        rules = [Rule(r["id"], r["if"], r["then"], r["message"], r["source"]) for r in request.get("rules", [])]
         models[name] = Model(
             name=name,
             schema=request["schema"],
@@ -257,6 +270,28 @@ def _models(data: Mapping[str, Any], file: Path) -> dict[str, Model]:
     return models
 
 
+_PATH_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[a-z]+)?\}")
+
+
+def path_params(path: str) -> list[str]:
+    """The parameter names of a route path (``/v1/{id}`` -> ``['id']``; ``{name:path}`` -> ``name``)."""
+    return _PATH_PARAM.findall(path)
+
+
+def _check_path_params(template: Template | None, path: str, file: Path, where: str) -> None:
+    """Refuse an expression reading ``path.x`` where the route has no ``{x}``."""
+    if template is None:
+        return
+    params = path_params(path)
+    for name in sorted((template.fields("path") or frozenset()) - set(params)):
+        hint = _suggest(name, params) or (f"its parameters: {', '.join(params)}" if params else "it has none")
+        raise ContractError(file, where, f"reads path.{name}, but {path} has no {{{name}}}", hint)
+
+
+def _model_hint(model: str, models: Iterable[str]) -> str:
+    return _suggest(model, models) or f"models: {', '.join(models)}"
+
+
 def _operations(data: Mapping[str, Any], models: Mapping[str, Model], file: Path) -> tuple[Operation, ...]:
     ops = []
     seen: set[tuple[str, str]] = set()
@@ -264,13 +299,18 @@ def _operations(data: Mapping[str, Any], models: Mapping[str, Model], file: Path
         where = f"operations[{i}]"
         for model in node.get("models", []):
             if model not in models:
-                raise ContractError(file, f"{where}.models", f"unknown model {model!r}", _suggest(model, models))
+                raise ContractError(file, f"{where}.models", f"unknown model {model!r}", _model_hint(model, models))
         if node["kind"] == "submit" and not node.get("models"):
             raise ContractError(file, where, "a submit operation needs `models`")
         if node["kind"] == "submit" and len(node["models"]) > 1 and "model_from" not in node:
             raise ContractError(file, where, "a submit operation with several models needs `model_from`")
         if node["kind"] == "status" and "id_from" not in node:
             raise ContractError(file, where, "a status operation needs `id_from`, e.g. path.id or query.taskId")
+        reads = {
+            part: _expression(node[part], file, f"{where}.{part}") for part in ("id_from", "model_from") if part in node
+        }
+        for part, template in reads.items():
+            _check_path_params(template, node["path"], file, f"{where}.{part}")
         key = (node["method"], node["path"])
         if key in seen:
             raise ContractError(file, where, f"{node['method']} {node['path']} is declared twice")
@@ -282,10 +322,8 @@ def _operations(data: Mapping[str, Any], models: Mapping[str, Model], file: Path
                 method=node["method"],
                 path=node["path"],
                 models=tuple(node.get("models", models)),
-                model_from=_expression(node["model_from"], file, f"{where}.model_from")
-                if "model_from" in node
-                else None,
-                id_from=_expression(node["id_from"], file, f"{where}.id_from") if "id_from" in node else None,
+                model_from=reads.get("model_from"),
+                id_from=reads.get("id_from"),
                 source=node["source"],
             )
         )
@@ -345,7 +383,7 @@ def _channels(data: Mapping[str, Any], errors: Mapping[str, ErrorSpec], file: Pa
             raise ContractError(file, where, "filter_from needs `filters`: event name -> canonical states")
         for model in node.get("models", []):
             if model not in data["models"]:
-                hint = _suggest(model, data["models"])
+                hint = _model_hint(model, data["models"])
                 raise ContractError(file, f"{where}.models", f"unknown model {model!r}", hint)
     return tuple(out)
 
@@ -399,11 +437,20 @@ def _load_cached(file: Path, content: bytes, variants: tuple[tuple[str, str], ..
     return _load(file, content.decode(), dict(variants))
 
 
-@lru_cache(maxsize=32)
-def _parsed(file: Path, text: str) -> dict[str, Any]:
-    """The checked YAML of a contract, parsed once for all its variant choices (read-only)."""
+def _load(file: Path, text: str, variants: Mapping[str, str]) -> Contract:
+    entry = disk_cache.key(text, variants)
+    checked = disk_cache.read(entry)
+    data, selected = checked if checked is not None else _checked(file, text, variants)
+    contract = _compile(file, data, selected)
+    if checked is None:
+        disk_cache.write(entry, (data, selected))
+    return contract
+
+
+def _checked(file: Path, text: str, variants: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The contract's data with the chosen variants applied, once every check has passed."""
     try:
-        data = yaml.load(text, Loader=_YAML_LOADER)
+        data = _parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(parse)"
@@ -412,22 +459,24 @@ def _parsed(file: Path, text: str) -> dict[str, Any]:
         raise ContractError(file, "", "a contract is a YAML mapping")
     _check_shape(data, file)
     _check_citations(data, file)
-    return data
-
-
-def _load(file: Path, text: str, variants: Mapping[str, str]) -> Contract:
-    data = copy.deepcopy(_parsed(file, text))
+    data = copy.deepcopy(data)
     selected = _apply_variants(data, variants or {}, file)
     _check_shape(data, file)
     _check_citations(data, file)
+    _check_schemas(data, file)
+    return data, selected
 
+
+def _compile(file: Path, data: dict[str, Any], selected: dict[str, str]) -> Contract:
     models = _models(data, file)
     errors = _errors(data, file)
     life = data["lifecycle"]
     responses = data["responses"]
     media = data["media"]
-    if "{job_id}" not in media["path"]:
-        raise ContractError(file, "media.path", "the media path must contain {job_id}")
+    media_path, _, media_query = media["path"].partition("?")
+    for where, path in (("media.path", media_path), ("media.redirect.path", media.get("redirect", {}).get("path"))):
+        if path is not None and "{job_id}" not in path:
+            raise ContractError(file, where, f"{path} must contain {{job_id}}", "the mock finds the job by it")
     poll = life.get("poll_interval", {})
     return Contract(
         provider=data["provider"],
@@ -437,7 +486,11 @@ def _load(file: Path, text: str, variants: Mapping[str, str]) -> Contract:
         raw=data,
         variants=selected,
         auth=Auth(
-            data["auth"]["header"], data["auth"]["scheme"], data["auth"].get("key_pattern"), data["auth"]["source"]
+            data["auth"]["header"],
+            data["auth"]["scheme"],
+            data["auth"].get("key_pattern"),
+            data["auth"]["source"],
+            query=data["auth"].get("query"),
         ),
         models=models,
         operations=_operations(data, models, file),
@@ -453,7 +506,10 @@ def _load(file: Path, text: str, variants: Mapping[str, str]) -> Contract:
             FailureCode(c["code"], c["message"], c["state"], c.get("refund"), c["source"])
             for c in data["failures"]["codes"]
         ),
-        media_path=media["path"],
+        media_path=media_path,
+        media_query=media_query,
+        media_auth=media.get("auth", False),
+        media_redirect=(media["redirect"]["status"], media["redirect"]["path"]) if "redirect" in media else None,
         media_type=media["content_type"],
         media_expires_after=media["expires_after"],
         media_expired=_response(media["expired"], file, "media.expired"),

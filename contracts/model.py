@@ -103,6 +103,9 @@ class Model:
         return 0.0
 
 
+_READ = re.compile(r"\{\{\s*(path|query)\.([A-Za-z0-9_]+)[^}]*\}\}")
+
+
 @dataclass(frozen=True)
 class Operation:
     name: str
@@ -114,6 +117,29 @@ class Operation:
     id_from: Template | None
     source: str
 
+    def locate(self, job_id: str) -> tuple[str, dict[str, str]]:
+        """The URL path and query that ask this status operation for ``job_id``: ``id_from``
+        read backwards, be it one read (``path.id``, ``query.taskId``) or a template of reads the
+        id matches (``models/{{ path.model }}/operations/{{ path.operation }}``)."""
+        source = str(self.id_from.source if self.id_from is not None else "")
+        if "{{" not in source:
+            source = "{{ " + source + " }}"
+        pattern, last, reads = "", 0, []
+        for match in _READ.finditer(source):
+            pattern += re.escape(source[last : match.start()]) + f"(?P<{match.group(2)}>.+?)"
+            reads.append((match.group(1), match.group(2)))
+            last = match.end()
+        found = re.fullmatch(pattern + re.escape(source[last:]), job_id)
+        values = found.groupdict() if found else {name: job_id for _, name in reads}
+        path, query = self.path, {}
+        for root, name in reads:
+            placeholder = re.search(r"\{" + name + r"(?::[a-z]+)?\}", path) if root == "path" else None
+            if placeholder is not None:
+                path = path.replace(placeholder.group(0), values[name])
+            elif root == "query":
+                query[name] = values[name]
+        return path, query
+
 
 @dataclass(frozen=True)
 class Auth:
@@ -121,6 +147,7 @@ class Auth:
     scheme: str
     key_pattern: str | None
     source: str
+    query: str | None = None  # a query parameter that may carry the key instead of the header
 
     @cached_property
     def header_key(self) -> str:
@@ -216,6 +243,14 @@ class Contract:
     webhook_channels: tuple[WebhookChannel, ...] = field(default=())
     webhook_delivery: WebhookDelivery | None = None
     webhook_unsupported: WebhookUnsupported | None = None
+    media_query: str = ""  # appended to every result URL (``alt=media``)
+    media_auth: bool = False  # the result file route asks for the API key, as the API routes do
+    media_redirect: tuple[int, str] | None = None  # (status, storage path with {job_id}) it redirects to
+
+    def media_url(self, job_id: str) -> str:
+        """The path (and query) of a job's result file, as status bodies give it."""
+        path = self.media_path.replace("{job_id}", job_id)
+        return f"{path}?{self.media_query}" if self.media_query else path
 
     def error(self, name: str) -> ErrorSpec:
         return self.errors[name]

@@ -15,11 +15,36 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["OMIT", "ROOTS", "Template", "TemplateError", "compile_expression", "compile_template"]
+__all__ = ["FIELDS", "OMIT", "ROOTS", "Template", "TemplateError", "compile_expression", "compile_template"]
 
 Render = Callable[[Mapping[str, Any]], Any]
 
 ROOTS = frozenset({"job", "body", "header", "query", "path", "request", "message", "balance", "account", "retry_after"})
+#: The keys a template may read under the roots whose keys the engine fixes (``job.fail_message``).
+FIELDS = {
+    "job": frozenset(
+        {
+            "id",
+            "model",
+            "state",
+            "status",
+            "created_at",
+            "started_at",
+            "updated_at",
+            "completed_at",
+            "elapsed",
+            "progress",
+            "fail_code",
+            "fail_message",
+            "result_urls",
+            "params",
+            "price",
+            "media_type",
+        }
+    ),
+    "balance": frozenset({"remaining", "initial", "charged"}),
+    "request": frozenset({"base_url"}),
+}
 
 
 class TemplateError(ValueError):

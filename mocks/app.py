@@ -14,15 +14,16 @@ from urllib.parse import parse_qsl
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from veomock.contracts import Contract, Operation
 from veomock.contracts.model import Response as ResponseSpec
 from veomock.contracts.templates import compile_template
 from veomock.mocks.faults import MockApp, screen, with_fault
+from veomock.mocks.hosts import request_host
 from veomock.mocks.journal import EXCHANGE, exchange
-from veomock.mocks.jsontext import TooDeep, loads
+from veomock.mocks.jsontext import NotText, TooDeep, json_text, json_type, loads_body
 from veomock.mocks.lifecycle import Job
 from veomock.mocks.media import clip_for
 from veomock.mocks.responses import error_response, render, renderer, reply
@@ -41,24 +42,32 @@ def bearer_token(value: str) -> str | None:
     return parts[1] if len(parts) == 2 and parts[0].lower() == "bearer" else None
 
 
-def _authenticate(contract: Contract, headers: Mapping[str, str]) -> str | Response:
-    """The API key, or the provider's 401 saying what is wrong with the header."""
+def _authenticate(contract: Contract, ctx: Mapping[str, Any]) -> str | Response:
+    """The API key, or the provider's refusal: its documented body, and what to fix in a hint header.
+
+    Where the contract names ``auth.query``, that query parameter may carry the key instead.
+    """
     auth = contract.auth
-    value = headers.get(auth.header_key)
+    value: str | None = ctx["header"].get(auth.header_key)
+    if value is None and auth.query is not None:
+        value = ctx["query"].get(auth.query)
     if value is None or not value.strip():
-        hint = "Bearer YOUR_API_KEY" if auth.scheme == "bearer" else "YOUR_API_KEY"
-        return error_response(contract, "auth_missing", f"Missing header {auth.header}; send '{auth.header}: {hint}'")
+        example = "Bearer YOUR_API_KEY" if auth.scheme == "bearer" else "YOUR_API_KEY"
+        hint = f"Missing header {auth.header}; send '{auth.header}: {example}'"
+        return _refuse_auth(contract, ctx, "auth_missing", hint)
     key = value.strip()
     if auth.scheme == "bearer":
         token = bearer_token(value)
         if token is None:
-            msg = f"{auth.header} must be 'Bearer YOUR_API_KEY'"
-            return error_response(contract, "auth_invalid", msg)
+            return _refuse_auth(contract, ctx, "auth_invalid", f"{auth.header} must be 'Bearer YOUR_API_KEY'")
         key = token
     if auth.key_re is not None and not auth.key_re.search(key):
-        msg = f"Invalid API key: it must match {auth.key_pattern}"
-        return error_response(contract, "auth_invalid", msg)
+        return _refuse_auth(contract, ctx, "auth_invalid", f"Invalid API key: it must match {auth.key_pattern}")
     return key
+
+
+def _refuse_auth(contract: Contract, ctx: Mapping[str, Any], error: str, hint: str) -> Response:
+    return error_response(contract, error, None, {"request": ctx["request"]}, hint=hint)
 
 
 class _Headers(Mapping[str, str]):
@@ -130,7 +139,7 @@ def _request_ctx(request: Request, body: Any = None) -> dict[str, Any]:
     headers = _Headers(scope["headers"])
     raw_query = scope.get("query_string", b"")
     query = parse_query(raw_query) if raw_query else {}
-    host = headers.get("host") or "{}:{}".format(*(scope.get("server") or ("127.0.0.1", 80)))
+    host = request_host(headers.get("host"), scope.get("server"))
     return {
         "body": body,
         "header": headers,
@@ -169,9 +178,14 @@ class _Handlers:
     def __init__(self, state: MockState, contract: Contract) -> None:
         self.state = state
         self.contract = contract
-        self.runtime = state.runtime(contract.provider)
+        self.provider = contract.provider
+        # Only what no reset changes: the contract and its (pure) request validators.
+        self.validators = state.validators(contract.provider)
 
-    def _journal(self, request: Request, op: str, response: Response, key: str | None, **extra: Any) -> Response:
+    def _journal(
+        self, request: Request, op: str, response: Response, key: str | None, now: float, **extra: Any
+    ) -> Response:
+        """Journal the exchange at ``now``, the instant the handler answered it at."""
         scope = request.scope
         entry = {
             "direction": "inbound",
@@ -185,7 +199,7 @@ class _Handlers:
         }
         if extra:
             entry.update(extra)
-        self.state.record(entry)
+        self.state.record(entry, now)
         return with_fault(request, response)
 
     async def _read_json(self, request: Request, headers: Mapping[str, str]) -> tuple[Any, Response | None]:
@@ -203,38 +217,46 @@ class _Handlers:
             msg = f"Request body is {len(raw)} bytes; the limit is {self.state.max_body_bytes}"
             return None, error_response(contract, "payload_too_large", msg)
         try:
-            body = loads(raw)
-        except TooDeep as exc:
+            body = loads_body(raw)
+        except (TooDeep, NotText) as exc:
             return None, error_response(contract, "malformed_json", f"Malformed JSON: {exc}")
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
             msg = f"Malformed JSON{where}: {exc.args[0].split(':')[0]}; send a JSON object"
             return None, error_response(contract, "malformed_json", msg)
         if not isinstance(body, dict):
-            msg = f"The request body must be a JSON object, not {type(body).__name__}"
+            msg = f"The request body must be a JSON object, not {json_type(body)}"
             return None, error_response(contract, "invalid_request", msg)
         return body, None
 
+    def _unknown_model(self, op: Operation, name: Any) -> Response:
+        """A submit whose model is missing (the contract's ``model_missing``) or not served here."""
+        contract, known = self.contract, ", ".join(op.models)
+        if name is None or name == "":
+            declared = "model_missing" in contract.errors
+            msg = f"the model is required; send one of: {known}"
+            return error_response(contract, "model_missing", None if declared else msg, hint=msg)
+        return error_response(contract, "model_not_found", f"Model {json_text(name)} not found; use one of: {known}")
+
     def submit(self, op: Operation) -> Handler:
-        contract, state = self.contract, self.state
+        contract, state, provider = self.contract, self.state, self.provider
         fields = _job_fields(contract.submit)
         answer = renderer(contract.submit)
         param_renderers = {m: [(n, t.renderer()) for n, t in contract.models[m].params.items()] for m in op.models}
 
         async def handle(request: Request) -> Response:
             ctx = _request_ctx(request)
-            key = _authenticate(contract, ctx["header"])
+            key = _authenticate(contract, ctx)
             if isinstance(key, Response):
-                return self._journal(request, op.name, key, None)
+                return self._journal(request, op.name, key, None, state.now())
+            now = state.now(key)  # the one instant this request is answered at
             body, refused = await self._read_json(request, ctx["header"])
             if refused:
-                return self._journal(request, op.name, refused, key)
+                return self._journal(request, op.name, refused, key, now)
             ctx["body"] = body
             model_name = op.models[0] if op.model_from is None else op.model_from.render(ctx)
             if model_name not in op.models:
-                known = ", ".join(op.models)
-                msg = f"Model {model_name!r} not found; use one of: {known}"
-                return self._journal(request, op.name, error_response(contract, "model_not_found", msg), key)
+                return self._journal(request, op.name, self._unknown_model(op, model_name), key, now)
             model = contract.models[model_name]
             if model.inject:
                 for field, expr in model.inject.items():
@@ -242,42 +264,39 @@ class _Handlers:
                         value = expr.render(ctx)
                         if value is not None:
                             body[field] = value
-            invalid = self.runtime.validators[model_name].check(body)
+            invalid = self.validators[model_name].check(body)
             if invalid:
                 response = error_response(contract, "invalid_request", invalid.message)
-                return self._journal(request, op.name, response, key, rule=invalid.rule)
+                return self._journal(request, op.name, response, key, now, rule=invalid.rule)
             try:
                 callbacks = state.webhooks.requested(contract, model_name, ctx)
             except WebhookRefused as refusal:
                 response = error_response(contract, refusal.error, refusal.message)
-                return self._journal(request, op.name, response, key)
+                return self._journal(request, op.name, response, key, now)
             params = {name: render_param(ctx) for name, render_param in param_renderers[model_name]}
             prompt = params.get("prompt")
-            verdict = screen(state, contract, request, "submit", op.name, key, prompt=prompt, model=model_name)
+            verdict = screen(state, contract, request, "submit", op.name, key, now, prompt=prompt, model=model_name)
             if verdict.response is not None:
-                return self._journal(request, op.name, verdict.response, key, **verdict.note)
+                return self._journal(request, op.name, verdict.response, key, now, **verdict.note)
             price = model.price(params)
-            now = state.now()
-            if self.runtime.ledger.remaining(key, now) < price:
+            if state.remaining(provider, key, now) < price:
                 msg = f"Insufficient balance: this job costs {price} {contract.billing['unit']}"
                 priced = {"price": price, "job": {"price": price}}
                 response = error_response(contract, "insufficient_balance", msg, priced)
-                return self._journal(request, op.name, response, key, **verdict.note)
-            job = state.create_job(
-                contract.provider, model, key, params, verdict.outcome, verdict.timing, price=price, now=now
-            )
+                return self._journal(request, op.name, response, key, now, **verdict.note)
+            job = state.create_job(provider, model, key, params, verdict.outcome, verdict.timing, price=price, now=now)
             base = ctx["request"]["base_url"]
             if callbacks:
                 state.webhooks.watch(job, callbacks, base, ctx)
                 verdict.created(state, job, True)
             ctx["job"] = state.view(job, base, at=now, fields=fields)
             response = answer(ctx)
-            return self._journal(request, op.name, response, key, job=job.id, **verdict.note)
+            return self._journal(request, op.name, response, key, now, job=job.id, **verdict.note)
 
         return handle
 
     def status(self, op: Operation) -> Handler:
-        contract, state = self.contract, self.state
+        contract, state, provider = self.contract, self.state, self.provider
         assert op.id_from is not None
         id_from = op.id_from
         # A status body that reads nothing but the job and the base URL is the same for every poll
@@ -289,29 +308,29 @@ class _Handlers:
 
         async def handle(request: Request) -> Response:
             ctx = _request_ctx(request)
-            key = _authenticate(contract, ctx["header"])
+            key = _authenticate(contract, ctx)
             if isinstance(key, Response):
-                return self._journal(request, op.name, key, None)
+                return self._journal(request, op.name, key, None, state.now())
+            now = state.now(key)  # the one instant this request is answered at
             job_id = id_from.render(ctx)
             if not job_id:
                 msg = f"Missing task id; {op.method} {op.path} needs {id_from.source}"
-                return self._journal(request, op.name, error_response(contract, "invalid_request", msg), key)
+                return self._journal(request, op.name, error_response(contract, "invalid_request", msg), key, now)
             found: Job | None
             try:
-                found = state.job(contract.provider, str(job_id), key)
+                found = state.job(provider, str(job_id), key)
                 if found.model not in op.models:
                     raise UnknownJob(job_id)
             except UnknownJob:
                 found = None
-            verdict = screen(state, contract, request, "status", op.name, key, job=found)
+            verdict = screen(state, contract, request, "status", op.name, key, now, job=found)
             if verdict.response is not None:
-                return self._journal(request, op.name, verdict.response, key, job=job_id, **verdict.note)
+                return self._journal(request, op.name, verdict.response, key, now, job=job_id, **verdict.note)
             if found is None:
                 msg = f"Task {job_id} not found"
-                return self._journal(request, op.name, error_response(contract, "not_found", msg), key)
+                return self._journal(request, op.name, error_response(contract, "not_found", msg), key, now)
             job = found
             base = ctx["request"]["base_url"]
-            now = state.now()
             moment = job.moment(now)
             current = moment[1]
             spec = contract.status[current]
@@ -319,54 +338,85 @@ class _Handlers:
             if reusable and job.last_status is not None and job.last_status[0] == memo:
                 response = reply(spec.status, job.last_status[1])
             else:
-                response = render(spec, {**ctx, "job": state.view(job, base)})
+                response = render(spec, {**ctx, "job": state.view(job, base, at=now)})
                 if reusable:
                     job.last_status = (memo, bytes(response.body))
-            state.webhooks.observed(job, current)
+            state.webhooks.observed(job, current, now)
             note = {"job": job.id, "state": current, **verdict.note}
-            return self._journal(request, op.name, response, key, **note)
+            return self._journal(request, op.name, response, key, now, **note)
 
         return handle
 
     def balance(self, op: Operation) -> Handler:
-        contract, state = self.contract, self.state
+        contract, state, provider = self.contract, self.state, self.provider
 
         async def handle(request: Request) -> Response:
-            key = _authenticate(contract, _request_ctx(request)["header"])
+            ctx = _request_ctx(request)
+            key = _authenticate(contract, ctx)
             if isinstance(key, Response):
-                return self._journal(request, op.name, key, None)
-            verdict = screen(state, contract, request, "balance", op.name, key)
+                return self._journal(request, op.name, key, None, state.now())
+            now = state.now(key)  # the one instant this request is answered at
+            verdict = screen(state, contract, request, "balance", op.name, key, now)
             if verdict.response is not None:
-                return self._journal(request, op.name, verdict.response, key, **verdict.note)
+                return self._journal(request, op.name, verdict.response, key, now, **verdict.note)
             if contract.balance is None:
-                return self._journal(request, op.name, error_response(contract, "route_not_found"), key)
-            ctx = {**_request_ctx(request), "balance": self.runtime.ledger.view(key, state.now())}
-            return self._journal(request, op.name, render(contract.balance, ctx), key, **verdict.note)
+                return self._journal(request, op.name, error_response(contract, "route_not_found"), key, now)
+            ctx["balance"] = state.balance(provider, key, now)
+            return self._journal(request, op.name, render(contract.balance, ctx), key, now, **verdict.note)
 
         return handle
 
-    def media(self) -> Handler:
-        contract, state = self.contract, self.state
+    def media(self, storage: bool = False) -> Handler:
+        """The result file route; with ``media.redirect``, it sends the client on to the storage
+        route (``storage=True``), which serves the file."""
+        contract, state, provider = self.contract, self.state, self.provider
+        needs_key = contract.media_auth and not storage
+        redirect = None if storage else contract.media_redirect
 
         async def handle(request: Request) -> Response:
             job_id = request.path_params["job_id"]
             ctx = _request_ctx(request)
+            key: str | None = None
+            if needs_key:
+                checked = _authenticate(contract, ctx)
+                if isinstance(checked, Response):
+                    return self._journal(request, "media", checked, None, state.now())
+                key = checked
             try:
-                job = state.job(contract.provider, job_id)
+                job = state.job(provider, job_id, key)
             except UnknownJob:
-                verdict = screen(state, contract, request, "media", "media", None)
-                response = verdict.response or render(contract.media_expired, ctx)
-                return self._journal(request, "media", response, None, **verdict.note)
-            verdict = screen(state, contract, request, "media", "media", job.key, job=job)
+                now = state.now()
+                verdict = screen(state, contract, request, "media", "media", None, now)
+                refusal = verdict.response or render(contract.media_expired, ctx)
+                return self._journal(request, "media", refusal, None, now, **verdict.note)
+            now = state.now(job.key)  # the one instant this request is answered at
+            verdict = screen(state, contract, request, "media", "media", job.key, now, job=job)
             if verdict.response is not None:
-                return self._journal(request, "media", verdict.response, job.key, job=job_id, **verdict.note)
-            if job.state_at(state.now()) != "succeeded" or state.media_expired(job):
-                return self._journal(request, "media", render(contract.media_expired, ctx), job.key, job=job_id)
-            clip = clip_for(job.params.get("aspect_ratio"), job.params.get("duration"), contract.default_aspect)
-            response = FileResponse(clip, media_type=contract.media_type)
-            return self._journal(request, "media", response, job.key, job=job_id, **verdict.note)
+                return self._journal(request, "media", verdict.response, job.key, now, job=job_id, **verdict.note)
+            if job.state_at(now) != "succeeded" or state.media_expired(job, now):
+                expired = render(contract.media_expired, ctx)
+                return self._journal(request, "media", expired, job.key, now, job=job_id)
+            if redirect is not None:
+                location = ctx["request"]["base_url"] + redirect[1].replace("{job_id}", job.id)
+                response: Response = RedirectResponse(location, status_code=redirect[0])
+            else:
+                clip = clip_for(job.params.get("aspect_ratio"), job.params.get("duration"), contract.default_aspect)
+                response = FileResponse(clip, media_type=contract.media_type)
+            return self._journal(request, "media", response, job.key, now, job=job_id, **verdict.note)
 
         return handle
+
+
+def media_routes(contract: Contract) -> list[tuple[str, bool]]:
+    """The result file route and, where it redirects, the storage route: (path, is storage).
+
+    Job ids may hold slashes (resource names such as ``models/m/operations/o``), so the id in a
+    media path matches across them.
+    """
+    routes = [(contract.media_path, False)]
+    if contract.media_redirect is not None:
+        routes.append((contract.media_redirect[1], True))
+    return [(path.replace("{job_id}", "{job_id:path}"), storage) for path, storage in routes]
 
 
 def _routes_for(state: MockState, contract: Contract) -> list[BaseRoute]:
@@ -375,9 +425,9 @@ def _routes_for(state: MockState, contract: Contract) -> list[BaseRoute]:
     for op in contract.operations:
         factory = getattr(handlers, op.kind)
         routes.append(Route(op.path, factory(op), methods=[op.method], name=f"{contract.provider}:{op.name}"))
-    routes.append(
-        Route(contract.media_path, handlers.media(), methods=["GET", "HEAD"], name=f"{contract.provider}:media")
-    )
+    for path, storage in media_routes(contract):
+        name = f"{contract.provider}:{'storage' if storage else 'media'}"
+        routes.append(Route(path, handlers.media(storage), methods=["GET", "HEAD"], name=name))
     return routes
 
 
@@ -385,7 +435,7 @@ def _owner(contracts: Mapping[str, Contract], path: str) -> Contract | None:
     """The contract whose routes share the longest leading path with ``path``."""
     best, best_len = None, 0
     for contract in contracts.values():
-        for route in [op.path for op in contract.operations] + [contract.media_path]:
+        for route in [op.path for op in contract.operations] + [path for path, _ in media_routes(contract)]:
             static = route.split("{")[0]
             common = 0
             for a, b in zip(static.split("/"), path.split("/"), strict=False):
@@ -423,7 +473,8 @@ def _fallback(state: MockState) -> Handler:
                 "path": path,
                 "status": response.status_code,
                 EXCHANGE: exchange(request, response),
-            }
+            },
+            state.now(),
         )
         return response
 
@@ -459,7 +510,8 @@ def check_routes(contracts: Mapping[str, Contract]) -> None:
     """Refuse two providers that claim the same route: they could not share one port."""
     seen: dict[tuple[str, str], str] = {}
     for contract in contracts.values():
-        for method, path in [(op.method, op.path) for op in contract.operations] + [("GET", contract.media_path)]:
+        media = [("GET", path) for path, _ in media_routes(contract)]
+        for method, path in [(op.method, op.path) for op in contract.operations] + media:
             if (method, path) in seen and seen[(method, path)] != contract.provider:
                 raise ValueError(f"{method} {path} is claimed by both {seen[(method, path)]} and {contract.provider}")
             seen[(method, path)] = contract.provider
@@ -490,29 +542,71 @@ def build_app(state: MockState, control: bool = True, control_token: str | None 
 
 
 class _StaticRoutes:
-    """Routes without path parameters, found by (method, path) in a dict and called directly.
+    """Contract routes found without Starlette's router, and their handlers called directly.
 
-    Every contract route would otherwise be tried in order, one regular expression each. This
-    layer sits between Starlette's error middleware (a crash still gets the provider-shaped 500)
-    and its exception middleware, which maps ``HTTPException``: these handlers never raise one,
-    so they skip that layer too. Everything else goes on down to the router.
+    The router tries every route in order, one regular expression each. Here, a route without
+    path parameters is found by (method, path) in a dict; a route with them, by the static part
+    of its path before the first parameter (up to a ``/``): the request path's leading parts up
+    to each ``/`` are looked up, and only the routes filed there are matched, the earliest
+    declared first, as the router would. A path under a mount (the control API), and routes
+    declared after one this layer cannot index, go on down to the router.
+
+    This layer sits between Starlette's error middleware (a crash still gets the provider-shaped
+    500) and its exception middleware, which maps ``HTTPException``: these handlers never raise
+    one, so they skip that layer too.
     """
 
     def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
         self.app = app
         self.table: dict[tuple[str, str], Route] = {}
-        for route in routes:
-            if isinstance(route, Route) and "{" not in route.path:
+        self.prefixed: dict[str, list[tuple[int, Route]]] = {}
+        mounts: list[str] = []
+        indexable = True  # until a route this layer cannot index: the router keeps what follows
+        for order, route in enumerate(routes):
+            if isinstance(route, Mount):
+                mounts.append(route.path)
+            elif isinstance(route, Route) and "{" not in route.path:
                 for method in route.methods or ():
                     self.table.setdefault((method, route.path), route)
+            elif isinstance(route, Route) and route.methods and indexable:
+                prefix = route.path.split("{", 1)[0]
+                if prefix.endswith("/") and prefix != "/":
+                    self.prefixed.setdefault(prefix, []).append((order, route))
+                else:
+                    indexable = False
+            else:
+                indexable = False
+        self.mounts = tuple(mounts)
+
+    def _find(self, method: str, path: str) -> tuple[Route, dict[str, Any]] | None:
+        """The first declared parameterised route that matches ``path`` and ``method``, with its params."""
+        best: tuple[int, Route, dict[str, Any]] | None = None
+        end = path.find("/", 1)
+        while end != -1:
+            for order, route in self.prefixed.get(path[: end + 1], ()):
+                if best is not None and order > best[0]:
+                    break
+                found = route.path_regex.match(path)
+                if found and method in route.methods:  # type: ignore[operator]
+                    params = {k: route.param_convertors[k].convert(v) for k, v in found.groupdict().items()}
+                    best = (order, route, params)
+                    break
+            end = path.find("/", end + 1)
+        return None if best is None else best[1:]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            route = self.table.get((scope["method"], scope["path"]))
+            method, path = scope["method"], scope["path"]
+            route = self.table.get((method, path))
+            params: dict[str, Any] = {}
+            if route is None and self.prefixed and not scope.get("root_path") and not path.startswith(self.mounts):
+                found = self._find(method, path)
+                if found is not None:
+                    route, params = found
             if route is not None:
                 scope["route"] = route
                 scope["endpoint"] = route.endpoint
-                scope["path_params"] = {}
+                scope["path_params"] = params
                 response = await route.endpoint(Request(scope, receive, send))
                 await response(scope, receive, send)
                 return

@@ -24,19 +24,20 @@ class _Account:
     settled: float = 0.0
     pending: float = 0.0
     open: dict[str, Job] = field(default_factory=dict)
-    ends: list[tuple[float, int, int, Job]] = field(default_factory=list)  # heap: end, seq, revision, job
+    ends: list[float] = field(default_factory=list)  # heap of the end times in ``ending``
+    ending: dict[float, list[Job]] = field(default_factory=dict)  # end time -> the open jobs filed under it
 
 
 class Ledger:
-    """Per-key accounts. Open jobs wait in a heap by end time, so a balance look-up settles only
-    the jobs that ended since the last one (O(log n)), however many jobs are in flight."""
+    """Per-key accounts. Open jobs wait by end time (a heap of bare floats, cheap to compare, and
+    the jobs filed under each), so a balance look-up settles only the jobs that ended since the
+    last one (O(log n)), however many jobs are in flight."""
 
     def __init__(self, billing: dict[str, Any]) -> None:
         self.initial = float(billing["initial_balance"])
         self.charge_at = billing["charge_at"]
         self.refund_states = frozenset(billing.get("refund_states", []))
         self._accounts: dict[str, _Account] = {}
-        self._seq = 0
 
     def _account(self, key: str) -> _Account:
         account = self._accounts.get(key)
@@ -58,18 +59,24 @@ class Ledger:
 
     def _push(self, account: _Account, job: Job) -> None:
         end = job.terminal_at()
-        self._seq += 1
-        heapq.heappush(account.ends, (math.inf if end is None else end, self._seq, job.revision, job))
+        end = math.inf if end is None else end
+        filed = account.ending.get(end)
+        if filed is None:
+            account.ending[end] = [job]
+            heapq.heappush(account.ends, end)
+        else:
+            filed.append(job)
 
     def _settle(self, account: _Account, now: float) -> None:
-        ends = account.ends
-        while ends and ends[0][0] <= now:
-            _, _, revision, job = heapq.heappop(ends)
-            if job.id not in account.open or revision != job.revision:
-                continue  # settled already, or rescheduled by a forced state
-            account.settled += self.charge(job, now)
-            account.pending -= self._open_charge(job)
-            del account.open[job.id]
+        ends, ending, open_jobs = account.ends, account.ending, account.open
+        while ends and ends[0] <= now:
+            end = heapq.heappop(ends)
+            for job in ending.pop(end):
+                if job.id not in open_jobs or job.terminal_at() != end:
+                    continue  # settled already, or rescheduled to another end by a forced state
+                account.settled += self.charge(job, now)
+                account.pending -= self._open_charge(job)
+                del open_jobs[job.id]
 
     def record(self, job: Job) -> None:
         account = self._account(job.key)
@@ -113,7 +120,7 @@ class Ledger:
         known = [end for end in ends if end is not None]
         if known:
             return min(known)
-        return account.ends[0][0] if account.ends and account.ends[0][0] != math.inf else None
+        return account.ends[0] if account.ends and account.ends[0] != math.inf else None
 
     def forget(self, key: str) -> None:
         """Drop ``key``'s account: it starts again from the initial balance."""

@@ -2,14 +2,20 @@
 
     GET  /_veomock/health                 providers and their variants
     POST /_veomock/reset[?key=]           forget everything (or one API key's namespace)
-    GET  /_veomock/clock                  {"now": ..., "speed": ...}
-    POST /_veomock/clock                  {"advance": seconds} and/or {"speed": x}
-    GET  /_veomock/jobs[?provider=&key=]  every job, with its state now
+    GET  /_veomock/clock[?key=]           {"now", "speed", "tenants"} (or one key's clock)
+    POST /_veomock/clock                  {"advance": seconds} and/or {"speed": x}[, "key": K];
+                                          a move delivers the webhooks it made due
+    GET  /_veomock/tenants                every API key seen, its jobs and its balances
+    POST /_veomock/playback[?provider=]   a HAR session becomes scenario rules (mocks.playback)
+    GET  /_veomock/jobs[?provider=&key=&timeline=1]  every job, with its state now (and its timeline)
     GET  /_veomock/jobs/{id}              one job, with its timeline
     POST /_veomock/jobs/{id}              {"state": "failed", "code": "..."} forces a state
-    GET  /_veomock/journal[?provider=&direction=&operation=&key=&status=&job=]
+    GET  /_veomock/journal[?provider=&direction=&operation=&key=&status=&job=&limit=]
                                           inbound requests and outbound webhook attempts, newest last
+                                          (limit: only the newest N)
     GET  /_veomock/journal.har[?...]      the same as HAR 1.2
+                                          (jobs and journal show API keys masked, sk-v…1234,
+                                          unless the query has reveal=1)
     GET|POST|DELETE /_veomock/scenarios   rules: POST a rule, a list or {"rules": [...]};
                                           DELETE[?key=&provider=&id=] clears
     GET|POST|DELETE /_veomock/chaos       the seeded chaos profile
@@ -18,6 +24,7 @@
     GET  /_veomock/webhooks               outstanding deliveries, policies, counts
     POST /_veomock/webhooks               {"policy": {"mode": "drop", "job": ID}} (or "key": KEY)
     POST /_veomock/webhooks/flush         attempt every delivery due now (after advancing a frozen clock)
+    GET  /_veomock/ui                     the inspector page (mocks.inspector); /_veomock/events, its live feed
 
 With ``veomock serve --control-token T`` every control call needs the header ``X-Veomock-Token: T``.
 """
@@ -34,14 +41,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 from veomock.contracts import CANONICAL_STATES, TERMINAL_STATES
-from veomock.mocks.journal import select, to_har
-from veomock.mocks.jsontext import loads
+from veomock.mocks.clock import check_seconds, check_speed
+from veomock.mocks.inspector import event_routes, page_routes
+from veomock.mocks.journal import mask_secret, masked, select, to_har
+from veomock.mocks.jsontext import finite, json_text, loads
 from veomock.mocks.lifecycle import Job, Outcome
 from veomock.mocks.scenarios import RuleError
 from veomock.mocks.state import MockState, UnknownJob
 from veomock.mocks.webhooks import control_routes as webhook_routes
 
-__all__ = ["TOKEN_HEADER", "Control", "control_routes", "force_state", "job_summary"]
+__all__ = ["TOKEN_HEADER", "Conflict", "Control", "control_routes", "force_state", "job_summary"]
 
 TOKEN_HEADER = "X-Veomock-Token"
 
@@ -60,8 +69,9 @@ async def _json(request: Request) -> dict[str, Any]:
     return data
 
 
-def job_summary(state: MockState, job: Job, timeline: bool = False) -> dict[str, Any]:
-    now = state.now()
+def job_summary(state: MockState, job: Job, timeline: bool = False, now: float | None = None) -> dict[str, Any]:
+    """``job`` as the control API shows it at ``now`` (its key's clock by default)."""
+    now = state.now(job.key) if now is None else now
     current = job.state_at(now)
     out: dict[str, Any] = {
         "id": job.id,
@@ -72,18 +82,33 @@ def job_summary(state: MockState, job: Job, timeline: bool = False) -> dict[str,
         "status": state.contracts[job.provider].states[current],
         "created_at": job.created_at,
         "price": job.price,
+        "charge": state.providers[job.provider].ledger.charge(job, now),
         "outcome": {"state": job.outcome.state, "code": job.outcome.code, "message": job.outcome.message},
         "params": job.params,
+        "now": now,
     }
     if timeline:
         out["timeline"] = [{"at": at, "state": s} for at, s in job.timeline]
     return out
 
 
-def force_state(state: MockState, job: Job, target: str, code: str | int | None = None) -> None:
-    """Force ``job`` into a canonical state now; failures take a code from the contract."""
-    if target not in CANONICAL_STATES:
-        raise ValueError(f"unknown state {target!r}; use one of {', '.join(CANONICAL_STATES)}")
+class Conflict(ValueError):
+    """A control call that contradicts the state it acts on (answered 409)."""
+
+
+def force_state(
+    state: MockState, job: Job, target: str, code: str | int | None = None, now: float | None = None
+) -> None:
+    """Force ``job`` into a canonical state at ``now``; failures take a code from the contract."""
+    if not isinstance(target, str) or target not in CANONICAL_STATES:
+        raise ValueError(f"unknown state {json_text(target)}; use one of {', '.join(CANONICAL_STATES)}")
+    now = state.now(job.key) if now is None else now
+    ended = job.state_at(now)
+    if ended in TERMINAL_STATES:
+        raise Conflict(
+            f"job {job.id} already ended as {ended}; a finished job keeps its state "
+            "(force it before it ends, or submit a new job)"
+        )
     contract = state.contracts[job.provider]
     outcome = None
     if target in ("failed", "error"):
@@ -94,11 +119,11 @@ def force_state(state: MockState, job: Job, target: str, code: str | int | None 
         )
         if failure is None:
             known = ", ".join(str(f.code) for f in contract.failures)
-            raise ValueError(f"{contract.provider} has no failure code {code!r}; known: {known}")
+            raise ValueError(f"{contract.provider} has no failure code {json_text(code)}; known: {known}")
         outcome = Outcome(target, failure.code, failure.message)
     elif target in TERMINAL_STATES:
         outcome = Outcome(target)
-    state.force(job, target, outcome)
+    state.force(job, target, outcome, now)
 
 
 class Control:
@@ -114,31 +139,53 @@ class Control:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def reset(self, key: str | None = None) -> None:
-        """Forget everything, or only one API key's namespace: its jobs, balances, limits, rules."""
-        state = self.state
+        """Forget everything, or only one API key's namespace: its jobs, balances, limits, rules,
+        webhooks and clock."""
         if key is None:
-            state.reset()
-            return
-        for ident in [ident for ident, job in state.jobs.items() if job.key == key]:
-            del state.jobs[ident]
-        for runtime in state.providers.values():
-            runtime.ledger.forget(key)
-        state.limits.forget(key)
-        state.scenarios.forget(key)
-        state.webhooks.forget(key)
-        state.journal.drop(key)
+            self.state.reset()
+        else:
+            self.state.forget(key)
 
-    def clock(self, advance: float | None = None, speed: float | None = None) -> dict[str, float]:
-        if speed is not None:
-            self.state.clock.set_speed(float(speed))
-        if advance is not None:
-            self.state.clock.advance(float(advance))
-        return {"now": self.state.now(), "speed": self.state.clock.speed}
+    def clock(
+        self, advance: Any = None, speed: Any = None, key: Any = None, *, deliver: bool = True
+    ) -> dict[str, Any]:
+        """Set a clock's ``speed`` and/or move it on by ``advance`` provider seconds: the default
+        clock, or with ``key`` that API key's own (forked from the default the first time). Both
+        are checked before either is applied. Moving a clock on attempts the webhooks that came
+        due (``deliver``; the HTTP API awaits them itself)."""
+        clocks = self.state.clocks
+        if key is not None and (not isinstance(key, str) or not key):
+            raise ValueError(f"key must be an API key (a string), not {json_text(key)}")
+        current = clocks.of(key)
+        new_speed = None if speed is None else check_speed(speed)
+        seconds = None if advance is None else check_seconds("advance", advance, current.now())
+        if key is not None and (new_speed is not None or seconds is not None):
+            current = clocks.own(key)
+        if new_speed is not None:
+            current.set_speed(new_speed)
+        if seconds is not None:
+            current.advance(seconds)
+            if deliver:
+                self.state.webhooks.wake()
+        return self.clock_view(key)
+
+    def clock_view(self, key: str | None = None) -> dict[str, Any]:
+        """``{"now", "speed"}`` of the default clock with every tenant's own clock, or of ``key``'s
+        clock (``own``: whether it has one of its own)."""
+        clocks = self.state.clocks
+        if key is not None:
+            clock = clocks.of(key)
+            return {"now": clock.now(), "speed": clock.speed, "key": key, "own": key in clocks.tenants}
+        tenants = {k: {"now": c.now(), "speed": c.speed} for k, c in clocks.tenants.items()}
+        return {"now": clocks.default.now(), "speed": clocks.default.speed, "tenants": tenants}
 
     # -- scenarios and chaos --------------------------------------------------------------------
 
     def add_scenarios(self, rules: Sequence[Mapping[str, Any]] | Mapping[str, Any]) -> list[dict[str, Any]]:
         """Add one rule or several, in order; if one is wrong, none is added."""
+        if not isinstance(rules, Mapping | list | tuple):
+            example = '{"operation": "submit", "action": {"error": "internal"}}'
+            raise RuleError(f"send a rule such as {example}, an array of rules or {{\"rules\": [...]}}")
         items = [rules] if isinstance(rules, Mapping) else list(rules)
         book = self.state.scenarios
         before = list(book.rules)
@@ -174,8 +221,8 @@ class Control:
     # -- limits and balances --------------------------------------------------------------------
 
     def _provider(self, provider: Any) -> str:
-        if provider not in self.state.contracts:
-            raise ValueError(f"unknown provider {provider!r}; known: {', '.join(self.state.contracts)}")
+        if not isinstance(provider, str) or provider not in self.state.contracts:
+            raise ValueError(f"unknown provider {json_text(provider)}; known: {', '.join(self.state.contracts)}")
         return str(provider)
 
     def set_limits(self, provider: str, key: str | None = None, **limits: Any) -> dict[str, Any]:
@@ -191,51 +238,89 @@ class Control:
 
     def set_balance(self, key: str, balance: float, provider: str | None = None) -> dict[str, Any]:
         """Set what ``key`` has left now, at one provider or at every one."""
-        if not isinstance(balance, int | float) or isinstance(balance, bool):
-            raise ValueError(f"balance must be a number, not {balance!r}")
+        amount = finite("balance", balance)
         names = [self._provider(provider)] if provider else list(self.state.providers)
+        now = self.state.now(key)
         for name in names:
-            self.state.providers[name].ledger.set_balance(key, float(balance), self.state.now())
-        return self.balance(key, provider)
+            self.state.set_balance(name, key, amount, now)
+        return self.balance(key, provider, now)
 
-    def balance(self, key: str, provider: str | None = None) -> dict[str, Any]:
+    def balance(self, key: str, provider: str | None = None, now: float | None = None) -> dict[str, Any]:
         """``{provider: {"remaining", "initial", "charged", "unit"}}`` for ``key``."""
         names = [self._provider(provider)] if provider else list(self.state.providers)
-        now = self.state.now()
-        ledgers = {name: self.state.providers[name].ledger for name in names}
-        return {
-            name: {**ledger.view(key, now), "unit": self.state.contracts[name].billing["unit"]}
-            for name, ledger in ledgers.items()
-        }
+        state = self.state
+        now = state.now(key) if now is None else now
+        units = {name: state.contracts[name].billing["unit"] for name in names}
+        return {name: {**state.balance(name, key, now), "unit": unit} for name, unit in units.items()}
 
     # -- jobs and journal -----------------------------------------------------------------------
 
-    def jobs(self, provider: str | None = None, key: str | None = None) -> list[dict[str, Any]]:
-        return [
-            job_summary(self.state, job)
-            for job in self.state.jobs.values()
-            if (provider is None or job.provider == provider) and (key is None or job.key == key)
-        ]
+    def jobs(
+        self, provider: str | None = None, key: str | None = None, timeline: bool = False, reveal: bool = True
+    ) -> list[dict[str, Any]]:
+        """Every job (of ``provider``, of ``key``), each key's jobs read at one instant of its clock."""
+        state, nows = self.state, dict[str, float]()
+        out = []
+        for job in state.jobs_of(provider, key):
+            now = nows.get(job.key)
+            if now is None:
+                now = nows[job.key] = state.now(job.key)
+            out.append(_shown(job_summary(state, job, timeline, now=now), reveal))
+        return out
 
-    def job(self, job_id: str) -> dict[str, Any]:
-        return job_summary(self.state, self.state.find_job(job_id), timeline=True)
+    def job(self, job_id: str, now: float | None = None, reveal: bool = True) -> dict[str, Any]:
+        return _shown(job_summary(self.state, self.state.find_job(job_id), timeline=True, now=now), reveal)
 
-    def force(self, job_id: str, target: str, code: str | int | None = None) -> dict[str, Any]:
-        force_state(self.state, self.state.find_job(job_id), target, code)
-        return self.job(job_id)
+    def force(self, job_id: str, target: Any, code: Any = None) -> dict[str, Any]:
+        job = self.state.find_job(job_id)
+        now = self.state.now(job.key)
+        force_state(self.state, job, target, code, now)
+        return self.job(job_id, now)
 
-    def journal(self, **filters: str | None) -> list[dict[str, Any]]:
-        """Journal entries; filters: provider, direction, operation, key, status (429 or 4xx), job."""
-        return select(self.state.journal, filters)
+    def journal(self, limit: int | None = None, reveal: bool = True, **filters: str | None) -> list[dict[str, Any]]:
+        """Journal entries; filters: provider, direction, operation, key, status (429 or 4xx), job;
+        ``limit``: only the newest that many; ``reveal=False`` masks API keys and tokens."""
+        entries = select(self.state.journal, filters)
+        if limit is not None:
+            entries = entries[max(0, len(entries) - limit) :]
+        if reveal:
+            return entries
+        secrets = {c.auth.header_key for c in self.state.contracts.values()} | {TOKEN_HEADER.lower()}
+        return masked(entries, secrets)
+    def playback(self, har: Any, provider: str | None = None) -> dict[str, Any]:
+        """Arm the scenario of a HAR session (``mocks.playback``): its rules, in order, after those armed."""
+        from veomock.mocks.playback import playback
 
-    def har(self, **filters: str | None) -> dict[str, Any]:
+        replay = playback(self.state.contracts, har, provider)
+        added = self.add_scenarios(replay.rules) if replay.rules else []
+        return {**replay.to_json(), "rules": added}
+
+    def tenants(self) -> list[dict[str, Any]]:
+        """Every API key seen (in a job or a request), with its job count and, at each provider it
+        used, its balance now."""
+        used: dict[str, dict[str, int]] = {}
+        for job in self.state.jobs.values():
+            used.setdefault(job.key, {}).setdefault(job.provider, 0)
+            used[job.key][job.provider] += 1
+        for entry in self.state.journal:
+            key, provider = entry.get("key"), entry.get("provider")
+            if isinstance(key, str) and provider in self.state.providers:
+                used.setdefault(key, {}).setdefault(provider, 0)
+        out = []
+        for key, counts in used.items():
+            now = self.state.now(key)
+            balances = {name: self.balance(key, name, now)[name] for name in self.state.providers if name in counts}
+            out.append({"key": key, "jobs": sum(counts.values()), "balances": balances})
+        return out
+
+    def har(self, reveal: bool = True, **filters: str | None) -> dict[str, Any]:
         from importlib.metadata import PackageNotFoundError, version
 
         try:
             release = version("veomock")
         except PackageNotFoundError:
             release = "0"
-        return to_har(self.journal(**filters), release)
+        return to_har(self.journal(None, reveal, **filters), release)
 
 
 class _TokenGuard:
@@ -258,15 +343,29 @@ def _filters(request: Request, *names: str) -> dict[str, str | None]:
     return {name: request.query_params.get(name) for name in names}
 
 
+def _shown(summary: dict[str, Any], reveal: bool) -> dict[str, Any]:
+    return summary if reveal else {**summary, "key": mask_secret(str(summary["key"]))}
+
+
+def _reveal(request: Request) -> bool:
+    """Whether a listing may show API keys in full: ``?reveal=1`` (or true, yes)."""
+    return request.query_params.get("reveal", "").lower() in ("1", "true", "yes")
+
+
 def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute]:
     control = Control(state)
 
     def guarded(endpoint: Any) -> Any:
         async def handle(request: Request) -> Response:
             try:
-                return await endpoint(request)  # type: ignore[no-any-return]
+                response: Response = await endpoint(request)
+                if request.method != "GET" and response.status_code < 400:
+                    state.changes.bump()
+                return response
             except UnknownJob as exc:
-                return _problem(404, f"no job {exc.args[0]!r}")
+                return _problem(404, f"no job {json_text(exc.args[0])}")
+            except Conflict as exc:
+                return _problem(409, str(exc))
             except json.JSONDecodeError as exc:
                 return _problem(400, f"the body is not JSON ({exc.msg}); send a JSON object")
             except (ValueError, TypeError) as exc:
@@ -285,30 +384,50 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
 
     async def clock(request: Request) -> Response:
         if request.method == "GET":
-            return JSONResponse(control.clock())
+            return JSONResponse(control.clock_view(request.query_params.get("key")))
         data = await _json(request)
         try:
-            advance, speed = data.get("advance"), data.get("speed")
-            return JSONResponse(control.clock(advance, speed))
-        except (ValueError, TypeError) as exc:
-            return _problem(400, f'{exc}; send {{"advance": seconds}} or {{"speed": factor}}')
+            unknown = sorted(set(data) - {"advance", "speed", "key"})
+            if unknown:
+                raise ValueError(f"unknown field {json_text(unknown[0])}")
+            view = control.clock(data.get("advance"), data.get("speed"), data.get("key"), deliver=False)
+        except ValueError as exc:
+            example = '{"advance": seconds} and/or {"speed": factor}, optionally with "key": API_KEY'
+            return _problem(400, f"{exc}; send {example}")
+        if data.get("advance") is not None:
+            view["webhook_attempts"] = await state.webhooks.run_due()  # what the move made due
+        return JSONResponse(view)
 
     async def jobs(request: Request) -> Response:
-        return JSONResponse({"jobs": control.jobs(**_filters(request, "provider", "key"))})
+        timeline = request.query_params.get("timeline") in ("1", "true")
+        filters = _filters(request, "provider", "key")
+        return JSONResponse({"jobs": control.jobs(**filters, timeline=timeline, reveal=_reveal(request))})
+
+    async def replay(request: Request) -> Response:
+        answer = control.playback(await request.body(), request.query_params.get("provider"))
+        return JSONResponse(answer, status_code=201)
+
+    async def tenants(request: Request) -> Response:
+        return JSONResponse({"tenants": control.tenants()})
 
     async def job(request: Request) -> Response:
         job_id = request.path_params["job_id"]
         if request.method == "POST":
             data = await _json(request)
-            return JSONResponse(control.force(job_id, str(data.get("state")), data.get("code")))
-        return JSONResponse(control.job(job_id))
+            forced = control.force(job_id, data.get("state"), data.get("code"))
+            return JSONResponse(_shown(forced, _reveal(request)))
+        return JSONResponse(control.job(job_id, reveal=_reveal(request)))
 
     async def journal(request: Request) -> Response:
-        filters = {k: v for k, v in request.query_params.items()}
+        filters = {k: v for k, v in request.query_params.items() if k != "reveal"}
         if request.url.path.endswith(".har"):
             disposition = {"Content-Disposition": "inline; filename=veomock.har"}
-            return JSONResponse(control.har(**filters), headers=disposition)
-        return JSONResponse({"entries": control.journal(**filters)})
+            return JSONResponse(control.har(_reveal(request), **filters), headers=disposition)
+        limit = filters.pop("limit", None)
+        if limit is not None and not limit.isdigit():
+            raise ValueError(f"limit must be a whole number of entries, not {json_text(limit)}")
+        entries = control.journal(None if limit is None else int(limit), _reveal(request), **filters)
+        return JSONResponse({"entries": entries})
 
     async def scenarios(request: Request) -> Response:
         if request.method == "GET":
@@ -341,9 +460,14 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
     async def balances(request: Request) -> Response:
         if request.method == "POST":
             data = await _json(request)
-            if "key" not in data or "balance" not in data:
-                raise ValueError('send {"key": API_KEY, "balance": amount} and optionally "provider"')
-            balances = control.set_balance(str(data["key"]), data["balance"], data.get("provider"))
+            try:
+                key = data.get("key")
+                if not isinstance(key, str) or "balance" not in data:
+                    raise ValueError("name the API key and the amount")
+                balances = control.set_balance(key, data["balance"], data.get("provider"))
+            except ValueError as exc:
+                example = '{"key": API_KEY, "balance": amount} and optionally "provider"'
+                raise ValueError(f"{exc}; send {example}") from None
             return JSONResponse({"balances": balances})
         key = request.query_params.get("key")
         if key is None:
@@ -354,8 +478,10 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
         Route("/health", health, methods=["GET"]),
         Route("/reset", guarded(reset), methods=["POST"]),
         Route("/clock", guarded(clock), methods=["GET", "POST"]),
+        Route("/tenants", guarded(tenants), methods=["GET"]),
+        Route("/playback", guarded(replay), methods=["POST"]),
         Route("/jobs", guarded(jobs), methods=["GET"]),
-        Route("/jobs/{job_id}", guarded(job), methods=["GET", "POST"]),
+        Route("/jobs/{job_id:path}", guarded(job), methods=["GET", "POST"]),
         Route("/journal", guarded(journal), methods=["GET"]),
         Route("/journal.har", guarded(journal), methods=["GET"]),
         Route("/scenarios", guarded(scenarios), methods=["GET", "POST", "DELETE"]),
@@ -363,7 +489,8 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
         Route("/limits", guarded(limits), methods=["GET", "POST", "DELETE"]),
         Route("/balances", guarded(balances), methods=["GET", "POST"]),
         *webhook_routes(state),
+        *event_routes(state),
     ]
     if token:
-        return [Mount("", app=_TokenGuard(Router(routes=routes), token))]
-    return routes
+        return [*page_routes(), Mount("", app=_TokenGuard(Router(routes=routes), token))]
+    return [*page_routes(), *routes]

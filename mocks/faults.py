@@ -99,7 +99,13 @@ def _refuse(contract: Contract, refusal: Refusal) -> Response:
 
 
 def _carry_out(
-    state: MockState, contract: Contract, request: Request, verdict: Verdict, action: Action, job: Job | None
+    state: MockState,
+    contract: Contract,
+    request: Request,
+    verdict: Verdict,
+    action: Action,
+    job: Job | None,
+    now: float,
 ) -> None:
     if action.error is not None:
         verdict.response = error_for(contract, action)
@@ -107,8 +113,8 @@ def _carry_out(
         outcome = outcome_for(contract, action)
         if verdict.facts is not None and verdict.facts.kind == "submit":
             verdict.outcome = outcome
-        elif job is not None and outcome is not None and job.state_at(state.now()) not in TERMINAL_STATES:
-            state.force(job, outcome.state, outcome)
+        elif job is not None and outcome is not None and job.state_at(now) not in TERMINAL_STATES:
+            state.force(job, outcome.state, outcome, now)
     if action.timing is not None:
         verdict.timing = {k: (v, v) for k, v in action.timing.items()}
     if action.delay is not None or action.fault is not None:
@@ -122,12 +128,13 @@ def screen(
     kind: str,
     operation: str,
     key: str | None,
+    now: float,
     *,
     prompt: str | None = None,
     model: str | None = None,
     job: Job | None = None,
 ) -> Verdict:
-    """Consult scenarios, magic inputs, chaos and rate limits for one request."""
+    """Consult scenarios, magic inputs, chaos and rate limits for one request answered at ``now``."""
     if job is not None:
         prompt = prompt if prompt is not None else job.params.get("prompt")
         model = model or job.model
@@ -144,14 +151,13 @@ def screen(
             verdict.note = {"scenario": "magic", "problem": decision.problem}
         elif decision.action is not None:
             verdict.note = {"scenario": decision.origin, "action": decision.action.to_json()}
-            _carry_out(state, contract, request, verdict, decision.action, job)
+            _carry_out(state, contract, request, verdict, decision.action, job, now)
     if verdict.response is None and key is not None and kind != "media":
         provider, limits = contract.provider, state.limits
         effective = limits.effective(provider, key)
         capped = kind == "submit" and effective.concurrent_jobs is not None
         if effective.requests_per_minute is None and not capped:
             return verdict  # no limit applies (the common case when limits are lifted)
-        now = state.now()
         refusal = limits.admit(provider, key, now)
         if refusal is None and capped:
             ledger = state.runtime(provider).ledger

@@ -2,16 +2,25 @@
 
 An inbound entry (``mocks.app``) carries ``direction: inbound``, provider, operation, method, path,
 url, status, key, job, and the exchange as ``request`` / ``response`` objects with ``headers``
-(a list of ``[name, value]``) and ``body`` (text, cut at :data:`BODY_LIMIT`). An outbound entry
-(``mocks.webhooks``) carries ``direction: outbound``, url, status, ``headers`` and ``body`` of the
-callback it sent. :func:`to_har` turns either kind into HAR 1.2 entries.
+(a list of ``[name, value]``) and ``body`` (text). An outbound entry (``mocks.webhooks``) carries
+``direction: outbound``, url, status, ``headers`` and ``body`` of the callback it sent.
+:func:`to_har` turns either kind into HAR 1.2 entries.
+
+Memory is bounded two ways. A body longer than :data:`BODY_LIMIT` bytes is kept as its first
+:data:`BODY_LIMIT` bytes, its length and its SHA-256 (read back as the text followed by
+``… [1048576 bytes, sha256 …]``), so a refused 1 MiB body costs 16 KiB. And the journal holds at
+most ``maxlen`` entries and about ``max_bytes`` (default :data:`JOURNAL_BYTES`, 64 MiB): each entry
+is weighed when it is added (its bodies and headers plus :data:`ENTRY_BYTES` for the rest), and
+the oldest entries go first.
 """
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -19,9 +28,23 @@ from urllib.parse import parse_qsl, urlsplit
 from starlette.requests import Request
 from starlette.responses import Response
 
-__all__ = ["BODY_LIMIT", "EXCHANGE", "FILTERS", "Journal", "exchange", "select", "to_har"]
+__all__ = [
+    "BODY_LIMIT",
+    "ENTRY_BYTES",
+    "EXCHANGE",
+    "FILTERS",
+    "JOURNAL_BYTES",
+    "Journal",
+    "exchange",
+    "mask_secret",
+    "masked",
+    "select",
+    "to_har",
+]
 
-BODY_LIMIT = 64 * 1024
+BODY_LIMIT = 16 * 1024  # bytes of a body kept whole; past it, this many, the length and the SHA-256
+JOURNAL_BYTES = 64 * 1024 * 1024  # what the journal holds at most, about
+ENTRY_BYTES = 1024  # what an entry costs beyond its bodies and headers (its dict, times, names)
 FILTERS = ("provider", "direction", "operation", "key", "status", "job")
 _REASONS = {
     200: "OK",
@@ -43,13 +66,21 @@ _REASONS = {
 }
 
 
+def _kept(body: Any) -> Any:
+    """A body as the journal keeps it: whole up to :data:`BODY_LIMIT` bytes, else (head, length, sha256)."""
+    if isinstance(body, bytes | bytearray | memoryview) and len(body) > BODY_LIMIT:
+        return (bytes(body[:BODY_LIMIT]), len(body), hashlib.sha256(body).hexdigest())
+    return body
+
+
 def _text(raw: Any) -> str | None:
     if raw is None:
         return None
+    if isinstance(raw, tuple):
+        head, size, digest = raw
+        return bytes(head).decode("utf-8", errors="replace") + f"… [{size} bytes, sha256 {digest}]"
     if isinstance(raw, bytes | bytearray | memoryview):
-        data = bytes(raw)
-        cut = data[:BODY_LIMIT].decode("utf-8", errors="replace")
-        return cut + ("…" if len(data) > BODY_LIMIT else "")
+        return bytes(raw).decode("utf-8", errors="replace")
     if isinstance(raw, str):
         return raw
     return json.dumps(raw, separators=(",", ":"), ensure_ascii=False)
@@ -93,9 +124,9 @@ def exchange(request: Request, response: Response) -> tuple[Any, ...]:
         scope["path"],
         scope.get("query_string", b""),
         tuple(scope["headers"]),
-        getattr(request, "_body", None),
+        _kept(getattr(request, "_body", None)),
         tuple(response.raw_headers),
-        getattr(response, "body", None),
+        _kept(getattr(response, "body", None)),
         None if fault is None else (fault.delay, fault.fault),
     )
 
@@ -103,18 +134,58 @@ def exchange(request: Request, response: Response) -> tuple[Any, ...]:
 EXCHANGE = "_exchange"  # the entry key of the raw exchange, until the entry is read
 
 
-class Journal:
-    """A bounded log of entries, newest last. Iterating expands captured exchanges in place."""
+def _size(body: Any) -> int:
+    if body is None:
+        return 0
+    if isinstance(body, tuple):
+        return BODY_LIMIT + 128
+    if isinstance(body, bytes | bytearray | memoryview | str):
+        return len(body)
+    return len(json.dumps(body, default=str))
 
-    def __init__(self, maxlen: int) -> None:
-        self._entries: deque[dict[str, Any]] = deque(maxlen=maxlen)
+
+def weigh(entry: Mapping[str, Any]) -> int:
+    """About how many bytes ``entry`` holds: its bodies and headers, plus :data:`ENTRY_BYTES`."""
+    raw = entry.get(EXCHANGE)
+    if raw is not None:
+        heads = sum(map(len, itertools.chain.from_iterable(raw[4]))) + sum(
+            map(len, itertools.chain.from_iterable(raw[6]))
+        )
+        return ENTRY_BYTES + heads + len(raw[3]) + len(raw[2]) + _size(raw[5]) + _size(raw[7])
+    headers = entry.get("headers")
+    heads = sum(len(str(k)) + len(str(v)) for k, v in headers.items()) if isinstance(headers, Mapping) else 0
+    return (
+        ENTRY_BYTES
+        + heads
+        + len(str(entry.get("url", "")))
+        + len(str(entry.get("error") or ""))
+        + _size(entry.get("body"))
+    )
+
+
+class Journal:
+    """A log of entries, newest last, bounded by count and by bytes (the oldest go first).
+    Iterating expands captured exchanges in place."""
+
+    def __init__(self, maxlen: int, max_bytes: int = JOURNAL_BYTES) -> None:
+        self._entries: deque[dict[str, Any]] = deque()
+        self._weights: deque[int] = deque()
+        self._maxlen = maxlen
+        self.max_bytes = max_bytes
+        self.bytes = 0  # what the entries held weigh, about
 
     @property
     def maxlen(self) -> int | None:
-        return self._entries.maxlen
+        return self._maxlen
 
     def append(self, entry: dict[str, Any]) -> None:
+        weight = weigh(entry)
         self._entries.append(entry)
+        self._weights.append(weight)
+        self.bytes += weight
+        while len(self._entries) > self._maxlen or (self.bytes > self.max_bytes and len(self._entries) > 1):
+            self._entries.popleft()
+            self.bytes -= self._weights.popleft()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -131,7 +202,53 @@ class Journal:
 
     def drop(self, key: str) -> None:
         """Forget the entries of one API key."""
-        self._entries = deque((e for e in self._entries if e.get("key") != key), maxlen=self._entries.maxlen)
+        kept = [(e, w) for e, w in zip(self._entries, self._weights, strict=True) if e.get("key") != key]
+        self._entries = deque(e for e, _ in kept)
+        self._weights = deque(w for _, w in kept)
+        self.bytes = sum(self._weights)
+
+
+def mask_secret(secret: str) -> str:
+    """An API key or token as listings show it: enough to tell keys apart, not enough to use one."""
+    if len(secret) >= 12:
+        return f"{secret[:4]}…{secret[-4:]}"
+    return f"{secret[:2]}…{secret[-2:]}" if len(secret) >= 6 else "…"
+
+
+def _mask_header(value: str) -> str:
+    scheme, _, token = value.strip().partition(" ")
+    return f"{scheme} {mask_secret(token.strip())}" if token and scheme.lower() == "bearer" else mask_secret(value)
+
+
+def masked(entries: Iterable[Mapping[str, Any]], secret_headers: Collection[str]) -> list[dict[str, Any]]:
+    """Copies of ``entries`` with every API key shown as :func:`mask_secret` shows it: the ``key``
+    field, the values of ``secret_headers`` (lower-case names), and the key wherever else it appears
+    in a header or the URL."""
+    out = []
+    for entry in entries:
+        copy = dict(entry)
+        key = entry.get("key")
+        hidden = mask_secret(key) if isinstance(key, str) and key else None
+
+        def clean(name: Any, value: Any, key: Any = key, hidden: str | None = hidden) -> str:
+            text = str(value)
+            if str(name).lower() in secret_headers:
+                return _mask_header(text)
+            return text.replace(key, hidden) if hidden is not None else text
+
+        if hidden is not None:
+            copy["key"] = hidden
+            if "url" in entry:
+                copy["url"] = clean("", entry["url"])
+        for part in ("request", "response"):
+            section = entry.get(part)
+            if isinstance(section, Mapping):
+                headers = [[name, clean(name, value)] for name, value in section.get("headers") or []]
+                copy[part] = {**section, "headers": headers}
+        if isinstance(entry.get("headers"), Mapping):
+            copy["headers"] = {name: clean(name, value) for name, value in entry["headers"].items()}
+        out.append(copy)
+    return out
 
 
 def _status_matches(actual: Any, wanted: str) -> bool:

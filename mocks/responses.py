@@ -14,7 +14,10 @@ from veomock.contracts.model import Response as ResponseSpec
 from veomock.contracts.templates import Template, compile_template
 from veomock.mocks.jsontext import dumps
 
-__all__ = ["FALLBACK", "error_response", "render", "renderer", "reply", "resolve_error"]
+__all__ = ["FALLBACK", "HINT_HEADER", "error_response", "render", "renderer", "reply", "resolve_error"]
+
+# Where the mock tells the user what to fix when the provider's body must stay exactly as documented.
+HINT_HEADER = "X-Veomock-Hint"
 
 # An error a contract does not declare answers as the next one on its chain.
 FALLBACK = {
@@ -22,6 +25,7 @@ FALLBACK = {
     "unsupported_media_type": "invalid_request",
     "payload_too_large": "invalid_request",
     "model_not_found": "invalid_request",
+    "model_missing": "invalid_request",
     "route_not_found": "not_found",
     "method_not_allowed": "route_not_found",
     "auth_invalid": "auth_missing",
@@ -99,8 +103,18 @@ def resolve_error(contract: Contract, name: str) -> ErrorSpec:
 
 
 def error_response(
-    contract: Contract, name: str, message: str | None = None, ctx: Mapping[str, Any] | None = None
+    contract: Contract,
+    name: str,
+    message: str | None = None,
+    ctx: Mapping[str, Any] | None = None,
+    hint: str | None = None,
 ) -> Response:
+    """The contract's error ``name`` (or the next on its fallback chain). ``message`` fills the
+    body's ``{{ message }}`` (the contract's own message when None); ``hint`` goes in
+    :data:`HINT_HEADER`, outside the provider's body."""
     spec = resolve_error(contract, name)
     full = {"retry_after": 1, **(ctx or {}), "message": message or spec.message or name.replace("_", " ")}
-    return _build(spec.status, spec.body.render(full), spec.headers, full)
+    response = _build(spec.status, spec.body.render(full), spec.headers, full)
+    if hint:
+        response.headers[HINT_HEADER] = hint
+    return response

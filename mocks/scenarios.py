@@ -11,6 +11,7 @@ profile all become an :class:`Action`; :func:`mocks.faults.screen` carries it ou
             {"timing": {"queued": s, "running": s}}               how long it takes (provider seconds)
             {"delay": s} | {"hang": true} | {"reset": true} | {"truncate": true} | {"malformed": true}
             {"webhook": "duplicate"|"reorder"|"delay"|"drop"|"late", ...options}  (mocks.webhooks)
+            {"pass": true}                                         the normal answer (a step in a sequence)
     magic   items "name[=value]" joined by commas: error, message, retry_after, fail, state, queued,
             running, delay, hang, reset, truncate, malformed, webhook, on (operation), times.
             Values are percent-decoded, so a code with a space reads fail=Unknown%20error.
@@ -127,7 +128,7 @@ class Action:
                 out[name] = getattr(self, name)
         if self.fault:
             out[self.fault] = True
-        return out
+        return out or {"pass": True}
 
     def fits(self, kind: str) -> bool:
         """Whether this action means something for an operation of this kind."""
@@ -174,6 +175,10 @@ def parse_action(data: Any, contracts: Iterable[Contract], any_code: bool = Fals
         if "seconds" in options:
             options["seconds"] = _number(options["seconds"], "seconds", 0, 1e9)
         return Action(webhook=str(name), options=options)
+    if "pass" in data:
+        if dict(data) != {"pass": True}:
+            raise RuleError('write {"pass": true} alone: the normal answer, as one step of a sequence of rules')
+        return Action()
     for key in data:
         if key not in _ACTION_KEYS:
             raise RuleError(f"unknown action key {key!r}{_hint(key, _ACTION_KEYS)}")

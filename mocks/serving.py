@@ -1,4 +1,18 @@
-"""Serve an ASGI app over a real socket from a background thread (uvicorn on 127.0.0.1).
+"""Serve an ASGI app over a real socket: the connection timeouts, and a server in a thread.
+
+uvicorn closes a keep-alive connection left idle after an answer (``timeout_keep_alive``), but
+not one that is slow to send a request: a client that opens a connection and sends nothing, or
+half a head, or a body that never ends, would hold it for ever (a slowloris). :func:`guarded`
+gives uvicorn's httptools protocol two more deadlines, so every connection is closed when:
+
+- idle after an answer for :data:`KEEP_ALIVE` seconds (uvicorn's own timer, 5 s);
+- a request's head (request line and headers) is not complete :data:`HEADER_TIMEOUT` seconds
+  after the connection opened or after its first byte (10 s);
+- its body is not complete :data:`BODY_TIMEOUT` seconds after its head (30 s).
+
+An answer the mock is still working on has no deadline (a scripted ``hang`` hangs). The size of a
+head is capped by the parser (httptools), of a body by the mock (``max_body_bytes``, 1 MiB).
+``veomock serve`` and :class:`ServerThread` both serve through :func:`server_options`.
 
 :class:`ServerThread` binds first (port 0: the kernel picks), so its URL is known before it
 starts; :class:`Switch` lets one running server hand each request to whichever app is current,
@@ -7,13 +21,91 @@ so tests and the conformance runner get a fresh mock per case without a server s
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["ServerThread", "Switch"]
+__all__ = ["BODY_TIMEOUT", "HEADER_TIMEOUT", "KEEP_ALIVE", "ServerThread", "Switch", "guarded", "server_options"]
+
+KEEP_ALIVE = 5.0
+HEADER_TIMEOUT = 10.0
+BODY_TIMEOUT = 30.0
+
+
+class _Guarded(HttpToolsProtocol):
+    """uvicorn's httptools protocol with deadlines on a request's head and body."""
+
+    header_timeout = HEADER_TIMEOUT
+    body_timeout = BODY_TIMEOUT
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._phase = "head"  # the first request's head is due
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed: str | None = None
+        self._rearm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._phase = "closed"
+        self._rearm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._rearm()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._phase = "head"
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        self._phase = "body"
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._phase = "answer"
+
+    def on_response_complete(self) -> None:
+        if self._phase == "answer":
+            self._phase = "idle"  # uvicorn's keep-alive timer takes over
+        super().on_response_complete()
+        self._rearm()
+
+    def _rearm(self) -> None:
+        if self._armed == self._phase:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._armed = self._phase
+        limit = {"head": self.header_timeout, "body": self.body_timeout}.get(self._phase)
+        if limit is not None:
+            self._timer = self.loop.call_later(limit, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+def guarded(header_timeout: float = HEADER_TIMEOUT, body_timeout: float = BODY_TIMEOUT) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol with these deadlines (seconds) on each request's head and body."""
+    return type(
+        "GuardedHttpToolsProtocol", (_Guarded,), {"header_timeout": header_timeout, "body_timeout": body_timeout}
+    )
+
+
+def server_options(
+    keep_alive: float = KEEP_ALIVE, header_timeout: float = HEADER_TIMEOUT, body_timeout: float = BODY_TIMEOUT
+) -> dict[str, Any]:
+    """The uvicorn options every server of the mock runs with: the connection timeouts above."""
+    return {"http": guarded(header_timeout, body_timeout), "timeout_keep_alive": keep_alive, "ws": "none"}
 
 
 class Switch:
@@ -41,7 +133,7 @@ class Switch:
 class ServerThread:
     """Uvicorn serving a :class:`Switch` in a daemon thread, on the event loop ``veomock serve`` uses."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, **timeouts: float) -> None:
         self.switch = Switch()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -50,8 +142,9 @@ class ServerThread:
         self.sock.bind((host, port))
         self.sock.listen(128)
         self.host, self.port = self.sock.getsockname()[:2]
+        options = server_options(**timeouts)
         config = uvicorn.Config(
-            self.switch, log_level="error", access_log=False, ws="none", timeout_graceful_shutdown=2
+            self.switch, log_level="error", access_log=False, timeout_graceful_shutdown=2, **options
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
 import jsonschema_rs
 from veomock.contracts import Model
+from veomock.mocks.jsontext import lone_surrogate
 
 __all__ = ["Invalid", "RequestValidator", "validator_for"]
 
@@ -28,6 +30,23 @@ def _location(path: Any) -> str:
     return out or "body"
 
 
+_JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object"}
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a value's type: null, boolean, integer, number, string, array, object."""
+    return "null" if value is None else _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    """A value as JSON (``null``, ``"text"``), cut to ``limit`` characters."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _describe(error: jsonschema.ValidationError) -> str:
     where = _location(error.absolute_path)
     v, value = error.validator, error.validator_value
@@ -36,20 +55,21 @@ def _describe(error: jsonschema.ValidationError) -> str:
         field = f"{where}.{missing[0]}" if where != "body" and missing else (missing[0] if missing else where)
         return f"{field} is required"
     if v == "enum":
-        allowed = ", ".join(repr(x) for x in value)
-        return f"{where} is {error.instance!r}; use one of {allowed}"
+        allowed = ", ".join(_show(x) for x in value)
+        return f"{where} is {_show(error.instance)}; use one of {allowed}"
     if v == "const":
-        return f"{where} must be {value!r}, not {error.instance!r}"
+        return f"{where} must be {_show(value)}, not {_show(error.instance)}"
     if v == "type":
-        return f"{where} must be of type {value}, not {type(error.instance).__name__}"
+        wanted = " or ".join(value) if isinstance(value, list) else value
+        return f"{where} must be of type {wanted}, not {json_type(error.instance)}"
     if v in ("minLength", "maxLength"):
         return f"{where} must have {'at least' if v == 'minLength' else 'at most'} {value} characters"
     if v in ("minItems", "maxItems"):
         return f"{where} must have {'at least' if v == 'minItems' else 'at most'} {value} items"
     if v in ("minimum", "maximum"):
-        return f"{where} must be {'at least' if v == 'minimum' else 'at most'} {value}, not {error.instance!r}"
+        return f"{where} must be {'at least' if v == 'minimum' else 'at most'} {value}, not {_show(error.instance)}"
     if v == "pattern":
-        return f"{where} is {error.instance!r}, which does not match {value!r}"
+        return f"{where} is {_show(error.instance)}, which does not match {_show(value)}"
     if v == "additionalProperties":
         known = sorted((error.schema.get("properties") or {}) if isinstance(error.schema, dict) else [])
         return f"{where} has an unknown field; allowed fields: {', '.join(known)}"
@@ -69,12 +89,18 @@ class RequestValidator:
         ]
 
     def is_valid(self, body: Any) -> bool:
-        return bool(self._fast.is_valid(body))
+        return self.check(body) is None
 
     def check(self, body: Any) -> Invalid | None:
         """None for a valid body; otherwise the first thing to fix."""
-        if self._fast.is_valid(body):
-            return None
+        try:
+            if self._fast.is_valid(body):
+                return None
+        except ValueError:  # UnicodeEncodeError: the compiled validator takes only Unicode text
+            where = lone_surrogate(body)
+            if where is None:
+                raise
+            return Invalid(f"{where} holds a lone surrogate (U+D800 to U+DFFF), which is no character", where)
         best = jsonschema.exceptions.best_match(self._base.iter_errors(body))
         if best is not None:
             return Invalid(_describe(best), _location(best.absolute_path))

@@ -7,9 +7,11 @@ filter, models, ``when``) and refuses what the contract refuses: a plain-http UR
 time, so nothing fires by itself: each :meth:`Dispatcher.run_due` turns the timeline entries that
 now lie in the past into deliveries and attempts every delivery whose time has come, following
 the contract's ``delivery`` (timeout, retry delays, success). The Starlette lifespan calls it every
-few milliseconds while the clock runs; tests and ``POST /_veomock/webhooks/flush`` call it after
-advancing a frozen clock. A retry is due ``retry_delays[n]`` provider seconds after the attempt
-that failed, so advancing the clock by that much makes it due. Every attempt lands in the journal.
+few milliseconds while a clock runs; moving a clock on through the control API (or
+``Control.clock``) calls it at once, and ``POST /_veomock/webhooks/flush`` on demand. Each job's
+time is its key's clock (tenants may have their own). A retry is due ``retry_delays[n]`` provider
+seconds after the attempt that failed, so advancing the clock by that much makes it due. Every
+attempt lands in the journal.
 
 Adversarial delivery comes from a :class:`Policy` set per job or per API key: through the control
 API (``POST /_veomock/webhooks {"policy": {...}}``) or by a scenario rule, whose action
@@ -20,14 +22,13 @@ calls ``state.webhooks.set_policy(policy, job=job.id)`` (or ``key=``) when the r
 from __future__ import annotations
 
 import asyncio
-import ipaddress
+import json
 import ssl
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import certifi
 import httpx
@@ -36,7 +37,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from veomock.contracts import CANONICAL_STATES, TERMINAL_STATES, Contract
 from veomock.contracts.model import WebhookChannel, WebhookDelivery
-from veomock.mocks.jsontext import loads
+from veomock.mocks.hosts import Allowlist, is_loopback, parse_target
+from veomock.mocks.jsontext import finite, json_text, loads
 from veomock.mocks.lifecycle import Job
 
 if TYPE_CHECKING:
@@ -75,18 +77,18 @@ class Policy:
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
-            raise ValueError(f"unknown webhook policy {self.mode!r}; use one of {', '.join(MODES)}")
-        if self.seconds < 0:
-            raise ValueError(f"a webhook delay cannot be negative, got {self.seconds}")
+            raise ValueError(f"unknown webhook policy {json_text(self.mode)}; use one of {', '.join(MODES)}")
+        if finite("seconds", self.seconds) < 0:
+            raise ValueError(f"a webhook delay cannot be negative, got {json_text(self.seconds)}")
 
     @classmethod
     def from_action(cls, action: Mapping[str, Any]) -> Policy:
         """``{"webhook": "delay", "seconds": 30}`` (a scenario rule's action) -> a policy.
 
         A delay without ``seconds`` holds each callback back for :data:`DEFAULT_DELAY`."""
-        mode = str(action.get("webhook", action.get("mode")))
+        mode = action.get("webhook", action.get("mode"))
         default = DEFAULT_DELAY if mode == "delay" else 0.0
-        return cls(mode, float(action.get("seconds", default)))
+        return cls(mode, finite("seconds", action.get("seconds", default)))
 
 
 def _label(channel_expr: Any) -> str:
@@ -96,21 +98,20 @@ def _label(channel_expr: Any) -> str:
     return {"header": f"the {name} header", "query": f"query parameter {name}"}.get(root, name or text)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _present(value: Any) -> bool:
     return value is not None and value != "" and value != [] and value != {}
 
 
-def requested(contract: Contract, model: str, ctx: Mapping[str, Any], allow_http: bool = False) -> list[Callback]:
-    """The callbacks a submit asks for; raises :class:`WebhookRefused` for what the contract refuses."""
+def requested(
+    contract: Contract,
+    model: str,
+    ctx: Mapping[str, Any],
+    allow_http: bool = False,
+    targets: Allowlist | None = None,
+) -> list[Callback]:
+    """The callbacks a submit asks for; raises :class:`WebhookRefused` for what the contract refuses,
+    and for a target ``targets`` (default: loopback only) does not allow."""
+    targets = targets or Allowlist()
     unsupported = contract.webhook_unsupported
     if unsupported is not None and any(_present(expr.render(ctx)) for expr in unsupported.detect):
         raise WebhookRefused(unsupported.rejected, None)
@@ -124,14 +125,15 @@ def requested(contract: Contract, model: str, ctx: Mapping[str, Any], allow_http
         if not isinstance(url, str) or not url.strip():
             continue  # absent, or a type error the request schema reports
         error, label = channel.rejected or "invalid_request", _label(channel.url_from)
-        parts = urlsplit(url.strip())
         wanted = "https://" if channel.https_only else "http(s)://"
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-            raise WebhookRefused(
-                error, f"{label} must be an absolute {wanted} URL such as https://example.com/hook, not {url!r}"
-            )
-        if channel.https_only and parts.scheme.lower() == "http":
-            local = _is_loopback(parts.hostname)
+        try:
+            target = parse_target(url.strip())
+        except ValueError as exc:
+            shown = json.dumps(url if len(url) <= 200 else url[:199] + "…", ensure_ascii=False)
+            message = f"{label} must be an absolute {wanted} URL such as https://example.com/hook, not {shown}: {exc}"
+            raise WebhookRefused(error, message) from None
+        if channel.https_only and target.scheme == "http":
+            local = is_loopback(target.host)
             if not (allow_http and local):
                 hint = " (for a receiver on this machine, run veomock with --allow-http-webhooks)"
                 hint = hint if local else ""
@@ -142,7 +144,7 @@ def requested(contract: Contract, model: str, ctx: Mapping[str, Any], allow_http
             mode = channel.mode_from.render(ctx)
             if mode not in channel.modes:
                 known = ", ".join(channel.modes)
-                message = f"{_label(channel.mode_from)} must be one of {known}, not {mode!r}"
+                message = f"{_label(channel.mode_from)} must be one of {known}, not {json_text(mode)}"
                 raise WebhookRefused(error, message)
             events = channel.modes[mode]
         states = EVENTS[events]
@@ -151,11 +153,18 @@ def requested(contract: Contract, model: str, ctx: Mapping[str, Any], allow_http
             unknown = [name for name in chosen if name not in channel.filters]
             if unknown:
                 known = ", ".join(channel.filters)
-                message = f"{_label(channel.filter_from)} may hold {known}, not {unknown[0]!r}"
+                message = f"{_label(channel.filter_from)} may hold {known}, not {json_text(unknown[0])}"
                 raise WebhookRefused(error, message)
             states = frozenset(s for name in chosen for s in channel.filters[name])
+        if not targets.allows(target):
+            raise WebhookRefused(error, _not_allowed(label, target.authority))
         out.append(Callback(channel, url.strip(), states))
     return out
+
+
+def _not_allowed(label: str, authority: str) -> str:
+    allow = f'veomock serve --webhook-allow {authority}, or POST /_veomock/webhooks {{"allow": ["{authority}"]}}'
+    return f"{label} points at {authority}; veomock calls back to loopback only unless told ({allow})"
 
 
 @dataclass(eq=False)
@@ -173,6 +182,7 @@ class _Delivery:
     attempts: int = 0
     until_seen: bool = False  # "late": wait until a status poll has seen the terminal state
     outcome: str = "pending"  # then delivered, gave_up or dropped
+    taken: list[int] = field(default_factory=list)  # attempts that timed out but were answered 2xx later
 
 
 @dataclass(eq=False)
@@ -193,6 +203,7 @@ class _Watch:
 class _Session:
     client: httpx.AsyncClient
     gate: asyncio.Semaphore
+    after_timeout: set[asyncio.Task[None]] = field(default_factory=set)  # attempts still awaited
 
 
 class Dispatcher:
@@ -204,14 +215,24 @@ class Dispatcher:
         # and about 64 gives the best throughput to one local receiver.
         self.concurrency = concurrency
         self.keepalive = 8
-        self.timeout_cap = 30.0  # real seconds an attempt may take at most (and when the clock is frozen)
-        self.timeout_floor = 1.0  # real seconds an attempt gets at least: receivers do not run on our clock
+        # An attempt gets the contract's timeout in provider time, turned into real seconds at the
+        # clock's speed: at least timeout_floor (receivers do not run on the mock's clock, and a
+        # loaded machine may take seconds to answer), at most timeout_cap (also when frozen).
+        self.timeout_cap = 30.0
+        self.timeout_floor = 5.0
+        # A timed-out attempt is still awaited this long (real seconds): if the receiver answers 2xx
+        # after all, the journal says so, and flags the retries it then got as duplicates.
+        self.answer_window = 60.0
         self.tick = 0.01  # real seconds between background passes while the clock runs
         # One TLS context for every client: building one per client costs tens of milliseconds.
         self.verify = ssl.create_default_context(cafile=certifi.where())
         if ca_file:
             self.verify.load_verify_locations(cafile=ca_file)
         self._background: tuple[asyncio.AbstractEventLoop, _Session] | None = None
+        self._closing: set[asyncio.Task[None]] = set()  # clients kept open for attempts still awaited
+        # Where callbacks may go (loopback unless told): configuration, so a reset keeps it.
+        self.targets = Allowlist()
+        self._woken: set[asyncio.Task[int]] = set()  # runs started by wake() inside a running loop
         self.reset()
 
     def reset(self) -> None:
@@ -221,7 +242,7 @@ class Dispatcher:
         self._job_policies: dict[str, Policy] = {}
         self._key_policies: dict[str, Policy] = {}
         self._seq = 0
-        self.counts = {"delivered": 0, "gave_up": 0, "dropped": 0, "attempts": 0}
+        self.counts = {"delivered": 0, "gave_up": 0, "dropped": 0, "attempts": 0, "answered_late": 0}
 
     def forget(self, key: str) -> None:
         """Forget one API key's watches, deliveries and policies (a namespaced reset)."""
@@ -235,7 +256,7 @@ class Dispatcher:
     # -- what the app calls ------------------------------------------------------------------
 
     def requested(self, contract: Contract, model: str, ctx: Mapping[str, Any]) -> list[Callback]:
-        return requested(contract, model, ctx, allow_http=self.state.allow_http_webhooks)
+        return requested(contract, model, ctx, allow_http=self.state.allow_http_webhooks, targets=self.targets)
 
     def watch(self, job: Job, callbacks: list[Callback], base_url: str, ctx: Mapping[str, Any]) -> None:
         """Follow ``job`` and post ``callbacks`` as its timeline unfolds."""
@@ -245,13 +266,13 @@ class Dispatcher:
             self._watches.append(watch)
             self._by_job.setdefault((job.provider, job.id), []).append(watch)
 
-    def observed(self, job: Job, canonical: str) -> None:
-        """A client's status poll saw ``job`` in ``canonical``; releases "late" callbacks."""
+    def observed(self, job: Job, canonical: str, now: float) -> None:
+        """A client's status poll saw ``job`` in ``canonical`` at ``now``; releases "late" callbacks."""
         if canonical not in TERMINAL_STATES:
             return
         for watch in self._by_job.get((job.provider, job.id), []):
             if watch.seen_terminal is None:
-                watch.seen_terminal = self.state.now()
+                watch.seen_terminal = now
 
     def set_policy(self, policy: Policy | None, *, job: str | None = None, key: str | None = None) -> None:
         """Deliver the callbacks of one job (or of every job of one API key) adversarially."""
@@ -271,7 +292,10 @@ class Dispatcher:
         return {"jobs": show(self._job_policies), "keys": show(self._key_policies)}
 
     def outstanding(self) -> list[dict[str, Any]]:
-        """Deliveries still to be attempted (or held back), for the control API and for tests."""
+        """Deliveries still to be attempted (or held back), for the control API and for tests:
+        every state change that has come about on its job's clock, whether or not it is due yet."""
+        for w in self._watches:
+            self._emit(w, self.state.now(w.job.key))
         return [
             {
                 "job": d.watch.job.id,
@@ -290,9 +314,9 @@ class Dispatcher:
 
     def next_due(self) -> float | None:
         """When something is next due (a delivery, or a state change someone listens for), or None."""
-        now, times = self.state.now(), []
+        times = []
         for w in self._watches:
-            self._emit(w, now)
+            self._emit(w, self.state.now(w.job.key))
             times += [d.due for d in w.pending if not d.until_seen or w.seen_terminal is not None]
             if not w.ended and w.checked and w.checked[3] < float("inf"):
                 times.append(w.checked[3])
@@ -337,11 +361,12 @@ class Dispatcher:
 
     def _emit(self, watch: _Watch, now: float) -> None:
         """Turn the timeline entries of ``watch``'s job that lie before ``now`` into deliveries."""
-        timeline = watch.job.timeline
-        mark = (timeline, len(timeline), timeline[-1])
-        unchanged = watch.checked[:3] == mark and watch.checked[0] is timeline
+        times = watch.job.times  # a new tuple whenever the timeline changes
+        mark = (times, len(times), times[-1])
+        unchanged = watch.checked[:3] == mark and watch.checked[0] is times
         if watch.ended or (unchanged and now < watch.checked[3]):
             return
+        timeline = watch.job.timeline
         upcoming = float("inf")
         for i, (start, event) in enumerate(timeline):
             if start > now:
@@ -380,8 +405,12 @@ class Dispatcher:
         return best
 
     def _collect(self) -> Iterator[_Watch]:
-        now = self.state.now()
+        now_of, nows = self.state.now, dict[str, float]()
         for watch in self._watches:
+            key = watch.job.key
+            now = nows.get(key)
+            if now is None:
+                now = nows[key] = now_of(key)  # one instant per tenant clock for the whole pass
             self._emit(watch, now)
             if not watch.busy and self._next(watch, now) is not None:
                 watch.busy = True
@@ -403,8 +432,8 @@ class Dispatcher:
 
     # -- delivery ------------------------------------------------------------------------------
 
-    def _real_timeout(self, provider_seconds: float) -> float:
-        speed = self.state.clock.speed
+    def _real_timeout(self, provider_seconds: float, key: str) -> float:
+        speed = self.state.clocks.of(key).speed
         seconds = provider_seconds if speed == 0 else provider_seconds / speed
         return min(self.timeout_cap, max(self.timeout_floor, seconds))
 
@@ -412,7 +441,7 @@ class Dispatcher:
         """Send ``watch``'s due deliveries one after another, in order; returns how many attempts."""
         made = 0
         try:
-            while (delivery := self._next(watch, self.state.now())) is not None:
+            while (delivery := self._next(watch, self.state.now(watch.job.key))) is not None:
                 await self._attempt(delivery, session)
                 made += 1
         finally:
@@ -425,16 +454,21 @@ class Dispatcher:
         status: int | None = None
         error: str | None = None
         d.attempts += 1
-        started, url = self.state.now(), d.watch.callback.url
+        key = d.watch.job.key
+        started, url = self.state.now(key), d.watch.callback.url
         async with session.gate:
             begin = time.perf_counter()
+            request = asyncio.ensure_future(session.client.post(url, content=d.content, headers=d.headers))
             try:
-                async with asyncio.timeout(self._real_timeout(rules.timeout)):
-                    response = await session.client.post(url, content=d.content, headers=d.headers)
-                status = response.status_code
+                done, _ = await asyncio.wait({request}, timeout=self._real_timeout(rules.timeout, key))
+                if not done:
+                    raise TimeoutError
+                status = request.result().status_code
             except TimeoutError:
                 error = f"no answer within {rules.timeout:g} s (provider time)"
+                self._await_answer(d, d.attempts, request, session, rules)
             except asyncio.CancelledError:
+                request.cancel()
                 d.attempts -= 1  # shutting down: the attempt never happened; it stays due
                 raise
             except Exception as exc:  # any failure is a failed attempt, never a lost delivery
@@ -447,10 +481,63 @@ class Dispatcher:
                 error = f"HTTP {status}; success is {'exactly 200' if rules.success == '200' else 'any 2xx'}"
             if d.attempts <= len(rules.retry_delays):
                 outcome = "retry"
-                d.due = self.state.now() + rules.retry_delays[d.attempts - 1]
+                d.due = self.state.now(key) + rules.retry_delays[d.attempts - 1]
             else:
                 outcome = "gave_up"
         self._finish(d, outcome, status, error, latency, {"time": started})
+
+    def _await_answer(
+        self, d: _Delivery, attempt: int, request: asyncio.Future[httpx.Response], session: _Session, rules: Any
+    ) -> None:
+        """Keep waiting for a timed-out attempt: a 2xx after all means the receiver has the callback,
+        so every retry it got (or gets) is a duplicate, and the journal says so."""
+
+        async def wait() -> None:
+            try:
+                async with asyncio.timeout(self.answer_window):
+                    response = await request
+            except Exception:  # no answer after all (or the receiver closed): nothing to report
+                request.cancel()
+                return
+            if not rules.succeeded(response.status_code):
+                return
+            d.taken.append(attempt)
+            self.counts["answered_late"] += 1
+            entry = self._outbound(d, attempt, response.status_code, None, "answered_late")
+            entry["duplicate"] = d.attempts > attempt  # a retry had gone out already
+            self.state.record(entry)
+
+        task = asyncio.create_task(wait())
+        session.after_timeout.add(task)
+        task.add_done_callback(session.after_timeout.discard)
+
+    async def answers_after_timeout(self) -> None:
+        """Wait until every timed-out attempt still awaited has been answered or given up on."""
+        sessions = [self._background[1]] if self._background is not None else []
+        waiting = {t for s in sessions for t in s.after_timeout} | set(self._closing)
+        if waiting:
+            await asyncio.gather(*waiting, return_exceptions=True)
+
+    def _outbound(
+        self, d: _Delivery, attempt: int, status: int | None, error: str | None, outcome: str
+    ) -> dict[str, Any]:
+        """The journal entry of one attempt of ``d`` (or of its late answer)."""
+        job = d.watch.job
+        return {
+            "direction": "outbound",
+            "method": "POST",
+            "provider": job.provider,
+            "job": job.id,
+            "key": job.key,
+            "channel": d.watch.callback.channel.name,
+            "event": d.event,
+            "url": d.watch.callback.url,
+            "attempt": attempt,
+            "status": status,
+            "error": error,
+            "outcome": outcome,
+            "copy": d.copy,
+        }
 
     def _finish(
         self,
@@ -467,25 +554,14 @@ class Dispatcher:
             self.counts[outcome] += 1
         if outcome != "dropped":
             self.counts["attempts"] += 1
-        job = d.watch.job
         entry = {
-            "direction": "outbound",
-            "method": "POST",
-            "provider": job.provider,
-            "job": job.id,
-            "key": job.key,
-            "channel": d.watch.callback.channel.name,
-            "event": d.event,
-            "url": d.watch.callback.url,
-            "attempt": d.attempts,
-            "status": status,
-            "error": error,
-            "outcome": outcome,
+            **self._outbound(d, d.attempts, status, error, outcome),
             "latency_ms": latency,
             "headers": dict(d.headers),
             "body": d.body,
-            "copy": d.copy,
             "policy": d.policy,
+            # the receiver had already answered an earlier, timed-out attempt with a 2xx
+            "duplicate": bool(d.taken) and outcome != "dropped",
             **extra,
         }
         if outcome == "retry":
@@ -502,11 +578,27 @@ class Dispatcher:
             return
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.keepalive)
         client = httpx.AsyncClient(verify=self.verify, timeout=None, limits=limits, trust_env=False)
-        async with client:
-            yield _Session(client, asyncio.Semaphore(self.concurrency))
+        session = _Session(client, asyncio.Semaphore(self.concurrency))
+        try:
+            yield session
+        finally:
+            if session.after_timeout:  # the client closes once the attempts still awaited are done
+                closing = asyncio.create_task(self._close_after(session))
+                self._closing.add(closing)
+                closing.add_done_callback(self._closing.discard)
+            else:
+                await client.aclose()
+
+    async def _close_after(self, session: _Session) -> None:
+        try:
+            await asyncio.gather(*session.after_timeout, return_exceptions=True)
+        finally:
+            await session.client.aclose()
 
     async def run_due(self) -> int:
         """Attempt every delivery due now and return once all are tried; the number of attempts."""
+        if not self._watches:
+            return 0
         made = 0
         async with self._session() as session:
             while True:
@@ -515,6 +607,25 @@ class Dispatcher:
                     return made
                 made += sum(await asyncio.gather(*tasks))
 
+    def wake(self) -> None:
+        """After the clock moved: attempt what has come due. From code without an event loop this
+        returns once every due delivery is tried (on the app's loop when it runs in another
+        thread); from inside a running loop the attempts start as soon as the caller awaits."""
+        if not self._watches:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not None:
+            task = running.create_task(self.run_due())
+            self._woken.add(task)
+            task.add_done_callback(self._woken.discard)
+        elif self._background is not None:
+            asyncio.run_coroutine_threadsafe(self.run_due(), self._background[0]).result()
+        else:
+            asyncio.run(self.run_due())
+
     async def run_forever(self) -> None:
         """Deliver in the background while the clock runs (a frozen clock waits for run_due)."""
         tasks: set[asyncio.Task[int]] = set()
@@ -522,7 +633,7 @@ class Dispatcher:
             self._background = (asyncio.get_running_loop(), session)
             try:
                 while True:
-                    if self.state.clock.speed > 0:
+                    if self.state.clocks.running():
                         for watch in list(self._collect()):
                             task = asyncio.create_task(self._drain(watch, session))
                             tasks.add(task)
@@ -530,9 +641,9 @@ class Dispatcher:
                     await asyncio.sleep(self.tick)
             finally:
                 self._background = None
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                for pending in [*tasks, *session.after_timeout]:
+                    pending.cancel()
+                await asyncio.gather(*tasks, *session.after_timeout, return_exceptions=True)
 
     @asynccontextmanager
     async def lifespan(self, app: Any = None) -> AsyncIterator[None]:
@@ -547,21 +658,44 @@ class Dispatcher:
 
 
 def control_routes(state: MockState) -> list[BaseRoute]:
-    """``/webhooks`` (GET: outstanding deliveries and policies; POST: set or clear a policy) and
-    ``/webhooks/flush`` (POST: attempt everything due now)."""
+    """``/webhooks`` (GET: outstanding deliveries, policies and allowed targets; POST: set or clear a
+    policy, allow more targets) and ``/webhooks/flush`` (POST: attempt everything due now)."""
+
+    def _apply(hooks: Dispatcher, data: Any) -> None:
+        if not isinstance(data, dict) or not ({"policy", "allow"} & data.keys()):
+            raise ValueError("name a policy or targets to allow")
+        allow = data.get("allow", [])
+        if not isinstance(allow, list) or not all(isinstance(x, str) for x in allow):
+            raise ValueError("allow is an array of strings")
+        checked = Allowlist(allow, defaults=())  # validate everything, then apply
+        spec = data.get("policy")
+        if spec is not None:
+            if not isinstance(spec, dict):
+                raise ValueError("a policy is an object")
+            job, key = spec.get("job"), spec.get("key")
+            if not all(isinstance(name, str | None) for name in (job, key)) or (job is None) == (key is None):
+                raise ValueError('name exactly one "job" or "key" (a string)')
+            policy = None if spec.get("mode") in (None, "none") else Policy.from_action(spec)
+            hooks.set_policy(policy, job=job, key=key)
+        hooks.targets.add(checked.entries())
 
     async def overview(request: Request) -> Response:
         hooks = state.webhooks
         if request.method == "POST":
             try:
-                data = loads(await request.body() or b"{}")
-                spec = data["policy"]
-                policy = None if spec.get("mode") in (None, "none") else Policy.from_action(spec)
-                hooks.set_policy(policy, job=spec.get("job"), key=spec.get("key"))
+                _apply(hooks, loads(await request.body() or b"{}"))
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 example = '{"policy": {"mode": "delay", "seconds": 30, "job": "JOB_ID"}}'
-                return JSONResponse({"error": f'{exc}; send {example} (or "key" instead of "job")'}, 400)
-        return JSONResponse({"outstanding": hooks.outstanding(), "policies": hooks.policies(), "counts": hooks.counts})
+                allow = '{"allow": ["receiver:8080", "10.0.0.0/8"]}'
+                return JSONResponse({"error": f'{exc}; send {example} (or "key" instead of "job"), or {allow}'}, 400)
+        return JSONResponse(
+            {
+                "outstanding": hooks.outstanding(),
+                "policies": hooks.policies(),
+                "counts": hooks.counts,
+                "allowed_targets": hooks.targets.entries(),
+            }
+        )
 
     async def flush(request: Request) -> Response:
         attempts = await state.webhooks.run_due()

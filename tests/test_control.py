@@ -83,7 +83,7 @@ async def test_clock_jobs_and_forcing_through_both_apis(
     job_id = last_job(state)
     moved = (await asgi_client.post("/_veomock/clock", json={"advance": 1.5})).json()
     assert moved["now"] == control.clock()["now"]
-    assert (await asgi_client.get(f"/_veomock/jobs/{job_id}")).json() == control.job(job_id)
+    assert (await asgi_client.get(f"/_veomock/jobs/{job_id}?reveal=1")).json() == control.job(job_id)
     forced = await asgi_client.post(f"/_veomock/jobs/{job_id}", json={"state": "failed"})
     assert forced.json()["state"] == "failed"
     assert (await asgi_client.get("/_veomock/jobs/nope")).status_code == 404
@@ -113,7 +113,7 @@ async def test_journal_filters(asgi_client: httpx.AsyncClient, state: MockState)
     )
 
     async def entries(query: str) -> list[dict[str, object]]:
-        answer = await asgi_client.get(f"/_veomock/journal?{query}")
+        answer = await asgi_client.get(f"/_veomock/journal?reveal=1&{query}")
         assert answer.status_code == 200, answer.text
         return list(answer.json()["entries"])
 
@@ -145,7 +145,7 @@ async def test_journal_as_har(asgi_client: httpx.AsyncClient, state: MockState) 
             "latency_ms": 3.0,
         }
     )
-    har = (await asgi_client.get("/_veomock/journal.har?key=sk-har")).json()["log"]
+    har = (await asgi_client.get("/_veomock/journal.har?key=sk-har&reveal=1")).json()["log"]
     assert har["version"] == "1.2" and har["creator"]["name"] == "veomock"
     inbound, outbound = har["entries"]
     request, response = inbound["request"], inbound["response"]

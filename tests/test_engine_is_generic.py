@@ -30,4 +30,5 @@ def test_no_provider_or_model_name_in_engine_code(path: Path) -> None:
 
 def test_the_check_itself_sees_provider_names(tmp_path: Path) -> None:
     words = _provider_words()
-    assert {"pixazo", "apixo", "aivideoapi", "vtrix"} <= words
+    assert {"pixazo", "apixo", "aivideoapi", "vtrix", "gemini"} <= words
+    assert {"veo-3.1-generate-preview", "veo-3.1-fast-generate-preview", "veo_31_fast"} <= words

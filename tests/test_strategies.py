@@ -22,6 +22,7 @@ from veomock.contracts import Contract, Model, available, load
 from veomock.mocks import build_app, create_state
 from veomock.mocks.clock import Clock
 from veomock.mocks.responses import resolve_error
+from veomock.mocks.scenarios import magic_in_key, magic_in_prompt
 from veomock.mocks.validation import RequestValidator
 
 EXAMPLES = 40
@@ -161,8 +162,11 @@ def test_mock_refuses_invalid_requests_in_the_provider_envelope(provider: str, m
         body, reason = mutation
         response = mock.post(op.path, body)
         chosen = op.models[0] if op.model_from is None else op.model_from.render({"body": body})
-        # A body naming no served model is refused as an unknown model, before validation.
-        name = "invalid_request" if chosen in op.models or selector is None else "model_not_found"
+        # A body naming no served model is refused before validation: as a missing model or an unknown one.
+        if chosen in op.models or selector is None:
+            name = "invalid_request"
+        else:
+            name = "model_missing" if chosen is None or chosen == "" else "model_not_found"
         spec = resolve_error(contract, name)
         assert response.status_code == spec.status, (reason, body, response.text)
         expected = spec.body.render({"message": sentinel, "retry_after": 1, "job": {}})
@@ -201,3 +205,29 @@ def test_bad_arguments_raise_one_error_type() -> None:
         from_schema(False)
     with pytest.raises(StrategyError):
         valid_requests("not a model")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "string", "pattern": "^veomock[:-]"},
+        {
+            "type": "object",
+            "required": ["prompt"],
+            "properties": {"prompt": {"type": "string", "pattern": "^a cat veomock[:. ]"}},
+        },
+        {"type": "string", "pattern": "^sk-veomock-(error|hang|fail|[a-z]{2})"},
+    ],
+    ids=["prompt-or-key", "prompt-field", "key"],
+)
+def test_generated_strings_are_never_magic_inputs(schema: dict[str, Any]) -> None:
+    """The mock reads ``veomock:...`` in a prompt and ``veomock-<directive>`` in a key as a request
+    for a fault; a valid body must ask for the provider's ordinary answer, whatever the profile."""
+
+    @settings(max_examples=60, derandomize=True, database=None)
+    @given(from_schema(schema))
+    def check(value: Any) -> None:
+        text = value["prompt"] if isinstance(value, dict) else value
+        assert not magic_in_prompt(text) and magic_in_key(text) is None, text
+
+    check()

@@ -92,6 +92,8 @@ def _auth(run: Run) -> Iterator[Problem]:
     wanted = f"Bearer {run.api_key}" if auth.scheme == "bearer" else run.api_key
     for exchange in run.api:
         value = exchange.headers.get(auth.header.lower())
+        if value is None and auth.query is not None:  # the key may come in the query instead
+            value = exchange.query.get(auth.query)
         ok = value is not None and (
             value.strip().lower() == wanted.lower() if auth.scheme == "bearer" else value.strip() == wanted
         )

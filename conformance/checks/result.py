@@ -86,6 +86,10 @@ def _download(run: Run) -> Iterator[Problem]:
         # A download is a GET answered 200 with the whole file: a HEAD or a range request is not.
         if exchange.method == "GET" and exchange.status == 200 and "range" not in exchange.headers:
             fetched.setdefault(_path_of(exchange), exchange)
+    for exchange in run.media:  # a URL that redirects is fetched once what it points to is
+        target = _url_path(exchange.response_headers.get("location", ""))
+        if 300 <= exchange.status < 400 and target in fetched:
+            fetched.setdefault(_path_of(exchange), fetched[target])
     for i, url in enumerate(outcome.urls):
         got = fetched.get(_url_path(url))
         if got is None:

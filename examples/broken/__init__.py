@@ -15,6 +15,7 @@ import httpx
 from examples.clients.aivideoapi import AivideoapiClient
 from examples.clients.apixo import ApixoClient
 from examples.clients.base import ApiError, Client, Receiver, Status, Unreadable, run
+from examples.clients.gemini import GeminiClient
 from examples.clients.pixazo import PixazoClient
 from examples.clients.vtrix import VtrixClient
 
@@ -65,6 +66,19 @@ class ApixoWrongPath(ApixoClient):
 class PixazoDropsOptionalFields(PixazoClient):
     def submit(self, model: str, body: dict[str, Any]) -> str:
         return super().submit(model, {k: v for k, v in body.items() if k in ("prompt", "image_urls")} | {"seed": 7})
+
+
+class GeminiKeylessDownload(GeminiClient):
+    def download(self, url: str) -> int:
+        response = self.http.get(url, follow_redirects=True)
+        response.raise_for_status()
+        return len(response.content)
+
+
+class GeminiFilteredIsSuccess(GeminiClient):
+    def read(self, body: Any) -> Status:
+        status = super().read(body)
+        return Status("succeeded") if status.state == "failed" else status
 
 
 class ApixoKeepsOnlyTextFields(ApixoClient):
@@ -474,6 +488,22 @@ CATALOGUE = (
         PixazoErrorAsFailed,
         "failure.kind",
         "reports a system ERROR as a generation failure",
+        ("job-failure",),
+    ),
+    Broken(
+        "gemini-keyless-download",
+        "gemini",
+        GeminiKeylessDownload,
+        "result.success",
+        "downloads the video without the API key, which the download route asks for",
+        ("success",),
+    ),
+    Broken(
+        "gemini-filtered-is-success",
+        "gemini",
+        GeminiFilteredIsSuccess,
+        "failure.code",
+        "takes a done operation whose video the safety filters removed for a success",
         ("job-failure",),
     ),
     Broken(
