@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import jsonschema_rs
 import yaml
 from veomock.contracts import cache as disk_cache
 from veomock.contracts.model import (
@@ -117,8 +116,6 @@ def _explain(error: jsonschema.ValidationError, root: Mapping[str, Any]) -> tupl
 
 
 def _check_shape(data: Any, file: Path) -> None:
-    if _fast_meta_validator().is_valid(data):
-        return
     validator = _meta_validator()
     errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.absolute_path), e.message))
     if errors:
@@ -253,13 +250,13 @@ def _check_schemas(data: Mapping[str, Any], file: Path) -> None:
     for name, node in data["models"].items():
         where, request = f"models.{name}", node["request"]
         try:
-            _check_schema(request["schema"])
+            jsonschema.Draft202012Validator.check_schema(request["schema"])
         except jsonschema.SchemaError as exc:
             raise ContractError(file, f"{where}.request.schema", f"not a valid JSON Schema: {exc.message}") from None
         for i, rule in enumerate(request.get("rules", [])):
             for part in ("if", "then"):
                 try:
-                    _check_schema(rule[part])
+                    jsonschema.Draft202012Validator.check_schema(rule[part])
                 except jsonschema.SchemaError as exc:
                     raise ContractError(file, f"{where}.request.rules[{i}].{part}", exc.message) from None
 

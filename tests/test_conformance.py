@@ -139,6 +139,7 @@ def test_the_published_sdk_is_graded_in_real_time_without_a_clock() -> None:
     from examples import seaart_adapter
 
     chosen = [s for s in catalogue(load("vtrix")) if s.kind in ("success", "job-failure") and not s.variants]
+    chosen = [s for s in chosen if "documented" not in s.id][:2]  # success, and one failure
     caps = Capabilities.from_json(seaart_adapter.CAPABILITIES)
     with Runner("vtrix", PythonAdapter(seaart_adapter.generate), caps, speed=50) as runner:
         results = runner.run_all(chosen)
