@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import jsonschema_rs
 import yaml
 from veomock.contracts import cache as disk_cache
 from veomock.contracts.model import (
