@@ -114,19 +114,26 @@ def _chromium(_live_socket: ServerThread, tmp_path_factory: pytest.TempPathFacto
         yield browser
 
 
-@pytest.fixture
-def page(_chromium: tuple[Any, list[str]], live_server: LiveServer) -> Iterator[Any]:
-    """A new tab on the inspector of this test's mock; the test fails if the page reached elsewhere."""
-    context, refused = _chromium
+@contextmanager
+def _tab(chromium: tuple[Any, list[str]], url: str) -> Iterator[Any]:
+    """A new tab on the inspector at ``url``, live; on leaving, the page must have reached nothing else."""
+    context, refused = chromium
     tab = context.new_page()
     try:
         with _screenshot_on_failure(tab, "inspector"):
-            tab.goto(live_server.url + "/_veomock/ui")
+            tab.goto(url)
             tab.locator("#live", has_text="live").wait_for()
         yield tab
     finally:
         tab.close()
     assert refused == [], f"the page reached beyond the mock: {refused}"
+
+
+@pytest.fixture
+def page(_chromium: tuple[Any, list[str]], live_server: LiveServer) -> Iterator[Any]:
+    """A new tab on the inspector of this test's mock."""
+    with _tab(_chromium, live_server.url + "/_veomock/ui") as tab:
+        yield tab
 
 
 def _row(page: Any, job: str) -> Any:
@@ -279,6 +286,15 @@ def test_with_a_control_token_the_page_loads_but_the_data_needs_the_token(
         assert refused.status_code == 401
     answer = httpx.get(live.url + "/_veomock/tenants", headers={"X-Veomock-Token": "t0ken"}, timeout=10)
     assert answer.json() == {"tenants": []}
+
+
+def test_with_a_control_token_the_page_sends_the_one_in_its_address(
+    _chromium: tuple[Any, list[str]], live_server: LiveServer, state: MockState
+) -> None:
+    _submit(live_server.url, state.contracts[PROVIDERS[0]], "sk-inspector-token-tenant")
+    live_server.serve(state, control_token="t0ken")
+    with _tab(_chromium, live_server.url + "/_veomock/ui#token=t0ken") as tab, _screenshot_on_failure(tab, "token"):
+        tab.locator("#tenants td", has_text="sk-i…nant").wait_for()
 
 
 def test_tenants_are_listed_masked_unless_revealed(live_server: LiveServer, state: MockState) -> None:
