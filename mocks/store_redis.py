@@ -20,25 +20,39 @@ mock loses no job and no balance: started again on the same Redis, it carries on
 
 from __future__ import annotations
 
+import itertools
 import math
 import pickle
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import redis
+from veomock.contracts import Contract
 from veomock.mocks.billing import Ledger
 from veomock.mocks.clock import Clock, check_seconds, check_speed
 from veomock.mocks.journal import EXCHANGE, JOURNAL_BYTES, _exchange_fields
 from veomock.mocks.lifecycle import Job, Outcome
+from veomock.mocks.limits import WINDOW, Limiter, Limits, Refusal
+from veomock.mocks.limits import _check as check_limits
 from veomock.mocks.serving import guarded
 from veomock.mocks.state import MockState
 
-__all__ = ["IdTaken", "RedisJobs", "RedisJournal", "RedisLedger", "RedisState", "SharedClock", "connect"]
+__all__ = [
+    "IdTaken",
+    "RedisJobs",
+    "RedisJournal",
+    "RedisLedger",
+    "RedisLimiter",
+    "RedisState",
+    "SharedClock",
+    "WorkerProtocol",
+    "connect",
+]
 
 
 # uvicorn's HTTP protocol with the mock's deadlines, by name for ``veomock serve --workers N``.
@@ -379,6 +393,83 @@ class RedisJournal:
         pipe.execute()
 
 
+# KEYS: the window (sorted set of admitted requests by time). ARGV: now, window seconds, the
+# limit, a unique member. Returns {1} when admitted, else {0, the oldest request's time}.
+_ADMIT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+  return {0, redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]}
+end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
+redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2])) + 60)
+return {1}
+"""
+
+
+class RedisLimiter(Limiter):
+    """:class:`~mocks.limits.Limiter` with its overrides and per-minute windows in Redis."""
+
+    def __init__(self, contracts: Mapping[str, Contract], client: redis.Redis, prefix: str) -> None:
+        super().__init__(contracts)
+        self.client: Any = client
+        self.prefix = prefix
+        self._admit = client.register_script(_ADMIT)
+        self._count = itertools.count()
+
+    def _field(self, provider: str, key: str | None) -> str:
+        return orjson.dumps([provider, key]).decode()
+
+    def _sync(self) -> None:
+        """Read the overrides every worker sees (one round trip)."""
+        stored = self.client.hgetall(f"{self.prefix}overrides")
+        overrides = {tuple(orjson.loads(f)): orjson.loads(v) for f, v in stored.items()}
+        if overrides != self._overrides:
+            self._overrides = overrides
+            self._effective.clear()
+
+    def effective(self, provider: str, key: str | None = None) -> Limits:
+        self._sync()
+        return super().effective(provider, key)
+
+    def set(self, provider: str, key: str | None = None, **values: Any) -> Limits:
+        if provider not in self._declared:
+            return super().set(provider, key, **values)  # refused there, with its message
+        self._sync()
+        merged = {**self._overrides.get((provider, key), {}), **check_limits(values)}
+        self.client.hset(f"{self.prefix}overrides", self._field(provider, key), orjson.dumps(merged))
+        return self.effective(provider, key)
+
+    def clear(self, provider: str | None = None, key: str | None = None) -> None:
+        self._sync()
+        gone = [
+            self._field(p, k)
+            for p, k in self._overrides
+            if (provider is None or p == provider) and (key is None or k == key)
+        ]
+        if gone:
+            self.client.hdel(f"{self.prefix}overrides", *gone)
+        super().clear(provider, key)
+
+    def forget(self, key: str) -> None:
+        self.clear(key=key)
+        for window in self.client.scan_iter(match=f"{self.prefix}window:*:{key}"):
+            self.client.delete(window)
+
+    def admit(self, provider: str, key: str, now: float) -> Refusal | None:
+        limits = self.effective(provider, key)
+        rpm = limits.requests_per_minute
+        if rpm is None:
+            return None
+        member = f"{now!r}:{id(self)}:{next(self._count)}"
+        answer = self._admit([f"{self.prefix}window:{provider}:{key}"], [repr(now), repr(WINDOW), rpm, member])
+        if answer[0] == 1:
+            return None
+        wait = limits.retry_after
+        if wait is None:
+            wait = max(1, math.ceil(float(answer[1]) + WINDOW - now))
+        return Refusal("rate_limited", f"Rate limit of {rpm} requests per minute exceeded", wait)
+
+
 @dataclass
 class RedisState(MockState):
     """:class:`~mocks.state.MockState` with its jobs, balances, clock and journal in Redis at ``store``.
@@ -406,6 +497,7 @@ class RedisState(MockState):
         for name, runtime in self.providers.items():
             runtime.rng = random.Random(f"{self.seed}:{name}:{self.worker}")
             runtime.ledger = RedisLedger(runtime.contract.billing, self.client, f"{self.prefix}balance:{name}:")
+        self.limits = RedisLimiter(self.contracts, self.client, f"{self.prefix}limits:")
         # The same calls as the dict and the Journal they replace (the seam's contract).
         self.jobs = RedisJobs(self.client, self.prefix)  # type: ignore[assignment]
         self.journal = RedisJournal(  # type: ignore[assignment]

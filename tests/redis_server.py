@@ -1,4 +1,4 @@
-"""A real ``redis-server`` for tests: on a free loopback port, its files in a temporary directory."""
+"""A real ``redis-server`` for tests and benchmarks: on a free loopback port, its files in a directory."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import pytest
 
 
 def free_port() -> int:
@@ -23,7 +21,7 @@ def redis_server(directory: Path) -> Iterator[str]:
     """``redis://127.0.0.1:PORT/0`` of a fresh server, until the block ends."""
     binary = shutil.which("redis-server")
     if binary is None:
-        pytest.fail("redis-server is not installed: make test installs it (apt-get install redis-server)")
+        raise RuntimeError("redis-server is not installed: make test installs it (apt-get install redis-server)")
     port = free_port()
     proc = subprocess.Popen(
         [

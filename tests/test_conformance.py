@@ -139,6 +139,7 @@ def test_the_published_sdk_is_graded_in_real_time_without_a_clock() -> None:
     from examples import seaart_adapter
 
     chosen = [s for s in catalogue(load("vtrix")) if s.kind in ("success", "job-failure") and not s.variants]
+    chosen = [s for s in chosen if "documented" not in s.id][:2]  # success, and one failure
     caps = Capabilities.from_json(seaart_adapter.CAPABILITIES)
     with Runner("vtrix", PythonAdapter(seaart_adapter.generate), caps, speed=50) as runner:
         results = runner.run_all(chosen)
@@ -367,7 +368,10 @@ def test_exploration_shrinks_a_failure_to_a_minimal_scenario(tmp_path: Path) -> 
     broken = next(b for b in CATALOGUE if b.name == "apixo-message-as-code")
     contract = load(broken.provider)
     with Runner(broken.provider, PythonAdapter(broken.generate), replay_dir=tmp_path) as runner:
-        minimal = explore(runner, scenarios(contract), 30)
+        # Exploration over the job failures, where this client goes wrong (the catalogue has many
+        # kinds; thirty draws over all of them may meet none).
+        failures = scenarios(contract).filter(lambda s: s.kind == "job-failure")
+        minimal = explore(runner, failures, 30)
     assert minimal is not None and minimal.replay is not None
     assert minimal.scenario.kind == "job-failure"
     assert {f.check for f in minimal.failures} == {"failure.code"}

@@ -184,3 +184,16 @@ def test_serving_refuses_what_cannot_work_and_says_why(flags: list[str], said: s
     command = [sys.executable, "-m", "veomock.conformance.command", "serve", *flags]
     out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and said in out.stderr and "Traceback" not in out.stderr
+
+
+def test_rate_limits_and_their_overrides_are_shared(store: str) -> None:
+    one, two = _worker(store), _worker(store)
+    one.limits.set("apixo", "k", requests_per_minute=3)
+    assert two.limits.effective("apixo", "k").requests_per_minute == 3
+    now = one.now()
+    assert [w.limits.admit("apixo", "k", now + i) for i, w in enumerate((one, two, one))] == [None] * 3
+    refused = two.limits.admit("apixo", "k", now + 3)
+    assert refused is not None and refused.error == "rate_limited" and refused.retry_after == 57
+    assert one.limits.admit("apixo", "k", now + 60) is None  # the first request left the window
+    two.limits.clear("apixo", "k")
+    assert one.limits.effective("apixo", "k") == one.limits.effective("apixo")
