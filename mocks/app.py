@@ -552,13 +552,16 @@ def build_app(state: MockState, control: bool = True, control_token: str | None 
         routes.append(Mount(CONTROL_PREFIX, routes=control_routes(state, token=control_token)))
     for contract in state.contracts.values():
         routes.extend(_routes_for(state, contract))
-    routes.append(Route("/{rest:path}", _AnyMethod(_fallback(state))))
+    fallback = _AnyMethod(_fallback(state))
+    routes.append(Route("/{rest:path}", fallback))
     app = MockApp(
         routes=routes,
         middleware=[Middleware(_StaticRoutes, routes=routes)],
         lifespan=state.webhooks.lifespan,
         exception_handlers={Exception: _crashed(state)},
     )
+    # A path no route's pattern matches (one holding a newline, %0A) still gets a provider's answer.
+    app.router.default = fallback
     app.state.mock = state
     return app
 
