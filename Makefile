@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint serve bench conformance clean
+.PHONY: install test lint serve bench fuzz conformance clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -16,6 +16,7 @@ install: $(STAMP)
 
 test: $(STAMP)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # mypy reads the installed layout (veomock.*) through a tree of links to the source folders.
@@ -36,7 +37,12 @@ serve: $(STAMP)
 
 bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
 	$(BIN)/python -m benchmarks $(ARGS)
+
+# Schemathesis from the OpenAPI documents (thousands of cases), then a 200,000-request soak.
+fuzz: $(STAMP)
+	$(BIN)/python -m benchmarks.fuzz $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

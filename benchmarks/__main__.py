@@ -9,7 +9,7 @@ import time
 
 from benchmarks.procs import load
 
-SUITES = ("http", "startup", "memory", "webhooks", "conformance", "soak")
+SUITES = ("http", "startup", "memory", "store", "webhooks", "conformance", "soak")
 
 
 def main() -> None:

@@ -63,7 +63,7 @@ def submit_request(contract: Contract) -> tuple[str, dict[str, str], Any]:
 
 
 def status_path(contract: Contract, model: str, job_id: str) -> str:
-    """The status URL of ``job_id``: its ``id_from`` template read backwards into path and query."""
+    """The status URL of ``job_id`` (its path and query, as the contract locates a job)."""
     op = next(op for op in contract.operations if op.kind == "status" and model in op.models)
     path, query = op.locate(job_id)
     return path + "".join(f"{'&' if i else '?'}{k}={v}" for i, (k, v) in enumerate(query.items()))

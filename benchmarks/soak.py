@@ -79,6 +79,8 @@ class Soak:
     seconds: float = 0.0
     refused_targets: int = 0
     server_errors: list[str] = field(default_factory=list)  # a few 5xx answers, to read
+    off_shape: int = 0  # answers not in their operation's documented shape (when shapes are checked)
+    off_shape_examples: list[str] = field(default_factory=list)
 
 
 async def prepare(connection: Connection, traffic: Traffic) -> None:
@@ -95,7 +97,10 @@ async def prepare(connection: Connection, traffic: Traffic) -> None:
             await post("/_veomock/balances", {"key": key, "balance": 1e12, "provider": provider})
 
 
-async def soak(server: Server, requests: int, every: int, concurrency: int = 16, seed: int = 0) -> Soak:
+async def soak(
+    server: Server, requests: int, every: int, concurrency: int = 16, seed: int = 0, shapes: Any = None
+) -> Soak:
+    """Send ``requests`` mixed requests; ``shapes`` (a ``benchmarks.fuzz.Shapes``) checks every answer."""
     traffic = Traffic(list(_providers()), seed=seed)
     result = Soak()
     jobs: dict[str, list[Any]] = {}
@@ -108,7 +113,7 @@ async def soak(server: Server, requests: int, every: int, concurrency: int = 16,
     async def worker(connection: Connection) -> None:
         while (item := await queue.get()) is not None:
             provider, call = item
-            await _send(connection, traffic, provider, call, jobs, result)
+            await _send(connection, traffic, provider, call, jobs, result, shapes)
 
     workers = [asyncio.create_task(worker(c)) for c in connections]
     for i in range(1, requests + 1):
@@ -126,7 +131,13 @@ async def soak(server: Server, requests: int, every: int, concurrency: int = 16,
 
 
 async def _send(
-    connection: Connection, traffic: Traffic, provider: str, call: Call, jobs: dict[str, list[Any]], result: Soak
+    connection: Connection,
+    traffic: Traffic,
+    provider: str,
+    call: Call,
+    jobs: dict[str, list[Any]],
+    result: Soak,
+    shapes: Any = None,
 ) -> None:
     result.sent += 1
     result.kinds[call.kind] += 1
@@ -136,9 +147,13 @@ async def _send(
         result.dropped += 1
         return
     result.statuses[response.status] += 1
+    if shapes is not None and (problem := shapes.problem(provider, call.operation, response.status, response.body)):
+        result.off_shape += 1
+        if len(result.off_shape_examples) < 5:
+            result.off_shape_examples.append(problem)
     if response.status >= 500 and len(result.server_errors) < 5:
         result.server_errors.append(f"{call.method} {call.path} -> {response.status} {response.text[:200]}")
-    if call.kind == "target" and 400 <= response.status < 500 and "--webhook-allow" in response.text:
+    if call.kind == "target" and 400 <= response.status < 500:
         result.refused_targets += 1
     if call.kind == "submit" and call.submit is not None and response.status < 300:
         found = job_id(traffic.contracts[provider], _json(response))
@@ -178,6 +193,7 @@ def report(result: Soak) -> str:
     lines.append(f"  callback targets beyond loopback refused: {result.refused_targets} of {result.kinds['target']}")
     lines.append(f"  statuses: {dict(sorted(result.statuses.items()))}")
     lines += [f"  5xx: {text}" for text in result.server_errors]
+    lines += [f"  off shape: {text}" for text in result.off_shape_examples]
     return "\n".join(lines)
 
 

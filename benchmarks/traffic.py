@@ -28,6 +28,7 @@ class Call:
     params: dict[str, str] = field(default_factory=dict)
     kind: str = "other"  # submit, status, balance, hostile, target
     submit: Operation | None = None  # what a status poll needs to follow a submit
+    operation: str | None = None  # the contract operation answering, when there is one
 
 
 def _auth(contract: Contract, key: str) -> dict[str, str]:
@@ -75,8 +76,9 @@ def status_call(contract: Contract, submit: Operation, job: str, key: str) -> Ca
     assert op.id_from is not None
     root, name = _root(op.id_from)
     if root == "path":
-        return Call(op.method, op.path.replace("{" + name + "}", job), _auth(contract, key), kind="status")
-    return Call(op.method, op.path, _auth(contract, key), params={name: job}, kind="status")
+        path = op.path.replace("{" + name + "}", job)
+        return Call(op.method, path, _auth(contract, key), kind="status", operation=op.name)
+    return Call(op.method, op.path, _auth(contract, key), params={name: job}, kind="status", operation=op.name)
 
 
 class Traffic:
@@ -115,29 +117,45 @@ class Traffic:
         op, body, headers = rng.choice(self.submits[provider])
         base = {**headers, **_auth(contract, key), "Content-Type": "application/json"}
         if roll < 0.8:
-            return provider, Call(op.method, op.path, base, json.dumps(body).encode(), kind="submit", submit=op)
+            return provider, Call(
+                op.method, op.path, base, json.dumps(body).encode(), kind="submit", submit=op, operation=op.name
+            )
         if roll < 0.85:
             balance = next((o for o in contract.operations if o.kind == "balance"), None)
             if balance is not None:
-                return provider, Call(balance.method, balance.path, _auth(contract, key), kind="balance")
+                return provider, Call(
+                    balance.method, balance.path, _auth(contract, key), kind="balance", operation=balance.name
+                )
         return provider, self.hostile(contract, op, body, base)
 
     def hostile(self, contract: Contract, op: Operation, body: dict[str, Any], headers: dict[str, str]) -> Call:
         rng = self.rng
         choice = rng.randrange(6)
         if choice == 0:
-            return Call(op.method, op.path, headers, b'{"prompt": [', kind="hostile")
+            return Call(op.method, op.path, headers, b'{"prompt": [', kind="hostile", operation=op.name)
         if choice == 1:
-            return Call(op.method, op.path, headers, b'{"prompt": "' + b"x" * BIG + b'"}', kind="hostile")
+            return Call(
+                op.method, op.path, headers, b'{"prompt": "' + b"x" * BIG + b'"}', kind="hostile", operation=op.name
+            )
         if choice == 2:
             return Call("GET", op.path + "/../../etc/passwd%00", headers, kind="hostile")
         if choice == 3:
-            return Call(op.method, op.path, headers, json.dumps({**body, "\ud800": "\udfff"}).encode(), kind="hostile")
+            return Call(
+                op.method,
+                op.path,
+                headers,
+                json.dumps({**body, "\ud800": "\udfff"}).encode(),
+                kind="hostile",
+                operation=op.name,
+            )
         if choice == 4:
-            return Call(op.method, op.path, {**headers, "Host": 'a"b<c>@evil/x?'}, json.dumps(body).encode())
-        channel = rng.choice(contract.webhook_channels) if contract.webhook_channels else None
+            return Call(
+                op.method, op.path, {**headers, "Host": 'a"b<c>@evil/x?'}, json.dumps(body).encode(), operation=op.name
+            )
+        channels = [c for c in contract.webhook_channels if not c.models or set(c.models) & set(op.models)]
+        channel = rng.choice(channels) if channels else None
         if channel is None:
-            return Call(op.method, op.path, headers, b"[]", kind="hostile")
+            return Call(op.method, op.path, headers, b"[]", kind="hostile", operation=op.name)
         root, name = _root(channel.url_from)
         url = rng.choice(["https://169.254.169.254/latest/meta-data", "https://10.0.0.1/", "http://example.com:6379/"])
         target = dict(body)
@@ -154,4 +172,4 @@ class Traffic:
                 when_root, when_name = _root(channel.when_from)
                 if when_root == "body":
                     target[when_name.split(".")[0]] = channel.when_in[0]
-        return Call(op.method, op.path, extra, json.dumps(target).encode(), kind="target")
+        return Call(op.method, op.path, extra, json.dumps(target).encode(), kind="target", operation=op.name)

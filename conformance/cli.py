@@ -6,7 +6,8 @@
     veomock check --provider NAME --speed 60 -- ./my-client        # real time: the client sleeps
     veomock check --provider NAME --traffic-only -- ./my-script    # no outcome line: traffic alone
 
-Exit status: 0 when every applicable check passed, 1 when one failed, 2 for a usage error.
+Exit status: 0 when every applicable check passed, 1 when one failed, 2 for a usage error or a
+client that cannot start.
 """
 
 from __future__ import annotations

@@ -30,7 +30,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from veomock.contracts import CANONICAL_STATES, TERMINAL_STATES, Contract, ContractError, Operation, load
-from veomock.mocks.har import Exchange, HarError, find_route, job_fields, read_har, request_job_id, value_at
+from veomock.mocks.har import (
+    Exchange,
+    HarError,
+    find_route,
+    job_fields,
+    read_har,
+    request_job_id,
+    status_state,
+    value_at,
+)
 
 __all__ = ["Difference", "add_arguments", "drift", "id_pattern", "kinds", "run_drift"]
 
@@ -314,14 +323,15 @@ class _Session:
 
     def polled(self, x: Exchange, op: Operation, params: Mapping[str, str]) -> None:
         contract = self.contract
-        names = [value_at(x.response_body, path) for path in self.status_at]
-        name = next((str(n) for n in names if n is not None), None)
-        if name is None or name not in self.names:
-            known = ", ".join(sorted(self.names))
-            observed = f"state {name!r}" if name is not None else "no state in the answer"
-            self.report("state", x, observed, f"one of {known}", "lifecycle.states")
+        candidates, name, _ = status_state(contract, x.response_body)
+        if not candidates:
+            if self.status_at:
+                known = ", ".join(sorted(self.names))
+                observed = f"state {name!r}" if name is not None else "no state in the answer"
+                self.report("state", x, observed, f"one of {known}", "lifecycle.states")
+            else:
+                self.report("state", x, "a body that fits no state", "the body of one state", "responses.status")
             return
-        candidates = self.names[name]
         scored = {c: _compare_body(_shape_of(contract.status[c]), x, f"responses.status.{c}.body") for c in candidates}
         best = min(sorted(candidates, key=CANONICAL_STATES.index), key=lambda c: len(scored[c]))
         for where, observed, expected in scored[best]:

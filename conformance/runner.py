@@ -288,7 +288,7 @@ class Runner:
         return harnesses[key]
 
     def run(self, scenario: Scenario, lane: int = 0, *, replay: bool = True) -> Result:
-        """Run the client on ``scenario`` (on ``lane``) and grade it; ``replay=False`` writes no
+        """Run the client on ``scenario`` (in ``lane``) and grade it; ``replay=False`` writes no
         replay file (:meth:`record` can write it later)."""
         if scenario.provider != self.provider:
             raise ValueError(f"scenario {scenario.id} is for {scenario.provider}, not {self.provider}")

@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-import jsonschema
 from veomock.conformance.examples import example_body
 from veomock.conformance.facts import webhook_body_fields
 from veomock.conformance.protocol import Capabilities
@@ -29,6 +28,7 @@ from veomock.mocks.scenarios import FAULTS
 from veomock.mocks.validation import RequestValidator
 
 if TYPE_CHECKING:
+    import jsonschema
     from hypothesis import strategies as st
 
 __all__ = [
@@ -422,6 +422,8 @@ def explored_id(scenario: Scenario) -> str:
 
 @lru_cache(maxsize=64)
 def _full_validator(provider: str, variants: str, model: str) -> jsonschema.Draft202012Validator:
+    import jsonschema
+
     return jsonschema.Draft202012Validator(load(provider, json.loads(variants) or None).models[model].full_schema)
 
 

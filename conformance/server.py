@@ -158,8 +158,8 @@ class Harness:
         outcome = plan.get("outcome") or {}
         if outcome.get("code") is not None:
             action["fail"] = outcome["code"]
-        elif outcome.get("state", "succeeded") != "succeeded":
-            action["state"] = outcome["state"]
+        else:  # explicit even for a success: a job built on an earlier one then needs none
+            action["state"] = outcome.get("state", "succeeded")
         if "timing" in plan:
             queued, running = plan["timing"]
             action["timing"] = {"queued": float(queued), "running": float(running)}

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import jsonschema_rs
 import yaml
 from veomock.contracts import cache as disk_cache
 from veomock.contracts.model import (
@@ -23,6 +24,7 @@ from veomock.contracts.model import (
     Price,
     Response,
     Rule,
+    SourceJob,
     WebhookChannel,
     WebhookDelivery,
     WebhookUnsupported,
@@ -56,6 +58,19 @@ class ContractError(ValueError):
 def _meta_validator() -> jsonschema.Draft202012Validator:
     schema = _parse_yaml(_META.read_text())
     return jsonschema.Draft202012Validator(schema)
+
+
+@cache
+def _fast_meta_validator() -> Any:
+    """The compiled meta-schema: a valid contract passes in microseconds; jsonschema explains failures."""
+    return jsonschema_rs.validator_for(_meta_validator().schema)
+
+
+def _check_schema(schema: Any) -> None:
+    """Raise jsonschema.SchemaError for a schema that is not valid JSON Schema (the compiled
+    meta-schema passes a valid one fast; jsonschema explains an invalid one)."""
+    if not jsonschema_rs.meta.is_valid(schema):
+        jsonschema.Draft202012Validator.check_schema(schema)
 
 
 def _where(path: Iterable[Any]) -> str:
@@ -266,8 +281,24 @@ def _models(data: Mapping[str, Any], file: Path) -> dict[str, Model]:
             },
             prices=tuple(Price(p.get("when", {}), p.get("amount"), p.get("per_second")) for p in node["prices"]),
             source=node["source"],
+            source_job=_source_job(node["source_job"], file, f"{where}.source_job") if "source_job" in node else None,
         )
+    for name, model in models.items():
+        built_on = model.source_job
+        for other in built_on.models if built_on else ():
+            if other not in models:
+                where = f"models.{name}.source_job.models"
+                raise ContractError(file, where, f"unknown model {other!r}", _model_hint(other, models))
     return models
+
+
+def _source_job(node: Mapping[str, Any], file: Path, where: str) -> SourceJob:
+    return SourceJob(
+        id_from=_expression(node["from"], file, f"{where}.from"),
+        models=tuple(node["models"]),
+        fail=node["fail"],
+        source=node["source"],
+    )
 
 
 _PATH_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[a-z]+)?\}")
@@ -325,6 +356,7 @@ def _operations(data: Mapping[str, Any], models: Mapping[str, Model], file: Path
                 model_from=reads.get("model_from"),
                 id_from=reads.get("id_from"),
                 source=node["source"],
+                errors=_errors(node, file, f"{where}.errors") if "errors" in node else {},
             )
         )
     kinds = {op.kind for op in ops}
@@ -334,12 +366,12 @@ def _operations(data: Mapping[str, Any], models: Mapping[str, Model], file: Path
     return tuple(ops)
 
 
-def _errors(data: Mapping[str, Any], file: Path) -> dict[str, ErrorSpec]:
+def _errors(data: Mapping[str, Any], file: Path, where: str = "errors") -> dict[str, ErrorSpec]:
     return {
         name: ErrorSpec(
             name=name,
             status=node["status"],
-            body=_template(node["body"], file, f"errors.{name}.body"),
+            body=_template(node["body"], file, f"{where}.{name}.body"),
             headers=dict(node.get("headers", {})),
             message=node.get("message"),
             retryable=node.get("retryable", node["status"] in (429, 500, 502, 503, 504)),
@@ -470,6 +502,11 @@ def _checked(file: Path, text: str, variants: Mapping[str, str]) -> tuple[dict[s
 def _compile(file: Path, data: dict[str, Any], selected: dict[str, str]) -> Contract:
     models = _models(data, file)
     errors = _errors(data, file)
+    codes = [str(c["code"]) for c in data["failures"]["codes"]]
+    for name, model in models.items():
+        if model.source_job is not None and str(model.source_job.fail) not in codes:
+            where = f"models.{name}.source_job.fail"
+            raise ContractError(file, where, f"no failure code {model.source_job.fail!r}", f"known: {', '.join(codes)}")
     life = data["lifecycle"]
     responses = data["responses"]
     media = data["media"]

@@ -5,7 +5,7 @@
     GET  /_veomock/clock[?key=]           {"now", "speed", "tenants"} (or one key's clock)
     POST /_veomock/clock                  {"advance": seconds} and/or {"speed": x}[, "key": K];
                                           a move delivers the webhooks it made due
-    GET  /_veomock/tenants                every API key seen, its jobs and its balances
+    GET  /_veomock/tenants[?reveal=1]     every API key seen (masked), its jobs and its balances
     POST /_veomock/playback[?provider=]   a HAR session becomes scenario rules (mocks.playback)
     GET  /_veomock/jobs[?provider=&key=&timeline=1]  every job, with its state now (and its timeline)
     GET  /_veomock/jobs/{id}              one job, with its timeline
@@ -24,6 +24,7 @@
     GET  /_veomock/webhooks               outstanding deliveries, policies, counts
     POST /_veomock/webhooks               {"policy": {"mode": "drop", "job": ID}} (or "key": KEY)
     POST /_veomock/webhooks/flush         attempt every delivery due now (after advancing a frozen clock)
+    GET  /_veomock/openapi/{provider}.json  the provider's OpenAPI 3.1 document (mocks/openapi.py)
     GET  /_veomock/ui                     the inspector page (mocks.inspector); /_veomock/events, its live feed
 
 With ``veomock serve --control-token T`` every control call needs the header ``X-Veomock-Token: T``.
@@ -408,7 +409,10 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
         return JSONResponse(answer, status_code=201)
 
     async def tenants(request: Request) -> Response:
-        return JSONResponse({"tenants": control.tenants()})
+        listing = control.tenants()
+        if not _reveal(request):
+            listing = [{**tenant, "key": mask_secret(tenant["key"])} for tenant in listing]
+        return JSONResponse({"tenants": listing})
 
     async def job(request: Request) -> Response:
         job_id = request.path_params["job_id"]
@@ -457,6 +461,11 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
             control.clear_limits(**query)
         return JSONResponse({"limits": control.limits(**query)})
 
+    async def openapi(request: Request) -> Response:
+        from veomock.mocks.openapi import serve_document  # built on request: most mocks never build one
+
+        return serve_document(state.contracts, request)
+
     async def balances(request: Request) -> Response:
         if request.method == "POST":
             data = await _json(request)
@@ -489,6 +498,7 @@ def control_routes(state: MockState, token: str | None = None) -> list[BaseRoute
         Route("/limits", guarded(limits), methods=["GET", "POST", "DELETE"]),
         Route("/balances", guarded(balances), methods=["GET", "POST"]),
         *webhook_routes(state),
+        Route("/openapi/{provider}.json", guarded(openapi), methods=["GET"]),
         *event_routes(state),
     ]
     if token:

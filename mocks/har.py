@@ -32,6 +32,7 @@ __all__ = [
     "redact_headers",
     "redact_json",
     "request_job_id",
+    "status_state",
     "value_at",
 ]
 
@@ -205,6 +206,57 @@ def value_at(body: Any, path: Sequence[Any], default: Any = None) -> Any:
         else:
             return default
     return node
+
+
+def _leaves(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    if isinstance(value, Mapping) and value:
+        for key, item in value.items():
+            yield from _leaves(item, (*path, key))
+    elif isinstance(value, list) and value:
+        yield from _leaves(value[0], (*path, 0))
+    else:
+        yield path
+
+
+def _fit(source: Any, body: Any) -> int | None:
+    """How well a body fits a response template: None when a fixed value of the template differs,
+    else the fields they share less the fields only the body has."""
+    absent = object()
+    if any(value_at(body, path, absent) != value for path, value in literals(source)):
+        return None
+    wanted, have = set(_leaves(source)), set(_leaves(body))
+    return len(wanted & have) - len(have - wanted)
+
+
+def status_state(contract: Contract, body: Any) -> tuple[frozenset[str], str | None, str | int | None]:
+    """What a status answer shows: the canonical states it may be, the state name it gives (where
+    the contract's bodies carry one) and the failure code it gives.
+
+    The name narrows the states (several may share one); the body's fit to each state's template
+    decides between them, and alone where the bodies carry no name. No state: the name is not one
+    of the contract's, or the body fits no state's template.
+    """
+    named = [job_fields(spec.body.source).get("status") for spec in contract.status.values()]
+    paths = [path for path in dict.fromkeys(named) if path is not None]
+    name = next((str(v) for v in (value_at(body, p) for p in paths) if v is not None), None)
+    if paths:
+        states = [c for c, n in contract.states.items() if str(n) == name] if name is not None else []
+    else:
+        states = list(contract.status)
+    fits = {c: _fit(contract.status[c].body.source, body) for c in states}
+    scored = {c: f for c, f in fits.items() if f is not None}
+    if scored:
+        best = max(scored.values())
+        states = [c for c in states if scored.get(c) == best]
+    elif not paths:
+        states = []
+    code = None
+    for state in states:
+        where = job_fields(contract.status[state].body.source).get("fail_code")
+        if where is not None and value_at(body, where) is not None:
+            code = value_at(body, where)
+            break
+    return frozenset(states), name, code
 
 
 def _secret(name: str) -> bool:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from veomock.contracts import TERMINAL_STATES, Contract, Operation
+from veomock.contracts import CANONICAL_STATES, TERMINAL_STATES, Contract, Operation
 from veomock.mocks.har import (
     Exchange,
     HarError,
@@ -35,6 +35,7 @@ from veomock.mocks.har import (
     placeholders,
     read_har,
     request_job_id,
+    status_state,
     value_at,
 )
 
@@ -189,48 +190,17 @@ def _provider_times(contract: Contract, state: str, body: Any) -> dict[str, floa
 
 
 def _status_of(contract: Contract, body: Any) -> tuple[str, str | int | None] | None:
-    """The canonical state (and failure code) that a status body shows, if it names a known one."""
-    by_name: dict[str, list[str]] = {}
-    for canonical, name in contract.states.items():
-        by_name.setdefault(str(name), []).append(canonical)
-    for canonical, spec in contract.status.items():
-        fields = job_fields(spec.body.source)
-        if "status" not in fields:
-            continue
-        name = value_at(body, fields["status"])
-        states = by_name.get(str(name)) if name is not None else None
-        if not states:
-            continue
-        code_path = fields.get("fail_code") or _path(contract.raw.get("result", {}).get("failure_code"))
-        code = value_at(body, code_path) if code_path is not None else None
-        failure = contract.failure(code) if code is not None else None
-        if len(states) > 1 and failure is not None and failure.state in states:
-            return failure.state, code
-        return (canonical if canonical in states else states[0]), code
-    if all("status" not in job_fields(spec.body.source) for spec in contract.status.values()):
-        return _status_by_shape(contract, body)
-    return None
-
-
-_ABSENT = object()
-
-
-def _status_by_shape(contract: Contract, body: Any) -> tuple[str, str | int | None] | None:
-    """Where no status body names its state (a ``done`` flag, say): the state whose template the
-    body fits, every fixed value equal and every job field present; the most specific one wins."""
-    best, best_size = None, -1
-    for canonical, spec in contract.status.items():
-        fixed, fields = list(literals(spec.body.source)), job_fields(spec.body.source)
-        if any(value_at(body, path, _ABSENT) != value for path, value in fixed):
-            continue
-        if any(value_at(body, path, _ABSENT) is _ABSENT for path in fields.values()):
-            continue
-        if len(fixed) + len(fields) > best_size:
-            best, best_size = canonical, len(fixed) + len(fields)
-    if best is None:
+    """The canonical state (and failure code) that a status body shows, if it shows a known one."""
+    states, _, code = status_state(contract, body)
+    if not states:
         return None
-    code_path = job_fields(contract.status[best].body.source).get("fail_code")
-    return best, value_at(body, code_path) if code_path is not None else None
+    if code is None:  # a contract whose bodies carry no failure code field: where `result` says it is
+        where = _path(str(contract.raw.get("result", {}).get("failure_code", "")).split("|")[0].strip())
+        code = value_at(body, where) if where is not None else None
+    failure = contract.failure(code) if code is not None else None
+    if len(states) > 1 and failure is not None and failure.state in states:
+        return failure.state, code
+    return min(states, key=CANONICAL_STATES.index), code
 
 
 def _merge(rules: list[dict[str, Any]], rule: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Any
 
 from starlette.responses import JSONResponse, Response
-from veomock.contracts import Contract
+from veomock.contracts import Contract, Operation
 from veomock.contracts.loader import ContractError
 from veomock.contracts.model import ErrorSpec
 from veomock.contracts.model import Response as ResponseSpec
@@ -93,7 +93,11 @@ def renderer(spec: ResponseSpec) -> Callable[[Mapping[str, Any]], Response]:
     return render_json
 
 
-def resolve_error(contract: Contract, name: str) -> ErrorSpec:
+def resolve_error(contract: Contract, name: str, op: Operation | None = None) -> ErrorSpec:
+    """The error ``name`` as route ``op`` answers it (its own, else the contract's), or the next
+    on the fallback chain."""
+    if op is not None and name in op.errors:
+        return op.errors[name]
     seen = name
     while name not in contract.errors:
         if name not in FALLBACK:
@@ -108,11 +112,13 @@ def error_response(
     message: str | None = None,
     ctx: Mapping[str, Any] | None = None,
     hint: str | None = None,
+    op: Operation | None = None,
 ) -> Response:
     """The contract's error ``name`` (or the next on its fallback chain). ``message`` fills the
     body's ``{{ message }}`` (the contract's own message when None); ``hint`` goes in
-    :data:`HINT_HEADER`, outside the provider's body."""
-    spec = resolve_error(contract, name)
+    :data:`HINT_HEADER`, outside the provider's body. ``op``: the route answering, where it
+    documents an error of its own."""
+    spec = resolve_error(contract, name, op)
     full = {"retry_after": 1, **(ctx or {}), "message": message or spec.message or name.replace("_", " ")}
     response = _build(spec.status, spec.body.render(full), spec.headers, full)
     if hint:

@@ -39,7 +39,9 @@ def create_state(
     allow_http_webhooks: bool = False,
     webhook_ca: str | None = None,
     chaos: Mapping[str, Any] | None = None,
+    store: str | None = None,
 ) -> MockState:
+    """A mock's state; with ``store`` (``redis://HOST:PORT/DB``), one shared through Redis."""
     names = list(providers or available())
     variants = variants or {}
     unknown = set(variants) - set(names)
@@ -49,11 +51,18 @@ def create_state(
         raise ValueError(f"unknown profile {profile!r}; use one of {', '.join(PROFILES)}")
     contracts = {name: load(name, variants.get(name)) for name in names}
     clock = clock or Clock(speed=PROFILES[profile] if speed is None else speed)
-    return MockState(
+    kind: type[MockState] = MockState
+    extra: dict[str, Any] = {}
+    if store:
+        from veomock.mocks.store_redis import RedisState
+
+        kind, extra = RedisState, {"store": store}
+    return kind(
         contracts=contracts,
         clock=clock,
         seed=seed,
         allow_http_webhooks=allow_http_webhooks,
         webhook_ca=webhook_ca,
         chaos=dict(chaos) if chaos else None,
+        **extra,
     )

@@ -10,7 +10,7 @@ from veomock.mocks import MockState
 from veomock.mocks.responses import HINT_HEADER, resolve_error
 
 from tests.conftest import PROVIDERS
-from tests.helpers import auth_headers, sample_request
+from tests.helpers import API_KEY, auth_headers, sample_request
 
 BASE = "http://127.0.0.1:8000"
 
@@ -78,3 +78,37 @@ def test_pixazo_names_its_base_url_as_the_realm(client: TestClient, state: MockS
         "when making requests to an API.",
     }
     assert f'realm="{BASE}"' in response.headers["WWW-Authenticate"]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_each_route_answers_an_empty_balance_with_its_own_pages_body(
+    client: TestClient, state: MockState, provider: str
+) -> None:
+    contract = state.contracts[provider]
+    for op in contract.operations_of("submit"):
+        _, data = sample_request(contract, op.name)
+        headers = {**auth_headers(contract), **data.get("headers", {})}
+        client.post("/_veomock/balances", json={"key": API_KEY, "balance": 1000, "provider": provider})
+        assert client.request(op.method, op.path, json=data["body"], headers=headers).status_code < 300
+        price = list(state.jobs.values())[-1].price
+        client.post("/_veomock/balances", json={"key": API_KEY, "balance": 0, "provider": provider})
+        response = client.request(op.method, op.path, json=data["body"], headers=headers)
+        spec = resolve_error(contract, "insufficient_balance", op)
+        assert response.status_code == spec.status, (op.name, response.text)
+        message = f"Insufficient balance: this job costs {price} {contract.billing['unit']}"
+        ctx = {"message": message, "retry_after": 1, "price": price, "job": {"price": price}}
+        assert response.json() == spec.body.render(ctx), op.name
+
+
+def test_pixazo_routes_send_their_pages_402_messages(client: TestClient, state: MockState) -> None:
+    contract = state.contracts["pixazo"]
+    client.post("/_veomock/balances", json={"key": API_KEY, "balance": 0})
+    messages = {}
+    for op in contract.operations_of("submit"):
+        _, data = sample_request(contract, op.name)
+        answer = client.request(op.method, op.path, json=data["body"], headers=auth_headers(contract))
+        assert answer.status_code == 402
+        messages[op.name] = answer.json()["message"]
+    plain = "Your wallet does not have enough balance."
+    assert messages["generate"] == messages["fast-reference-to-video"] == plain
+    assert messages["fast-generate"].startswith(plain + " Required: $")

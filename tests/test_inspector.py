@@ -26,7 +26,7 @@ import pytest
 from veomock.contracts import Contract
 from veomock.mocks import Clock, MockState, create_state
 from veomock.mocks.changes import Changes
-from veomock.mocks.inspector import UI, next_transition, stream
+from veomock.mocks.inspector import UI, next_wait, stream
 from veomock.mocks.serving import ServerThread
 
 from tests.conftest import PROVIDERS, START
@@ -281,6 +281,15 @@ def test_with_a_control_token_the_page_loads_but_the_data_needs_the_token(
     assert answer.json() == {"tenants": []}
 
 
+def test_tenants_are_listed_masked_unless_revealed(live_server: LiveServer, state: MockState) -> None:
+    contract = state.contracts[PROVIDERS[0]]
+    _submit(live_server.url, contract, "sk-inspector-masked-key")
+    listed = httpx.get(live_server.url + "/_veomock/tenants", timeout=10).json()["tenants"]
+    assert [t["key"] for t in listed] == ["sk-i…-key"]
+    revealed = httpx.get(live_server.url + "/_veomock/tenants?reveal=1", timeout=10).json()["tenants"]
+    assert [t["key"] for t in revealed] == ["sk-inspector-masked-key"]
+
+
 # -- the event stream, without a browser -------------------------------------------------------
 # Each runs its own event loop in a thread: Playwright's sync API keeps one in the main thread.
 
@@ -332,15 +341,31 @@ async def _the_stream_speaks_when_a_job_reaches_its_next_state_on_the_clock() ->
     state = create_state(seed=1, clock=clock)
     contract = state.contracts[PROVIDERS[0]]
     model = next(iter(contract.models.values()))
-    job = state.create_job(contract.provider, model, "sk-x", {"prompt": "p"}, timing={"queued": (5, 5)})
+    # Queued 5 ms of real time, then running for 1000 s: running when the event comes, however late.
+    timing = {"queued": (5.0, 5.0), "running": (1e6, 1e6)}
+    job = state.create_job(contract.provider, model, "sk-x", {"prompt": "p"}, timing=timing)
     events = stream(state)
     await _next(events)
     version = state.changes.version
     moved = await _next(events)  # no change bumped the version: the job became running on the clock
     assert moved["version"] == version
     assert job.state_at(moved["now"]) == "running"
-    assert next_transition(state, moved["now"]) == job.timeline[2][0]
+    wait = next_wait(state)  # the end of the running span, 1e6 provider seconds on, 1000 s of real time
+    assert wait is not None and 900 < wait <= 1000
+    clock.set_speed(0)
+    assert next_wait(state) is None  # a frozen clock brings nothing by itself
     await events.aclose()
+
+
+def test_the_stream_waits_on_each_tenants_own_clock() -> None:
+    state = create_state(seed=1, clock=Clock(speed=0, start=START))
+    contract = state.contracts[PROVIDERS[0]]
+    model = next(iter(contract.models.values()))
+    state.create_job(contract.provider, model, "sk-own-clock", {"prompt": "p"}, timing={"queued": (5.0, 5.0)})
+    assert next_wait(state) is None  # every clock frozen
+    state.clocks.own("sk-own-clock").set_speed(10)
+    wait = next_wait(state)  # 5 provider seconds queued, at 10x: at most half a second
+    assert wait is not None and 0 < wait <= 0.5
 
 
 def test_a_bump_from_another_thread_wakes_a_waiter() -> None:

@@ -55,9 +55,12 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
+// As the control API masks keys (mocks.journal.mask_secret): the page reads them in full, to filter
+// by them, and shows them masked.
 function mask(key) {
   if (!key) return "—";
-  return key.length <= 8 ? key.slice(0, 2) + "…" : key.slice(0, 4) + "…" + key.slice(-4);
+  if (key.length >= 12) return `${key.slice(0, 4)}…${key.slice(-4)}`;
+  return key.length >= 6 ? `${key.slice(0, 2)}…${key.slice(-2)}` : "…";
 }
 
 function clockText(t) {
@@ -89,21 +92,22 @@ function renderTenants() {
 
 function timeline(job) {
   const steps = job.timeline;
+  const now = job.now ?? view.now;  // a tenant may run a clock of its own
   const start = steps[0].at;
   const last = steps[steps.length - 1];
-  const end = Math.max(last.at, view.now, start + 1);
+  const end = Math.max(last.at, now, start + 1);
   const span = end - start;
   const bar = el("div", { class: "bar", title: "state over time; the line is now" });
   steps.forEach((step, i) => {
     const until = i + 1 < steps.length ? steps[i + 1].at : TERMINAL.has(step.state) ? step.at + span * 0.04 : end;
     const width = Math.max(0, (until - step.at) / (span * 1.04)) * 100;
-    bar.append(el("span", { class: `${step.state}${step.at > view.now ? " planned" : ""}`, style: `width:${width}%` }));
+    bar.append(el("span", { class: `${step.state}${step.at > now ? " planned" : ""}`, style: `width:${width}%` }));
   });
-  const at = Math.min(1, Math.max(0, (view.now - start) / (span * 1.04))) * 100;
+  const at = Math.min(1, Math.max(0, (now - start) / (span * 1.04))) * 100;
   bar.append(el("i", { style: `left:${at}%` }));
   const text = el("div", { class: "steps" }, steps.map((step, i) =>
-    el("span", { class: step.at > view.now ? "planned" : "" }, (i ? " → " : "") + `${step.state} t+${seconds(step.at - start)}`)));
-  if (steps.some((s) => s.at > view.now)) text.append(el("span", { class: "planned" }, " (planned)"));
+    el("span", { class: step.at > now ? "planned" : "" }, (i ? " → " : "") + `${step.state} t+${seconds(step.at - start)}`)));
+  if (steps.some((s) => s.at > now)) text.append(el("span", { class: "planned" }, " (planned)"));
   return [bar, text];
 }
 
@@ -261,8 +265,8 @@ function renderClock() {
 
 async function load() {
   const [clock, tenants, jobs, journal, webhooks, scenarios] = await Promise.all([
-    call("GET", "/clock"), call("GET", "/tenants"), call("GET", "/jobs?timeline=1"),
-    call("GET", "/journal?limit=1000"), call("GET", "/webhooks"), call("GET", "/scenarios"),
+    call("GET", "/clock"), call("GET", "/tenants?reveal=1"), call("GET", "/jobs?timeline=1&reveal=1"),
+    call("GET", "/journal?limit=1000&reveal=1"), call("GET", "/webhooks"), call("GET", "/scenarios"),
   ]);
   Object.assign(view, {
     now: clock.now, speed: clock.speed, tenants: tenants.tenants, jobs: jobs.jobs,

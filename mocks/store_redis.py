@@ -1,0 +1,523 @@
+"""State shared through Redis, for several processes or hosts serving one mock.
+
+``veomock serve --workers N --store redis://HOST:PORT/DB`` keeps what the workers must agree on
+in Redis, under one key prefix, and each worker reads it there on every request:
+
+- **jobs** (:class:`RedisJobs`): each job as one JSON value, and their creation order in a list.
+  A new id is reserved with ``SET NX``, so ids are unique across workers, and every worker sees
+  every job. A worker keeps the job it last decoded while the stored value is unchanged (so the
+  status memo still works);
+- **balances** (:class:`RedisLedger`): per key, the initial balance and what was charged, and the
+  open jobs in a sorted set by end time; a Lua script settles what ended and reads the balance
+  in one atomic step;
+- **the clock** (:class:`SharedClock`): provider time as a base, a wall-clock anchor and a speed
+  (wall time, so hosts need synchronised clocks);
+- **the journal** (:class:`RedisJournal`): a capped list.
+
+Everything a request changes is written before it is answered, so a ``kill -9`` of the whole
+mock loses no job and no balance: started again on the same Redis, it carries on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import pickle
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import redis
+from veomock.contracts import Contract
+from veomock.mocks.billing import Ledger
+from veomock.mocks.clock import Clock, check_seconds, check_speed
+from veomock.mocks.journal import EXCHANGE, JOURNAL_BYTES, _exchange_fields
+from veomock.mocks.lifecycle import Job, Outcome
+from veomock.mocks.limits import WINDOW, Limiter, Limits, Refusal
+from veomock.mocks.limits import _check as check_limits
+from veomock.mocks.serving import guarded
+from veomock.mocks.state import MockState
+
+__all__ = [
+    "IdTaken",
+    "RedisJobs",
+    "RedisJournal",
+    "RedisLedger",
+    "RedisLimiter",
+    "RedisState",
+    "SharedClock",
+    "WorkerProtocol",
+    "connect",
+]
+
+
+# uvicorn's HTTP protocol with the mock's deadlines, by name for ``veomock serve --workers N``.
+WorkerProtocol = guarded()
+
+
+def connect(url: str) -> redis.Redis:
+    """A client for ``redis://HOST:PORT/DB``; it must answer now, or the mock would fail later."""
+    try:
+        client = redis.Redis.from_url(url)
+        client.ping()
+    except (ValueError, redis.RedisError) as exc:
+        hint = "give redis://HOST:PORT/DB of a running Redis"
+        raise ValueError(f"--store {url}: cannot use it ({exc}); {hint}") from None
+    return client
+
+
+class IdTaken(KeyError):
+    """Another worker holds a job with this id: draw another."""
+
+
+def _encode(job: Job) -> bytes:
+    o = job.outcome
+    return orjson.dumps(
+        [
+            job.id,
+            job.provider,
+            job.model,
+            job.key,
+            job.namespace,
+            job.params,
+            job.price,
+            job.created_at,
+            job.times,
+            job.states,
+            [o.state, o.code, o.message],
+            job.result_path,
+            job.revision,
+        ]
+    )
+
+
+def _decode(raw: bytes) -> Job:
+    (ident, provider, model, key, namespace, params, price, created, times, states, outcome, path, rev) = orjson.loads(
+        raw
+    )
+    timeline = list(zip(times, states, strict=True))
+    return Job(ident, provider, model, key, namespace, params, price, created, timeline, Outcome(*outcome), path, rev)
+
+
+class RedisJobs(MutableMapping[tuple[str, str], Job]):
+    """The job store as a mapping of ``(provider, id)`` to jobs, kept in Redis."""
+
+    def __init__(self, client: redis.Redis, prefix: str, cache_size: int = 10_000) -> None:
+        self.client: Any = client  # replies are bytes (no decoding)
+        self.prefix = prefix
+        self.order = f"{prefix}jobs"  # "provider id" of every job, oldest first
+        self._cache: OrderedDict[tuple[str, str], tuple[bytes, Job]] = OrderedDict()
+        self._cache_size = cache_size
+
+    def _key(self, ident: tuple[str, str]) -> str:
+        return f"{self.prefix}job:{ident[0]}:{ident[1]}"
+
+    def _kept(self, ident: tuple[str, str], raw: bytes) -> Job:
+        cached = self._cache.get(ident)
+        if cached is not None and cached[0] == raw:
+            return cached[1]
+        job = _decode(raw)
+        self._cache[ident] = (raw, job)
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return job
+
+    def __getitem__(self, ident: tuple[str, str]) -> Job:
+        raw = self.client.get(self._key(ident))
+        if raw is None:
+            raise KeyError(ident)
+        return self._kept(ident, raw)
+
+    def __contains__(self, ident: object) -> bool:
+        return isinstance(ident, tuple) and bool(self.client.exists(self._key(ident)))
+
+    def __setitem__(self, ident: tuple[str, str], job: Job) -> None:
+        """A new job (its id reserved: :class:`IdTaken` if another worker has it), or a changed one."""
+        raw = _encode(job)
+        if ident in self._cache and self._cache[ident][1] is job:
+            self.client.set(self._key(ident), raw)
+        else:
+            pipe = self.client.pipeline()
+            pipe.set(self._key(ident), raw, nx=True)
+            pipe.rpush(self.order, f"{ident[0]} {ident[1]}")
+            created, _ = pipe.execute()
+            if not created:
+                self.client.lrem(self.order, -1, f"{ident[0]} {ident[1]}")
+                raise IdTaken(ident)
+        self._cache[ident] = (raw, job)
+
+    def save(self, job: Job) -> None:
+        """Write back a job that changed (a forced state)."""
+        self[(job.provider, job.id)] = job
+
+    def __delitem__(self, ident: tuple[str, str]) -> None:
+        if not self.client.delete(self._key(ident)):
+            raise KeyError(ident)
+        self.client.lrem(self.order, 1, f"{ident[0]} {ident[1]}")
+        self._cache.pop(ident, None)
+
+    def _idents(self) -> list[tuple[str, str]]:
+        return [tuple(x.decode().split(" ", 1)) for x in self.client.lrange(self.order, 0, -1)]
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._idents())
+
+    def items(self) -> Iterator[tuple[tuple[str, str], Job]]:  # type: ignore[override]
+        idents = self._idents()
+        for start in range(0, len(idents), 500):
+            chunk = idents[start : start + 500]
+            for ident, raw in zip(chunk, self.client.mget([self._key(i) for i in chunk]), strict=True):
+                if raw is not None:
+                    yield ident, self._kept(ident, raw)
+
+    def values(self) -> Iterator[Job]:  # type: ignore[override]
+        return (job for _, job in self.items())
+
+    def __len__(self) -> int:
+        return int(self.client.llen(self.order))
+
+    def clear(self) -> None:
+        _delete_prefix(self.client, self.prefix)
+        self._cache.clear()
+
+
+def _delete_prefix(client: redis.Redis, prefix: str) -> None:
+    for keys in _batched(client.scan_iter(match=prefix.replace("*", r"\*") + "*", count=1000), 500):
+        client.delete(*keys)
+
+
+def _batched(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# KEYS: the account hash, its open jobs (sorted set: id by end time), what each costs (hash: id ->
+# "open|final": charged while open, charged once ended). ARGV: now, the initial balance.
+_SETTLE = """
+redis.call('HSETNX', KEYS[1], 'initial', ARGV[2])
+local ended = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+if #ended > 0 then
+  local settled, pending = 0, 0
+  for _, id in ipairs(ended) do
+    local info = redis.call('HGET', KEYS[3], id)
+    if info then
+      local bar = string.find(info, '|', 1, true)
+      pending = pending + tonumber(string.sub(info, 1, bar - 1))
+      settled = settled + tonumber(string.sub(info, bar + 1))
+      redis.call('HDEL', KEYS[3], id)
+    end
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+  redis.call('HINCRBYFLOAT', KEYS[1], 'settled', tostring(settled))
+  redis.call('HINCRBYFLOAT', KEYS[1], 'pending', tostring(-pending))
+end
+local b = redis.call('HMGET', KEYS[1], 'initial', 'settled', 'pending')
+local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+return {b[1], b[2] or '0', b[3] or '0', redis.call('ZCARD', KEYS[2]), first[2] or false}
+"""
+# KEYS as above; ARGV: id, new end, "open|final". Only a job still open is moved.
+_RESCHEDULE = """
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) then
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+  redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+end
+"""
+
+
+class RedisLedger(Ledger):
+    """:class:`~mocks.billing.Ledger` with its accounts in Redis: the same calls, the same figures."""
+
+    def __init__(self, billing: dict[str, Any], client: redis.Redis, prefix: str) -> None:
+        super().__init__(billing)
+        self.client: Any = client  # replies are bytes (no decoding)
+        self.prefix = prefix
+        self._settle_script = client.register_script(_SETTLE)
+        self._reschedule_script = client.register_script(_RESCHEDULE)
+
+    def _keys(self, key: str) -> list[str]:
+        base = f"{self.prefix}{key}"
+        return [f"{base}:account", f"{base}:open", f"{base}:costs"]
+
+    def _costs(self, job: Job) -> tuple[float, str]:
+        end = job.terminal_at()
+        final = 0.0 if job.states[-1] in self.refund_states else job.price
+        return math.inf if end is None else end, f"{self._open_charge(job)!r}|{final!r}"
+
+    def _read(self, key: str, now: float) -> tuple[float, float, float, int, float | None]:
+        initial, settled, pending, count, first = self._settle_script(self._keys(key), [repr(now), repr(self.initial)])
+        end = None if first is None else float(first)
+        return float(initial), float(settled), float(pending), int(count), end
+
+    def record(self, job: Job) -> None:
+        account, open_jobs, costs = self._keys(job.key)
+        end, cost = self._costs(job)
+        pipe = self.client.pipeline()  # one transaction: MULTI ... EXEC
+        pipe.hsetnx(account, "initial", repr(self.initial))
+        pipe.zadd(open_jobs, {job.id: end})
+        pipe.hset(costs, job.id, cost)
+        pipe.hincrbyfloat(account, "pending", self._open_charge(job))
+        pipe.execute()
+
+    def rescheduled(self, job: Job) -> None:
+        end, cost = self._costs(job)
+        self._reschedule_script(self._keys(job.key), [job.id, repr(end), cost])
+
+    def charged(self, key: str, now: float) -> float:
+        _, settled, pending, _, _ = self._read(key, now)
+        return round(settled + pending, 6)
+
+    def remaining(self, key: str, now: float) -> float:
+        initial, settled, pending, _, _ = self._read(key, now)
+        return round(initial - round(settled + pending, 6), 6)
+
+    def set_balance(self, key: str, amount: float, now: float) -> None:
+        self.client.hset(self._keys(key)[0], "initial", repr(amount + self.charged(key, now)))
+
+    def open_count(self, key: str, now: float) -> int:
+        return self._read(key, now)[3]
+
+    def next_end(self, key: str, now: float) -> float | None:
+        end = self._read(key, now)[4]
+        return None if end is None or end == math.inf else end
+
+    def forget(self, key: str) -> None:
+        self.client.delete(*self._keys(key))
+
+    def view(self, key: str, now: float) -> dict[str, float]:
+        initial, settled, pending, _, _ = self._read(key, now)
+        charged = round(settled + pending, 6)
+        return {"remaining": round(initial - charged, 6), "initial": initial, "charged": charged}
+
+
+class SharedClock(Clock):
+    """Provider time kept in Redis: ``base + (wall time - anchor) * speed``, read on every call.
+
+    The first process to come up on a Redis sets the clock; the others, and restarts, join it.
+    """
+
+    def __init__(self, client: redis.Redis, name: str, speed: float = 1.0, start: float | None = None) -> None:
+        self.client: Any = client
+        self.name = name
+        super().__init__(speed, start)  # checks the speed; restore() below must not overwrite
+        self.client.hsetnx(name, "state", self._pack(time.time() if start is None else float(start), speed))
+
+    @staticmethod
+    def _pack(base: float, speed: float) -> str:
+        return f"{base!r} {time.time()!r} {float(speed)!r}"
+
+    def _state(self) -> tuple[float, float, float]:
+        base, anchor, speed = (float(x) for x in self.client.hget(self.name, "state").split())
+        return base, anchor, speed
+
+    @property
+    def speed(self) -> float:
+        return self._state()[2]
+
+    def now(self) -> float:
+        base, anchor, speed = self._state()
+        return base if speed == 0 else base + (time.time() - anchor) * speed
+
+    def advance(self, seconds: float) -> float:
+        now = self.now()
+        self.client.hset(self.name, "state", self._pack(now + check_seconds("advance", seconds, now), self.speed))
+        return self.now()
+
+    def set_speed(self, speed: float) -> None:
+        self.client.hset(self.name, "state", self._pack(self.now(), check_speed(speed)))
+
+    def restore(self) -> None:
+        speed, start = self._initial
+        if hasattr(self, "client"):  # not while the base class is being made
+            self.client.hset(self.name, "state", self._pack(time.time() if start is None else start, speed))
+
+    def fork(self) -> Clock:
+        """A tenant's own clock: this worker's alone (tenant clocks are not shared)."""
+        return Clock(self.speed, self.now())
+
+    def real_seconds(self, provider_seconds: float) -> float:
+        speed = self.speed
+        return float("inf") if speed == 0 else provider_seconds / speed
+
+
+class RedisJournal:
+    """The journal as a capped Redis list: what :class:`~mocks.journal.Journal` offers, shared."""
+
+    def __init__(self, client: redis.Redis, name: str, maxlen: int, max_bytes: int = JOURNAL_BYTES) -> None:
+        self.client: Any = client
+        self.name, self._maxlen, self.max_bytes = name, maxlen, max_bytes
+
+    @property
+    def maxlen(self) -> int | None:
+        return self._maxlen
+
+    @property
+    def bytes(self) -> int:
+        return int(self.client.memory_usage(self.name) or 0)
+
+    def append(self, entry: dict[str, Any]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.rpush(self.name, pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL))
+        pipe.ltrim(self.name, -self._maxlen, -1)
+        pipe.execute()
+
+    def __len__(self) -> int:
+        return int(self.client.llen(self.name))
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for raw in self.client.lrange(self.name, 0, -1):
+            entry: dict[str, Any] = pickle.loads(raw)  # written by the workers of this mock only
+            exchanged = entry.pop(EXCHANGE, None)
+            if exchanged is not None:
+                entry.update(_exchange_fields(exchanged))
+            yield entry
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return list(self)[index]
+
+    def drop(self, key: str) -> None:
+        kept = [raw for raw in self.client.lrange(self.name, 0, -1) if pickle.loads(raw).get("key") != key]
+        pipe = self.client.pipeline()
+        pipe.delete(self.name)
+        if kept:
+            pipe.rpush(self.name, *kept)
+        pipe.execute()
+
+
+# KEYS: the window (sorted set of admitted requests by time). ARGV: now, window seconds, the
+# limit, a unique member. Returns {1} when admitted, else {0, the oldest request's time}.
+_ADMIT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+  return {0, redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]}
+end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
+redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2])) + 60)
+return {1}
+"""
+
+
+class RedisLimiter(Limiter):
+    """:class:`~mocks.limits.Limiter` with its overrides and per-minute windows in Redis."""
+
+    def __init__(self, contracts: Mapping[str, Contract], client: redis.Redis, prefix: str) -> None:
+        super().__init__(contracts)
+        self.client: Any = client
+        self.prefix = prefix
+        self._admit = client.register_script(_ADMIT)
+        self._count = itertools.count()
+
+    def _field(self, provider: str, key: str | None) -> str:
+        return orjson.dumps([provider, key]).decode()
+
+    def _sync(self) -> None:
+        """Read the overrides every worker sees (one round trip)."""
+        stored = self.client.hgetall(f"{self.prefix}overrides")
+        overrides = {tuple(orjson.loads(f)): orjson.loads(v) for f, v in stored.items()}
+        if overrides != self._overrides:
+            self._overrides = overrides
+            self._effective.clear()
+
+    def effective(self, provider: str, key: str | None = None) -> Limits:
+        self._sync()
+        return super().effective(provider, key)
+
+    def set(self, provider: str, key: str | None = None, **values: Any) -> Limits:
+        if provider not in self._declared:
+            return super().set(provider, key, **values)  # refused there, with its message
+        self._sync()
+        merged = {**self._overrides.get((provider, key), {}), **check_limits(values)}
+        self.client.hset(f"{self.prefix}overrides", self._field(provider, key), orjson.dumps(merged))
+        return self.effective(provider, key)
+
+    def clear(self, provider: str | None = None, key: str | None = None) -> None:
+        self._sync()
+        gone = [
+            self._field(p, k)
+            for p, k in self._overrides
+            if (provider is None or p == provider) and (key is None or k == key)
+        ]
+        if gone:
+            self.client.hdel(f"{self.prefix}overrides", *gone)
+        super().clear(provider, key)
+
+    def forget(self, key: str) -> None:
+        self.clear(key=key)
+        for window in self.client.scan_iter(match=f"{self.prefix}window:*:{key}"):
+            self.client.delete(window)
+
+    def admit(self, provider: str, key: str, now: float) -> Refusal | None:
+        limits = self.effective(provider, key)
+        rpm = limits.requests_per_minute
+        if rpm is None:
+            return None
+        member = f"{now!r}:{id(self)}:{next(self._count)}"
+        answer = self._admit([f"{self.prefix}window:{provider}:{key}"], [repr(now), repr(WINDOW), rpm, member])
+        if answer[0] == 1:
+            return None
+        wait = limits.retry_after
+        if wait is None:
+            wait = max(1, math.ceil(float(answer[1]) + WINDOW - now))
+        return Refusal("rate_limited", f"Rate limit of {rpm} requests per minute exceeded", wait)
+
+
+@dataclass
+class RedisState(MockState):
+    """:class:`~mocks.state.MockState` with its jobs, balances, clock and journal in Redis at ``store``.
+
+    Several of these (one per worker process, on one host or many) serve one mock. Each takes a
+    worker number from Redis and seeds its random sources with it, so workers draw different ids;
+    ``SET NX`` settles what is left. A reset empties the store for every worker; starting a worker
+    does not (a restart carries on where the mock was).
+    """
+
+    store: str = "redis://127.0.0.1:6379/0"
+    prefix: str = "veomock:"
+    client: Any = field(init=False, repr=False)
+    worker: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.client = connect(self.store)
+        self.worker = int(self.client.incr(f"{self.prefix}workers"))
+        speed, start = self.clock._initial
+        self.clock = SharedClock(self.client, f"{self.prefix}clock", speed, start)
+        super().__post_init__()
+
+    def _fresh(self) -> None:
+        super()._fresh()
+        for name, runtime in self.providers.items():
+            runtime.rng = random.Random(f"{self.seed}:{name}:{self.worker}")
+            runtime.ledger = RedisLedger(runtime.contract.billing, self.client, f"{self.prefix}balance:{name}:")
+        self.limits = RedisLimiter(self.contracts, self.client, f"{self.prefix}limits:")
+        # The same calls as the dict and the Journal they replace (the seam's contract).
+        self.jobs = RedisJobs(self.client, self.prefix)  # type: ignore[assignment]
+        self.journal = RedisJournal(  # type: ignore[assignment]
+            self.client, f"{self.prefix}journal", self.journal_size, self.journal_bytes
+        )
+
+    def reset(self) -> None:
+        workers = self.client.get(f"{self.prefix}workers")
+        _delete_prefix(self.client, self.prefix)
+        self.client.set(f"{self.prefix}workers", workers or 0)
+        super().reset()
+
+    def create_job(self, *args: Any, **kwargs: Any) -> Job:
+        while True:
+            try:
+                return super().create_job(*args, **kwargs)
+            except IdTaken:
+                continue  # another worker drew this id first: the random source has moved on
+
+    def force(self, job: Job, target: str, outcome: Outcome | None = None, now: float | None = None) -> None:
+        super().force(job, target, outcome, now)
+        assert isinstance(self.jobs, RedisJobs)
+        self.jobs.save(job)

@@ -1,0 +1,36 @@
+"""``veomock serve`` as a process of its own, for the tests that run the command as a user does."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def serving(
+    argv: Sequence[str | Path], cwd: Path, env: Mapping[str, str], check: Callable[[list[str]], None] | None = None
+) -> Iterator[list[str]]:
+    """Start the server, yield its start-up lines once uvicorn listens, stop it on the way out.
+    ``check`` looks at the start-up lines first (a wrong start fails before the wait)."""
+    proc = subprocess.Popen(
+        [str(a) for a in argv], cwd=cwd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        banner = [proc.stdout.readline()]
+        assert banner[0].startswith("veomock on http://"), banner[0] + proc.stderr.read()
+        while not banner[-1].lstrip().startswith("control"):
+            banner.append(proc.stdout.readline())
+        if check is not None:
+            check(banner)
+        for line in proc.stderr:  # uvicorn says when it listens (log level info): no polling, no sleeping
+            if "Uvicorn running on" in line:
+                break
+        yield banner
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        proc.stdout.close()
+        proc.stderr.close()

@@ -1,0 +1,199 @@
+"""The Redis store against a real redis-server: workers share jobs, ids, balances, the clock and
+the journal, and a kill -9 of the whole mock loses nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis
+from veomock.contracts import load_all
+from veomock.mocks import Clock, MockState
+from veomock.mocks.lifecycle import Outcome
+from veomock.mocks.store_redis import RedisState
+
+from tests.helpers import ROOT
+from tests.redis_server import free_port, redis_server
+
+START = 1_800_000_000.0
+CONTRACTS = load_all()
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@pytest.fixture
+def store(redis_url: str) -> str:
+    redis.Redis.from_url(redis_url).flushdb()
+    return redis_url
+
+
+def _worker(store: str, seed: int = 0) -> RedisState:
+    return RedisState(contracts=CONTRACTS, clock=Clock(speed=0, start=START), seed=seed, store=store)
+
+
+def _model(state: MockState, provider: str = "apixo") -> object:
+    return next(iter(state.contracts[provider].models.values()))
+
+
+def test_workers_with_one_seed_draw_unique_ids_and_see_every_job(store: str) -> None:
+    one, two = _worker(store), _worker(store)
+    made = [w.create_job("apixo", _model(w), "k", {"prompt": str(i)}) for i in range(150) for w in (one, two)]
+    assert len({job.id for job in made}) == 300
+    for worker in (one, two):
+        assert {job.id for job in worker.jobs_of("apixo")} == {job.id for job in made}
+        assert worker.job("apixo", made[7].id, "k").params == {"prompt": "3"}
+
+
+def test_an_id_another_worker_holds_is_drawn_again(store: str) -> None:
+    one, two = _worker(store), _worker(store)
+    for worker in (one, two):  # both draw the same ids, in the same order
+        worker.providers["apixo"].rng = random.Random(5)
+    first = [one.create_job("apixo", _model(one), "k", {}).id for _ in range(20)]
+    second = [two.create_job("apixo", _model(two), "k", {}).id for _ in range(20)]
+    assert not set(first) & set(second) and len(set(first + second)) == 40
+
+
+@pytest.mark.parametrize("provider", sorted(CONTRACTS))
+def test_balances_are_the_in_memory_ledgers_figures(store: str, provider: str) -> None:
+    shared, alone = _worker(store), MockState(contracts=CONTRACTS, clock=Clock(speed=0, start=START))
+    codes = [c.code for c in CONTRACTS[provider].failures]
+    for state in (shared, alone):
+        state.providers[provider].rng = random.Random(3)  # the same timelines in both
+        model = _model(state, provider)
+        for i in range(12):
+            outcome = Outcome("failed", codes[0]) if codes and i % 3 == 0 else None
+            job = state.create_job(provider, model, "k", {}, outcome=outcome, price=1.25, now=START + i)
+            if i % 4 == 1:
+                state.force(job, "error", Outcome("error"), now=START + i + 1)
+        state.set_balance(provider, "k", 50.0, START + 2)
+    for at in (START, START + 3, START + 60, START + 400, START + 10_000):
+        ledgers = [s.runtime(provider).ledger for s in (shared, alone)]
+        figures = [(ledger.view("k", at), ledger.open_count("k", at), ledger.next_end("k", at)) for ledger in ledgers]
+        assert figures[0] == figures[1], at
+
+
+def test_a_forced_state_the_clock_and_the_journal_are_shared(store: str) -> None:
+    one, two = _worker(store), _worker(store)
+    job = one.create_job("vtrix", _model(one, "vtrix"), "k", {})
+    two.force(two.job("vtrix", job.id), "failed", Outcome("failed", "E"))
+    assert one.job("vtrix", job.id).state_at(one.now()) == "failed"
+    two.clock.advance(600)
+    assert one.now() == START + 600
+    one.record({"direction": "inbound", "key": "k", "status": 200})
+    assert [entry["status"] for entry in two.journal] == [200]
+
+
+def test_a_reset_empties_the_store_for_every_worker(store: str) -> None:
+    one, two = _worker(store), _worker(store)
+    one.create_job("apixo", _model(one), "k", {})
+    one.set_balance("apixo", "k", 3.0, one.now())
+    two.clock.advance(60)
+    one.reset()
+    assert list(two.jobs_of()) == [] and two.remaining("apixo", "k", two.now()) == 100.0
+    assert two.now() == START
+
+
+def _serve(store: str, *flags: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "veomock.conformance.command",
+            "serve",
+            "--port",
+            str(free_port()),
+            "--store",
+            store,
+            *flags,
+            "--speed",
+            "0",
+            "--log-level",
+            "info",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: the workers die with it
+    )
+    assert proc.stderr is not None
+    workers = int(flags[flags.index("--workers") + 1]) if "--workers" in flags else 1
+    base, started = None, 0
+    for line in proc.stderr:  # uvicorn says where it listens and when each worker is up: no polling
+        if "Uvicorn running on" in line:
+            base = line.split("Uvicorn running on ")[1].split()[0]
+        started += "Application startup complete" in line
+        if base and started == workers:
+            return proc, base
+    raise AssertionError(f"veomock serve exited with {proc.wait()}")
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.stderr is not None
+    proc.stderr.close()
+
+
+def test_served_workers_share_state_and_a_kill_9_loses_nothing(store: str) -> None:
+    proc, base = _serve(store, "--workers", "2")
+    auth = {"Authorization": "Bearer sk-store"}
+    body = json.loads((ROOT / "fixtures" / "apixo" / "requests" / "text-to-video.json").read_text())["body"]
+    try:
+        ids = []
+        for _ in range(16):  # a connection each: the kernel spreads them over both workers
+            with httpx.Client(base_url=base, headers=auth, timeout=10) as client:
+                ids.append(client.post("/api/v1/generateTask/veo-3-1", json=body).json()["data"]["taskId"])
+        with httpx.Client(base_url=base, timeout=10) as client:
+            balance = client.get("/_veomock/balances", params={"key": "sk-store", "provider": "apixo"}).json()
+    finally:
+        _kill(proc)
+    assert len(set(ids)) == 16
+    proc, base = _serve(store)
+    try:
+        with httpx.Client(base_url=base, headers=auth, timeout=10) as client:
+            for job_id in ids:
+                polled = client.get("/api/v1/statusTask/veo-3-1", params={"taskId": job_id})
+                assert polled.status_code == 200 and polled.json()["data"]["taskId"] == job_id
+            again = client.get("/_veomock/balances", params={"key": "sk-store", "provider": "apixo"}).json()
+    finally:
+        _kill(proc)
+    assert again == balance and balance["balances"]["apixo"]["charged"] > 0
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (["--workers", "2"], "give --store redis://HOST:PORT/DB"),  # workers share state only through a store
+        (["--store", "redis://127.0.0.1:1/0"], "cannot use it"),  # nothing listens there
+        (["--store", "http://127.0.0.1:6379"], "give redis://HOST:PORT/DB"),
+    ],
+)
+def test_serving_refuses_what_cannot_work_and_says_why(flags: list[str], said: str) -> None:
+    command = [sys.executable, "-m", "veomock.conformance.command", "serve", *flags]
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and said in out.stderr and "Traceback" not in out.stderr
+
+
+def test_rate_limits_and_their_overrides_are_shared(store: str) -> None:
+    one, two = _worker(store), _worker(store)
+    one.limits.set("apixo", "k", requests_per_minute=3)
+    assert two.limits.effective("apixo", "k").requests_per_minute == 3
+    now = one.now()
+    assert [w.limits.admit("apixo", "k", now + i) for i, w in enumerate((one, two, one))] == [None] * 3
+    refused = two.limits.admit("apixo", "k", now + 3)
+    assert refused is not None and refused.error == "rate_limited" and refused.retry_after == 57
+    assert one.limits.admit("apixo", "k", now + 60) is None  # the first request left the window
+    two.limits.clear("apixo", "k")
+    assert one.limits.effective("apixo", "k") == one.limits.effective("apixo")
