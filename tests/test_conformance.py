@@ -104,6 +104,18 @@ def test_broken_client_is_caught_by_its_check(broken: Broken) -> None:
     assert broken.catches in caught, f"{broken.name} ({broken.defect}) was not caught; failed checks: {caught}"
 
 
+def test_https_only_callbacks_reach_a_receiver_with_the_suites_certificate() -> None:
+    contract, caps = load("apixo"), _capabilities("apixo")
+    assert caps.webhooks and any(channel.https_only for channel in contract.webhook_channels)
+    scenario = next(s for s in catalogue(contract, caps) if s.kind == "webhook" and not s.webhook)
+    with Runner("apixo", _reference("apixo"), caps) as runner:
+        result = runner.run(scenario)
+    assert result.passed, [f.render() for f in result.failures]
+    assert str(result.run.job.webhook_url).startswith("https://127.0.0.1:")
+    deliveries = result.run.webhooks()
+    assert deliveries and all(e["outcome"] == "delivered" and e["url"].startswith("https://") for e in deliveries)
+
+
 def test_the_catalogue_spreads_over_providers_and_checks() -> None:
     assert len(CATALOGUE) >= 20
     assert {b.provider for b in CATALOGUE} == set(PROVIDERS)
