@@ -27,6 +27,7 @@ from hypothesis import seed as seeded
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
@@ -99,7 +100,7 @@ def _test(
         tried.statuses[response.status_code] += 1
         try:
             case.validate_response(response, checks=CHECKS)
-        except Exception as exc:  # a failed check: kept, with what was sent and answered
+        except (FailureGroup, Exception) as exc:  # a failed check: kept, with what was sent and answered
             if len(tried.failures) < 20:
                 tried.failures.append(f"{label}: {exc}\n  sent {case.body!r:.300}\n  got {response.text[:300]}")
 

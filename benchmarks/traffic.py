@@ -73,12 +73,8 @@ def job_id(contract: Contract, answer: Any) -> str | None:
 
 def status_call(contract: Contract, submit: Operation, job: str, key: str) -> Call:
     op = next(o for o in contract.operations if o.kind == "status" and set(o.models) & set(submit.models))
-    assert op.id_from is not None
-    root, name = _root(op.id_from)
-    if root == "path":
-        path = op.path.replace("{" + name + "}", job)
-        return Call(op.method, path, _auth(contract, key), kind="status", operation=op.name)
-    return Call(op.method, op.path, _auth(contract, key), params={name: job}, kind="status", operation=op.name)
+    path, query = op.locate(job)
+    return Call(op.method, path, _auth(contract, key), params=query, kind="status", operation=op.name)
 
 
 class Traffic:

@@ -221,16 +221,11 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    try:
-        sock = _listen(args.host, args.port)
-    except OSError as exc:
-        print(f"veomock: {exc}", file=sys.stderr)
-        return 2
-    try:
+    try:  # every setting is checked before the port is taken, and the port before any banner
         state = _state(args)
         replay = _read_playback(state, args.from_har) if args.from_har else None
+        sock = _listen(args.host, args.port)
     except (ContractError, ValueError, OSError) as exc:
-        sock.close()
         print(f"veomock: {exc}", file=sys.stderr)
         return 2
     app = build_app(state, control_token=args.control_token or None)

@@ -19,6 +19,8 @@ __all__ = [
     "ENV_PROVIDER",
     "ENV_SPEED",
     "ENV_WEBHOOK_ADDR",
+    "ENV_WEBHOOK_CERT",
+    "ENV_WEBHOOK_KEY",
     "Capabilities",
     "Job",
     "Outcome",
@@ -31,6 +33,8 @@ ENV_PROVIDER = "VEOMOCK_PROVIDER"
 ENV_WEBHOOK_ADDR = "VEOMOCK_WEBHOOK_ADDR"
 ENV_CLOCK_URL = "VEOMOCK_CLOCK_URL"
 ENV_SPEED = "VEOMOCK_SPEED"
+ENV_WEBHOOK_CERT = "VEOMOCK_WEBHOOK_CERT"  # PEM: the receiver's certificate chain, for https callbacks
+ENV_WEBHOOK_KEY = "VEOMOCK_WEBHOOK_KEY"  # PEM: its private key
 
 # Why a job did not succeed, as the client reports it.
 CATEGORIES = {

@@ -36,6 +36,8 @@ from veomock.conformance.protocol import (
     ENV_PROVIDER,
     ENV_SPEED,
     ENV_WEBHOOK_ADDR,
+    ENV_WEBHOOK_CERT,
+    ENV_WEBHOOK_KEY,
     Capabilities,
     Job,
     Outcome,
@@ -190,6 +192,36 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text).strip("_")
 
 
+def _https_only(provider: str) -> bool:
+    from veomock.contracts import load
+
+    return any(channel.https_only for channel in load(provider).webhook_channels)
+
+
+class _ReceiverTLS:
+    """Where the provider documents https-only callbacks: a test CA (trustme) the mock trusts, and
+    a certificate for 127.0.0.1 that the client's receiver serves (PROTOCOL.md, Webhooks)."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        import trustme
+
+        authority = trustme.CA()
+        issued = authority.issue_cert("127.0.0.1")
+        self.dir = tempfile.TemporaryDirectory(prefix="veomock-tls-")
+        folder = Path(self.dir.name)
+        self.ca, self.cert, self.key = (str(folder / n) for n in ("ca.pem", "cert.pem", "key.pem"))
+        authority.cert_pem.write_to_path(self.ca)
+        issued.private_key_pem.write_to_path(self.key)
+        with open(self.cert, "wb") as chain:
+            for blob in issued.cert_chain_pems:
+                chain.write(blob.bytes())
+
+    def close(self) -> None:
+        self.dir.cleanup()
+
+
 @dataclass
 class _Lane:
     """One server and its mocks (a harness per variant set): one scenario at a time runs on it."""
@@ -218,6 +250,7 @@ class Runner:
             raise ValueError(f"jobs must be 1 or more, not {self.jobs}")
         self._lanes: list[_Lane] = []
         self._tenants = itertools.count(1)
+        self._tls: _ReceiverTLS | None = None
 
     def __enter__(self) -> Runner:
         self._lanes = [_Lane(ServerThread()) for _ in range(self.jobs)]
@@ -227,6 +260,15 @@ class Runner:
         for lane in self._lanes:
             lane.server.close()
         self._lanes = []
+        if self._tls is not None:
+            self._tls.close()
+            self._tls = None
+
+    def _receiver_tls(self) -> _ReceiverTLS | None:
+        """A CA and a certificate for 127.0.0.1, made once, where a channel wants https callbacks."""
+        if self._tls is None and self.capabilities.webhooks and _https_only(self.provider):
+            self._tls = _ReceiverTLS()
+        return self._tls
 
     def _lane(self, index: int = 0) -> _Lane:
         assert self._lanes, "use the Runner as a context manager"
@@ -240,7 +282,9 @@ class Runner:
         key = json.dumps(dict(variants), sort_keys=True)
         harnesses = self._lane(lane).harnesses
         if key not in harnesses:
-            harnesses[key] = Harness(self.provider, dict(variants), seed=self.seed)
+            tls = self._receiver_tls()
+            ca = tls.ca if tls is not None else None
+            harnesses[key] = Harness(self.provider, dict(variants), seed=self.seed, webhook_ca=ca)
         return harnesses[key]
 
     def run(self, scenario: Scenario, lane: int = 0, *, replay: bool = True) -> Result:
@@ -264,8 +308,11 @@ class Runner:
         if self.capabilities.webhooks:
             port = _free_port()
             env[ENV_WEBHOOK_ADDR] = f"127.0.0.1:{port}"
+            tls = self._receiver_tls()
+            if tls is not None:
+                env[ENV_WEBHOOK_CERT], env[ENV_WEBHOOK_KEY] = tls.cert, tls.key
             if scenario.use_webhook:
-                webhook_url = f"http://127.0.0.1:{port}{HOOK_PATH}"
+                webhook_url = f"{'https' if tls else 'http'}://127.0.0.1:{port}{HOOK_PATH}"
         job = Job(
             provider=self.provider,
             model=scenario.model,

@@ -24,6 +24,7 @@ from veomock.contracts.model import (
     Price,
     Response,
     Rule,
+    SourceJob,
     WebhookChannel,
     WebhookDelivery,
     WebhookUnsupported,
@@ -116,8 +117,6 @@ def _explain(error: jsonschema.ValidationError, root: Mapping[str, Any]) -> tupl
 
 
 def _check_shape(data: Any, file: Path) -> None:
-    if _fast_meta_validator().is_valid(data):
-        return
     validator = _meta_validator()
     errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.absolute_path), e.message))
     if errors:
@@ -252,13 +251,13 @@ def _check_schemas(data: Mapping[str, Any], file: Path) -> None:
     for name, node in data["models"].items():
         where, request = f"models.{name}", node["request"]
         try:
-            _check_schema(request["schema"])
+            jsonschema.Draft202012Validator.check_schema(request["schema"])
         except jsonschema.SchemaError as exc:
             raise ContractError(file, f"{where}.request.schema", f"not a valid JSON Schema: {exc.message}") from None
         for i, rule in enumerate(request.get("rules", [])):
             for part in ("if", "then"):
                 try:
-                    _check_schema(rule[part])
+                    jsonschema.Draft202012Validator.check_schema(rule[part])
                 except jsonschema.SchemaError as exc:
                     raise ContractError(file, f"{where}.request.rules[{i}].{part}", exc.message) from None
 
@@ -282,8 +281,24 @@ def _models(data: Mapping[str, Any], file: Path) -> dict[str, Model]:
             },
             prices=tuple(Price(p.get("when", {}), p.get("amount"), p.get("per_second")) for p in node["prices"]),
             source=node["source"],
+            source_job=_source_job(node["source_job"], file, f"{where}.source_job") if "source_job" in node else None,
         )
+    for name, model in models.items():
+        built_on = model.source_job
+        for other in built_on.models if built_on else ():
+            if other not in models:
+                where = f"models.{name}.source_job.models"
+                raise ContractError(file, where, f"unknown model {other!r}", _model_hint(other, models))
     return models
+
+
+def _source_job(node: Mapping[str, Any], file: Path, where: str) -> SourceJob:
+    return SourceJob(
+        id_from=_expression(node["from"], file, f"{where}.from"),
+        models=tuple(node["models"]),
+        fail=node["fail"],
+        source=node["source"],
+    )
 
 
 _PATH_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[a-z]+)?\}")
@@ -487,6 +502,11 @@ def _checked(file: Path, text: str, variants: Mapping[str, str]) -> tuple[dict[s
 def _compile(file: Path, data: dict[str, Any], selected: dict[str, str]) -> Contract:
     models = _models(data, file)
     errors = _errors(data, file)
+    codes = [str(c["code"]) for c in data["failures"]["codes"]]
+    for name, model in models.items():
+        if model.source_job is not None and str(model.source_job.fail) not in codes:
+            where = f"models.{name}.source_job.fail"
+            raise ContractError(file, where, f"no failure code {model.source_job.fail!r}", f"known: {', '.join(codes)}")
     life = data["lifecycle"]
     responses = data["responses"]
     media = data["media"]

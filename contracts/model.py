@@ -79,6 +79,18 @@ class Price:
 
 
 @dataclass(frozen=True)
+class SourceJob:
+    """A request that builds on an earlier job (an extension): where it names that job, which
+    models' jobs it accepts, and the failure code of a job built on one that is unknown, of
+    another model, unfinished or expired."""
+
+    id_from: Template
+    models: tuple[str, ...]
+    fail: str | int
+    source: str
+
+
+@dataclass(frozen=True)
 class Model:
     name: str
     schema: dict[str, Any]
@@ -87,6 +99,7 @@ class Model:
     params: dict[str, Template]
     prices: tuple[Price, ...]
     source: str
+    source_job: SourceJob | None = field(default=None, compare=False)
 
     @property
     def full_schema(self) -> dict[str, Any]:

@@ -19,12 +19,13 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from veomock.contracts import Contract, Operation
 from veomock.contracts.model import Response as ResponseSpec
+from veomock.contracts.model import SourceJob
 from veomock.contracts.templates import compile_template
 from veomock.mocks.faults import MockApp, screen, with_fault
 from veomock.mocks.hosts import request_host
 from veomock.mocks.journal import EXCHANGE, exchange
 from veomock.mocks.jsontext import NotText, TooDeep, json_text, json_type, loads_body
-from veomock.mocks.lifecycle import Job
+from veomock.mocks.lifecycle import Job, Outcome
 from veomock.mocks.media import clip_for
 from veomock.mocks.responses import error_response, render, renderer, reply
 from veomock.mocks.state import MockState, UnknownJob
@@ -238,6 +239,24 @@ class _Handlers:
             return error_response(contract, "model_missing", None if declared else msg, hint=msg)
         return error_response(contract, "model_not_found", f"Model {json_text(name)} not found; use one of: {known}")
 
+    def _built_on(self, source: SourceJob, ctx: Mapping[str, Any], key: str, now: float) -> Outcome | None:
+        """How a job built on an earlier one ends: as the contract says when that one is unknown
+        (to this key), of another model, not succeeded or expired at ``now``; else normally."""
+        try:
+            earlier = self.state.job(self.provider, str(source.id_from.render(ctx)), key)
+            usable = (
+                earlier.model in source.models
+                and earlier.state_at(now) == "succeeded"
+                and not self.state.media_expired(earlier, now)
+            )
+        except UnknownJob:
+            usable = False
+        if usable:
+            return None
+        failure = self.contract.failure(source.fail)
+        assert failure is not None  # the loader checks the code
+        return Outcome(failure.state, failure.code, failure.message)
+
     def submit(self, op: Operation) -> Handler:
         contract, state, provider = self.contract, self.state, self.provider
         fields = _job_fields(contract.submit)
@@ -284,7 +303,10 @@ class _Handlers:
                 priced = {"price": price, "job": {"price": price}}
                 response = error_response(contract, "insufficient_balance", msg, priced, op=op)
                 return self._journal(request, op.name, response, key, now, **verdict.note)
-            job = state.create_job(provider, model, key, params, verdict.outcome, verdict.timing, price=price, now=now)
+            outcome = verdict.outcome
+            if outcome is None and model.source_job is not None:  # a scenario's outcome wins
+                outcome = self._built_on(model.source_job, ctx, key, now)
+            job = state.create_job(provider, model, key, params, outcome, verdict.timing, price=price, now=now)
             base = ctx["request"]["base_url"]
             if callbacks:
                 state.webhooks.watch(job, callbacks, base, ctx)
@@ -530,13 +552,16 @@ def build_app(state: MockState, control: bool = True, control_token: str | None 
         routes.append(Mount(CONTROL_PREFIX, routes=control_routes(state, token=control_token)))
     for contract in state.contracts.values():
         routes.extend(_routes_for(state, contract))
-    routes.append(Route("/{rest:path}", _AnyMethod(_fallback(state))))
+    fallback = _AnyMethod(_fallback(state))
+    routes.append(Route("/{rest:path}", fallback))
     app = MockApp(
         routes=routes,
         middleware=[Middleware(_StaticRoutes, routes=routes)],
         lifespan=state.webhooks.lifespan,
         exception_handlers={Exception: _crashed(state)},
     )
+    # A path no route's pattern matches (one holding a newline, %0A) still gets a provider's answer.
+    app.router.default = fallback
     app.state.mock = state
     return app
 

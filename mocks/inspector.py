@@ -4,9 +4,9 @@ The page and its assets are files in ``mocks/ui/`` (plain HTML, CSS and JavaScri
 step, nothing fetched from elsewhere), so it works with no network access. It reads the control
 API like any other client. ``GET /_veomock/events`` is a server-sent event stream that says when
 to read again: one event per change of the mock (a journal entry, a control call, a reset, a
-forced state) and one whenever a job's timeline reaches its next state on the mock clock. Between
-the two it waits on :class:`~veomock.mocks.changes.Changes` with a timeout that is the real time
-until that next state (none while the clock is frozen), so it never polls.
+forced state) and one whenever a job's timeline reaches its next state on its tenant's clock.
+Between the two it waits on :class:`~veomock.mocks.changes.Changes` with a timeout that is the real
+time until that next state (none while the clocks are frozen), so it never polls.
 
     event: change
     data: {"version": 12, "now": 1767965610.0, "speed": 60.0}
@@ -26,7 +26,7 @@ from starlette.routing import BaseRoute, Route
 if TYPE_CHECKING:
     from veomock.mocks.state import MockState
 
-__all__ = ["UI", "event_routes", "next_transition", "page_routes"]
+__all__ = ["UI", "event_routes", "next_wait", "page_routes", "stream"]
 
 UI = Path(__file__).resolve().parent / "ui"
 _ASSETS = {
@@ -36,16 +36,23 @@ _ASSETS = {
 _NO_CACHE = {"Cache-Control": "no-store"}
 
 
-def next_transition(state: MockState, now: float) -> float | None:
-    """The earliest provider time after ``now`` at which some job enters a new state, if any."""
-    upcoming = None
+def next_wait(state: MockState) -> float | None:
+    """Real seconds until some job enters a new state, each on its tenant's clock; None when no
+    running clock brings one (no job has a state to come, or every such clock is frozen)."""
+    soonest = None
+    clocks = state.clocks
     for job in state.jobs.values():
+        clock = clocks.of(job.key)
+        if clock.speed == 0:
+            continue
+        now = clock.now()
         for start, _ in job.timeline:
             if start > now:
-                if upcoming is None or start < upcoming:
-                    upcoming = start
+                wait = clock.real_seconds(start - now)
+                if soonest is None or wait < soonest:
+                    soonest = wait
                 break
-    return upcoming
+    return soonest
 
 
 def page_routes() -> list[BaseRoute]:
@@ -78,10 +85,8 @@ async def stream(state: MockState) -> AsyncIterator[str]:
     changes = state.changes
     yield "retry: 1000\n\n" + _event(state)
     while True:
-        version, now = changes.version, state.now()
-        upcoming = next_transition(state, now)
-        timeout = None if upcoming is None else state.clock.real_seconds(upcoming - now)
-        await changes.wait(version, None if timeout == float("inf") else timeout)
+        version = changes.version
+        await changes.wait(version, next_wait(state))
         yield _event(state)
 
 

@@ -88,19 +88,25 @@ def _headers(spec: ResponseSpec | ErrorSpec) -> dict[str, Any]:
     }
 
 
+def _media_type(spec: ResponseSpec | ErrorSpec) -> str:
+    declared = next((v for k, v in spec.headers.items() if k.lower() == "content-type"), None)
+    source = spec.body.source
+    return declared or ("text/plain" if isinstance(source, str) and "{{" not in source else "application/json")
+
+
 def _response(description: str, variants: list[Variant], examples: Any) -> dict[str, Any]:
-    """One status code's answer: the schema of each variant (a state, an error), as anyOf."""
-    schemas = []
+    """One status code's answer: the schema of each variant (a state, an error), as anyOf, per
+    media type (an S3-style XML answer and a JSON error may share a status)."""
+    by_media: dict[str, list[dict[str, Any]]] = {}
     headers: dict[str, Any] = {}
-    media = "application/json"
     for title, spec, state_name in variants:
-        source = spec.body.source
-        if isinstance(source, str) and _expr(source) is None and "{{" not in source:
-            media = next((v for k, v in spec.headers.items() if k.lower() == "content-type"), "text/plain")
-        schemas.append({"title": title, **_schema(source, state_name)})
+        by_media.setdefault(_media_type(spec), []).append({"title": title, **_schema(spec.body.source, state_name)})
         headers.update(_headers(spec))
-    schema = schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
-    out: dict[str, Any] = {"description": description, "content": _content(schema, media, examples)}
+    content: dict[str, Any] = {}
+    for media, schemas in by_media.items():
+        schema = schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
+        content.update(_content(schema, media, examples if media == "application/json" else None))
+    out: dict[str, Any] = {"description": description, "content": content}
     if headers:
         out["headers"] = headers
     return out
@@ -229,7 +235,9 @@ def _media(contract: Contract) -> dict[str, dict[str, Any]]:
         "content": {contract.media_type: {"schema": {"type": "string", "contentMediaType": contract.media_type}}},
     }
     job_id = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
-    gone = {str(expired.status): _response("unknown or expired", [("expired", expired, None)], None)}
+    answers = _errors(contract)  # a scenario may inject any of them here too
+    answers.setdefault(str(expired.status), []).insert(0, ("expired", expired, None))
+    gone = {status: _response("unknown or expired, or an error", v, None) for status, v in answers.items()}
 
     def route(operation_id: str, responses: dict[str, Any], keyed: bool) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -244,15 +252,12 @@ def _media(contract: Contract) -> dict[str, dict[str, Any]]:
         return out
 
     responses: dict[str, Any] = {**gone}
-    if contract.media_auth:
-        for status, variants in _errors(contract).items():
-            responses.setdefault(status, _response("an error", variants, None))
     routes: dict[str, dict[str, Any]] = {}
     if contract.media_redirect is not None:
         moved, storage = contract.media_redirect
+        routes[storage] = {"get": route("storage", {**responses, "200": clip}, False)}
         location = {"Location": {"schema": {"type": "string"}, "description": f"the storage route, {storage}"}}
         responses[str(moved)] = {"description": "on to the storage route", "headers": location}
-        routes[storage] = {"get": route("storage", {"200": clip, **gone}, False)}
     else:
         responses["200"] = clip
     media = route("media", responses, contract.media_auth)

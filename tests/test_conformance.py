@@ -104,6 +104,18 @@ def test_broken_client_is_caught_by_its_check(broken: Broken) -> None:
     assert broken.catches in caught, f"{broken.name} ({broken.defect}) was not caught; failed checks: {caught}"
 
 
+def test_https_only_callbacks_reach_a_receiver_with_the_suites_certificate() -> None:
+    contract, caps = load("apixo"), _capabilities("apixo")
+    assert caps.webhooks and any(channel.https_only for channel in contract.webhook_channels)
+    scenario = next(s for s in catalogue(contract, caps) if s.kind == "webhook" and not s.webhook)
+    with Runner("apixo", _reference("apixo"), caps) as runner:
+        result = runner.run(scenario)
+    assert result.passed, [f.render() for f in result.failures]
+    assert str(result.run.job.webhook_url).startswith("https://127.0.0.1:")
+    deliveries = result.run.webhooks()
+    assert deliveries and all(e["outcome"] == "delivered" and e["url"].startswith("https://") for e in deliveries)
+
+
 def test_the_catalogue_spreads_over_providers_and_checks() -> None:
     assert len(CATALOGUE) >= 20
     assert {b.provider for b in CATALOGUE} == set(PROVIDERS)
@@ -139,6 +151,7 @@ def test_the_published_sdk_is_graded_in_real_time_without_a_clock() -> None:
     from examples import seaart_adapter
 
     chosen = [s for s in catalogue(load("vtrix")) if s.kind in ("success", "job-failure") and not s.variants]
+    chosen = [s for s in chosen if "documented" not in s.id][:2]  # success, and one failure
     caps = Capabilities.from_json(seaart_adapter.CAPABILITIES)
     with Runner("vtrix", PythonAdapter(seaart_adapter.generate), caps, speed=50) as runner:
         results = runner.run_all(chosen)
@@ -367,7 +380,10 @@ def test_exploration_shrinks_a_failure_to_a_minimal_scenario(tmp_path: Path) -> 
     broken = next(b for b in CATALOGUE if b.name == "apixo-message-as-code")
     contract = load(broken.provider)
     with Runner(broken.provider, PythonAdapter(broken.generate), replay_dir=tmp_path) as runner:
-        minimal = explore(runner, scenarios(contract), 30)
+        # Exploration over the job failures, where this client goes wrong (the catalogue has many
+        # kinds; thirty draws over all of them may meet none).
+        failures = scenarios(contract).filter(lambda s: s.kind == "job-failure")
+        minimal = explore(runner, failures, 30)
     assert minimal is not None and minimal.replay is not None
     assert minimal.scenario.kind == "job-failure"
     assert {f.check for f in minimal.failures} == {"failure.code"}

@@ -199,3 +199,16 @@ def test_a_field_documented_as_an_http_url_refuses_what_is_none(
 
 def test_there_are_http_url_rules_to_test() -> None:
     assert len({(p, _name(path)) for p, _, _, path, _ in URL_RULES}) >= 3
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_path_no_route_pattern_matches_gets_a_provider_shaped_answer(client: TestClient, provider: str) -> None:
+    """A newline (%0A) in a path matched no route, and Starlette answered a plain-text 404."""
+    contract = load(provider)
+    path = contract.media_path.replace("{job_id}", "a%0Ab")
+    response = client.get(path, headers=auth_headers(contract))
+    assert response.headers["content-type"].startswith("application/json"), response.text
+    declared = {e.status for e in contract.errors.values()} | {contract.media_expired.status}
+    assert response.status_code in declared
+    nowhere = client.get("/nowhere%0Aat-all")
+    assert nowhere.status_code == 404 and "routes" in nowhere.json()

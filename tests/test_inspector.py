@@ -26,7 +26,7 @@ import pytest
 from veomock.contracts import Contract
 from veomock.mocks import Clock, MockState, create_state
 from veomock.mocks.changes import Changes
-from veomock.mocks.inspector import UI, next_transition, stream
+from veomock.mocks.inspector import UI, next_wait, stream
 from veomock.mocks.serving import ServerThread
 
 from tests.conftest import PROVIDERS, START
@@ -114,19 +114,26 @@ def _chromium(_live_socket: ServerThread, tmp_path_factory: pytest.TempPathFacto
         yield browser
 
 
-@pytest.fixture
-def page(_chromium: tuple[Any, list[str]], live_server: LiveServer) -> Iterator[Any]:
-    """A new tab on the inspector of this test's mock; the test fails if the page reached elsewhere."""
-    context, refused = _chromium
+@contextmanager
+def _tab(chromium: tuple[Any, list[str]], url: str) -> Iterator[Any]:
+    """A new tab on the inspector at ``url``, live; on leaving, the page must have reached nothing else."""
+    context, refused = chromium
     tab = context.new_page()
     try:
         with _screenshot_on_failure(tab, "inspector"):
-            tab.goto(live_server.url + "/_veomock/ui")
+            tab.goto(url)
             tab.locator("#live", has_text="live").wait_for()
         yield tab
     finally:
         tab.close()
     assert refused == [], f"the page reached beyond the mock: {refused}"
+
+
+@pytest.fixture
+def page(_chromium: tuple[Any, list[str]], live_server: LiveServer) -> Iterator[Any]:
+    """A new tab on the inspector of this test's mock."""
+    with _tab(_chromium, live_server.url + "/_veomock/ui") as tab:
+        yield tab
 
 
 def _row(page: Any, job: str) -> Any:
@@ -281,6 +288,15 @@ def test_with_a_control_token_the_page_loads_but_the_data_needs_the_token(
     assert answer.json() == {"tenants": []}
 
 
+def test_with_a_control_token_the_page_sends_the_one_in_its_address(
+    _chromium: tuple[Any, list[str]], live_server: LiveServer, state: MockState
+) -> None:
+    _submit(live_server.url, state.contracts[PROVIDERS[0]], "sk-inspector-token-tenant")
+    live_server.serve(state, control_token="t0ken")
+    with _tab(_chromium, live_server.url + "/_veomock/ui#token=t0ken") as tab, _screenshot_on_failure(tab, "token"):
+        tab.locator("#tenants td", has_text="sk-i…nant").wait_for()
+
+
 def test_tenants_are_listed_masked_unless_revealed(live_server: LiveServer, state: MockState) -> None:
     contract = state.contracts[PROVIDERS[0]]
     _submit(live_server.url, contract, "sk-inspector-masked-key")
@@ -350,8 +366,22 @@ async def _the_stream_speaks_when_a_job_reaches_its_next_state_on_the_clock() ->
     moved = await _next(events)  # no change bumped the version: the job became running on the clock
     assert moved["version"] == version
     assert job.state_at(moved["now"]) == "running"
-    assert next_transition(state, moved["now"]) == job.timeline[2][0]
+    wait = next_wait(state)  # the end of the running span, 1e6 provider seconds on, 1000 s of real time
+    assert wait is not None and 900 < wait <= 1000
+    clock.set_speed(0)
+    assert next_wait(state) is None  # a frozen clock brings nothing by itself
     await events.aclose()
+
+
+def test_the_stream_waits_on_each_tenants_own_clock() -> None:
+    state = create_state(seed=1, clock=Clock(speed=0, start=START))
+    contract = state.contracts[PROVIDERS[0]]
+    model = next(iter(contract.models.values()))
+    state.create_job(contract.provider, model, "sk-own-clock", {"prompt": "p"}, timing={"queued": (5.0, 5.0)})
+    assert next_wait(state) is None  # every clock frozen
+    state.clocks.own("sk-own-clock").set_speed(10)
+    wait = next_wait(state)  # 5 provider seconds queued, at 10x: at most half a second
+    assert wait is not None and 0 < wait <= 0.5
 
 
 def test_a_bump_from_another_thread_wakes_a_waiter() -> None:

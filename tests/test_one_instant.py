@@ -96,7 +96,9 @@ def test_every_route_answers_as_of_one_instant(provider: str) -> None:
                 seen.append(_check_status(state, contract, job, response, status_op, query))
                 if seen[-1] in TERMINAL_STATES:
                     break
-            assert seen[-1] == "succeeded", seen
+            assert seen[-1] == job.outcome.state, seen  # an extension of an unknown job fails, as documented
+            if seen[-1] != "succeeded":
+                continue
             (url,) = state.view(job, "")["result_urls"]
             response = client.get(url, headers=media_headers(contract))
             entry = _last(state)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import threading
 
 import pytest
 from starlette.testclient import TestClient
@@ -11,7 +13,7 @@ from veomock.mocks.receiver import Receiver, failing
 
 from tests.conftest import PROVIDERS, START
 from tests.helpers import auth_headers, request_path, sample_request
-from tests.hooks import channel_of, mock
+from tests.hooks import channel_of, mock, request_for
 
 ALICE, BOB = "sk-tenant-alice", "sk-tenant-bob"
 
@@ -79,8 +81,8 @@ def test_a_frozen_tenant_stays_still_while_the_default_clock_runs() -> None:
 
 
 def test_the_control_api_refuses_a_key_that_is_not_a_string(client: TestClient) -> None:
-    refused = client.post("/_veomock/clock", json={"key": None, "advance": 1, "speed": None})
-    assert refused.status_code == 200, "a null key is the default clock"
+    default = client.post("/_veomock/clock", json={"key": None, "advance": 1, "speed": None})
+    assert default.status_code == 200, "a null key is the default clock"
     refused = client.post("/_veomock/clock", json={"key": ["k"], "advance": 1})
     assert refused.status_code == 400 and "key must be an API key (a string), not [" in refused.json()["error"]
     assert client.get("/_veomock/clock").json()["now"] == START + 1
@@ -117,9 +119,6 @@ async def test_advancing_the_clock_in_process_delivers_webhooks() -> None:
 
 def test_in_process_advance_delivers_before_it_returns(state: MockState) -> None:
     """Synchronous code (a script, a sync test) gets the deliveries done by the time clock() returns."""
-    import asyncio
-    import threading
-
     loop = asyncio.new_event_loop()
     hook = Receiver()
     ready = threading.Event()
@@ -137,8 +136,6 @@ def test_in_process_advance_delivers_before_it_returns(state: MockState) -> None
         state.allow_http_webhooks = True
         channel = channel_of("aivideoapi", "callback")
         with TestClient(build_app(state), base_url="http://127.0.0.1:8000") as client:
-            from tests.hooks import request_for
-
             request = request_for("aivideoapi", channel, hook.url())
             op = request.op
             response = client.request(op.method, op.path, json=request.body, headers=request.headers)
@@ -149,3 +146,4 @@ def test_in_process_advance_delivers_before_it_returns(state: MockState) -> None
         asyncio.run_coroutine_threadsafe(hook.__aexit__(None, None, None), loop).result()
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
+        loop.close()

@@ -69,5 +69,5 @@ async def test_the_control_api_allows_more_targets(provider: str, name: str) -> 
 
 
 def test_serve_refuses_a_malformed_webhook_allow(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["serve", "--webhook-allow", "10.0.0.0/8", "--webhook-allow", "receiver:port"]) == 2
+    assert main(["serve", "--port", "0", "--webhook-allow", "10.0.0.0/8", "--webhook-allow", "receiver:port"]) == 2
     assert "webhook target 'receiver:port' is not HOST[:PORT] or a CIDR" in capsys.readouterr().err

@@ -17,7 +17,7 @@ from veomock.conformance.facts import extract, result_paths
 from veomock.contracts import available
 
 from tests.faulty import load, status_parts, submit_parts
-from tests.helpers import ROOT
+from tests.helpers import ROOT, media_headers
 from tests.processes import serving
 
 # What a fresh clone holds, without the local state of this checkout.
@@ -103,7 +103,7 @@ def test_the_installed_server_completes_a_job_of_every_provider(venv: Path, serv
             assert status.is_success, (provider, status.text)
             (url,) = extract(status.json(), paths.urls)
             assert str(url).startswith(served), url
-            clip = client.get(str(url))
+            clip = client.get(str(url), headers=media_headers(contract), follow_redirects=True)
             assert clip.status_code == 200, (provider, url, clip.text[:200])
             assert clip.headers["content-type"].startswith("video/mp4")
             assert clip.content[4:8] == b"ftyp" and len(clip.content) > 1000, provider

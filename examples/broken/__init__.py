@@ -305,8 +305,13 @@ class _FailingFirst(Receiver):
 
 
 class AivideoapiRefusesFirstCallback(AivideoapiClient):
-    def make_receiver(self, addr: str) -> Receiver:
+    def make_receiver(self, addr: str, cert: str | None = None, key: str | None = None) -> Receiver:
         return _FailingFirst(addr)
+
+
+class ApixoPlainHttpReceiver(ApixoClient):
+    def make_receiver(self, addr: str, cert: str | None = None, key: str | None = None) -> Receiver:
+        return Receiver(addr)  # no TLS where the callback URL is https
 
 
 class AivideoapiActsOnEveryCallback(AivideoapiClient):
@@ -635,6 +640,15 @@ CATALOGUE = (
         AivideoapiRefusesFirstCallback,
         "webhook.ack",
         "answers the first callback with 500",
+        ("webhook",),
+        webhooks=True,
+    ),
+    Broken(
+        "apixo-plain-http-receiver",
+        "apixo",
+        ApixoPlainHttpReceiver,
+        "webhook.ack",
+        "serves plain http where APIXO calls back over https only",
         ("webhook",),
         webhooks=True,
     ),

@@ -2,6 +2,7 @@
 
 APIXO answers in an envelope {code, message, data}; a finished task carries its result URLs in
 data.resultJson, a string holding JSON. The docs advise a first poll after 60 s, then every 5 s.
+With a webhook URL the task asks for request_type "callback" and APIXO posts the status body there.
 """
 
 from __future__ import annotations
@@ -24,6 +25,13 @@ class ApixoClient(Client):
     def status(self, model: str, job_id: str) -> Any:
         return self.send("GET", f"/api/v1/statusTask/{model}", params={"taskId": job_id}).json()
 
+    def with_webhook(self, body: dict[str, Any], url: str) -> dict[str, Any]:
+        return {**body, "request_type": "callback", "callback_url": url}
+
+    def job_of(self, callback: Any) -> str | None:
+        data = callback.get("data") if isinstance(callback, dict) else None
+        return data.get("taskId") if isinstance(data, dict) else None
+
     def read(self, body: Any) -> Status:
         data = body["data"]
         state = STATES.get(data["state"], "running")
@@ -32,6 +40,10 @@ class ApixoClient(Client):
         if state == "failed":
             return Status(state, code=str(data.get("failCode")), message=data.get("failMsg"))
         return Status(state)
+
+
+# Callbacks come over https only (a certificate for the receiver comes with the job's environment).
+CAPABILITIES = {"polling": True, "webhooks": True}
 
 
 def generate(job: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:

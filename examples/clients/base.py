@@ -54,9 +54,10 @@ class Status:
 
 
 class Receiver:
-    """A webhook receiver: keeps each JSON body, then answers the callback with 200."""
+    """A webhook receiver: keeps each JSON body, then answers the callback with 200. With a
+    certificate and key (PEM files) it serves https."""
 
-    def __init__(self, addr: str) -> None:
+    def __init__(self, addr: str, cert: str | None = None, key: str | None = None) -> None:
         host, _, port = addr.rpartition(":")
         self.bodies: list[Any] = []
         self.lock = threading.Lock()
@@ -81,6 +82,10 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer((host or "127.0.0.1", int(port)), Handler)
+        if cert and key:
+            tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            tls.load_cert_chain(cert, key)
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         # A short poll: shutdown() waits for it (0.5 s by default, per job).
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
         self.thread.start()
@@ -207,8 +212,8 @@ class Client:
                 raise TimeoutError(f"job {job_id} still {status.state} after {timeout:g}s")
             self.sleep(self.poll_interval)
 
-    def make_receiver(self, addr: str) -> Receiver:
-        return Receiver(addr)
+    def make_receiver(self, addr: str, cert: str | None = None, key: str | None = None) -> Receiver:
+        return Receiver(addr, cert, key)
 
     def from_callbacks(self, job_id: str) -> Status | None:
         """The terminal state a callback reported (duplicates and stale states are ignored)."""
@@ -318,7 +323,8 @@ def run(cls: type[Client], job: Mapping[str, Any], env: Mapping[str, str]) -> di
             timing = {"sleep": scaled.sleep, "now": scaled.now}
         client = cls(env["VEOMOCK_BASE_URL"], env["VEOMOCK_API_KEY"], http=http, **timing)
         if job.get("webhook_url") and env.get("VEOMOCK_WEBHOOK_ADDR"):
-            client.receiver = client.make_receiver(env["VEOMOCK_WEBHOOK_ADDR"])
+            tls = (env.get("VEOMOCK_WEBHOOK_CERT"), env.get("VEOMOCK_WEBHOOK_KEY"))
+            client.receiver = client.make_receiver(env["VEOMOCK_WEBHOOK_ADDR"], *tls)
         try:
             return client.generate(job)
         finally:
