@@ -8,7 +8,6 @@ import difflib
 import errno
 import gc
 import json
-import logging
 import math
 import os
 import socket
@@ -147,7 +146,7 @@ def _settle(args: argparse.Namespace) -> None:
 
 
 def _listen(host: str, port: int) -> socket.socket:
-    """A socket bound to ``host:port`` (uvicorn listens on it); OSError says what to do instead."""
+    """A socket bound to ``host:port``, held until uvicorn takes the port; OSError says what to do."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -254,12 +253,6 @@ def _serve(args: argparse.Namespace) -> int:
     gc.collect()
     gc.freeze()
 
-    class Server(uvicorn.Server):
-        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-            await super().startup(sockets)
-            # uvicorn says where it listens only on a socket it bound itself; say it here too.
-            logging.getLogger("uvicorn.error").info("Uvicorn running on %s (Press CTRL+C to quit)", base)
-
     # Connection timeouts (keep-alive, request head and body); an open inspector keeps an event
     # stream open, so streams get 2 s to end when stopping.
     options = server_options()
@@ -278,16 +271,18 @@ def _serve(args: argparse.Namespace) -> int:
             **{**options, "http": http, "workers": args.workers, "factory": True},
         )
         return 0
-    config = uvicorn.Config(
+    # uvicorn binds the port again at once: the socket held it through the checks and the start-up
+    # lines, so a port in use was one error above, and --port 0 printed the port uvicorn now takes.
+    sock.close()
+    uvicorn.run(
         app,
         host=args.host,
         port=port,
         log_level=args.log_level,
         access_log=False,
         timeout_graceful_shutdown=2,
-        **server_options(),
+        **options,
     )
-    Server(config).run(sockets=[sock])
     return 0
 
 

@@ -101,10 +101,12 @@ def test_serving_imports_nothing_of_the_conformance_suite() -> None:
         "import json, sys, uvicorn\n"
         "uvicorn.run = lambda *args, **kwargs: None  # the server itself is not under test here\n"
         "from veomock.conformance.command import main\n"
-        "main(['serve', '--port', '8000'])\n"
+        "main(['serve', '--port', '0'])  # a free port: the command goes all the way to uvicorn.run\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
-    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
+    )
     modules = set(json.loads(out.stdout.splitlines()[-1]))
     assert "veomock.mocks.app" in modules
     suite = sorted(m for m in modules if m.startswith(("hypothesis", "veomock.conformance.")))
