@@ -12,7 +12,11 @@ in Redis, under one key prefix, and each worker reads it there on every request:
   in one atomic step;
 - **the clock** (:class:`SharedClock`): provider time as a base, a wall-clock anchor and a speed
   (wall time, so hosts need synchronised clocks);
-- **the journal** (:class:`RedisJournal`): a capped list.
+- **the journal** (:class:`RedisJournal`): a capped list;
+- **the webhook schedule** (:class:`RedisSchedule`): due deliveries in a sorted set per API key
+  (score: the time they are due on that key's clock), their payloads in a hash. A worker's pass
+  claims what is due with a Lua script that moves each claimed delivery's score on by a lease, so
+  each attempt is made by one worker, and a delivery whose claimer died comes due again.
 
 Everything a request changes is written before it is answered, so a ``kill -9`` of the whole
 mock loses no job and no balance: started again on the same Redis, it carries on.
@@ -28,7 +32,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis
@@ -48,6 +52,7 @@ __all__ = [
     "RedisJournal",
     "RedisLedger",
     "RedisLimiter",
+    "RedisSchedule",
     "RedisState",
     "SharedClock",
     "WorkerProtocol",
@@ -470,9 +475,80 @@ class RedisLimiter(Limiter):
         return Refusal("rate_limited", f"Rate limit of {rpm} requests per minute exceeded", wait)
 
 
+# Claim up to ARGV[3] deliveries due by ARGV[1]: each is due again at ARGV[2] (the lease's end)
+# unless its claimer retries or finishes it first.
+_CLAIM = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
+if #ids == 0 then return {} end
+local out = {}
+local payloads = redis.call('HMGET', KEYS[2], unpack(ids))
+for i, id in ipairs(ids) do out[#out + 1] = id; out[#out + 1] = payloads[i] or false end
+return out
+"""
+
+# Forget delivery ARGV[1] of key ARGV[2], and the key once nothing of it is left.
+_DONE = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[3], ARGV[2]) end
+return 1
+"""
+
+
+class RedisSchedule:
+    """The webhook deliveries due, shared by every worker (:class:`~mocks.webhooks.Schedule`)."""
+
+    def __init__(self, client: redis.Redis, prefix: str, batch: int = 256) -> None:
+        self.client, self.prefix, self.batch = client, prefix, batch
+        self._claim = client.register_script(_CLAIM)
+        self._done = client.register_script(_DONE)
+
+    def _keys(self, key: str) -> list[str]:
+        return [f"{self.prefix}due:{key}", f"{self.prefix}payload:{key}", f"{self.prefix}keys"]
+
+    def add(self, key: str, due: float, payload: dict[str, Any]) -> None:
+        ident = str(self.client.incr(f"{self.prefix}seq"))
+        self.retry(ident, key, due, payload)
+
+    def retry(self, ident: str, key: str, due: float, payload: dict[str, Any]) -> None:
+        zset, table, keys = self._keys(key)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(table, ident, orjson.dumps(payload))
+        pipe.zadd(zset, {ident: due})
+        pipe.sadd(keys, key)
+        pipe.execute()
+
+    def waiting(self) -> list[str]:
+        members = cast(set[bytes], self.client.smembers(f"{self.prefix}keys"))
+        return sorted(k.decode() for k in members)
+
+    def claim(self, key: str, now: float, lease: float) -> list[tuple[str, dict[str, Any]]]:
+        zset, table, _ = self._keys(key)
+        flat = self._claim(keys=[zset, table], args=[repr(now), repr(now + lease), self.batch])
+        out = []
+        for ident, raw in zip(flat[::2], flat[1::2], strict=True):
+            if raw is None:  # forgotten meanwhile
+                self.done(ident.decode(), key)
+            else:
+                out.append((ident.decode(), orjson.loads(raw)))
+        return out
+
+    def done(self, ident: str, key: str) -> None:
+        self._done(keys=self._keys(key), args=[ident, key])
+
+    def forget(self, key: str) -> None:
+        zset, table, keys = self._keys(key)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(zset, table)
+        pipe.srem(keys, key)
+        pipe.execute()
+
+
 @dataclass
 class RedisState(MockState):
-    """:class:`~mocks.state.MockState` with its jobs, balances, clock and journal in Redis at ``store``.
+    """:class:`~mocks.state.MockState` with its jobs, balances, clock, journal and webhook schedule
+    in Redis at ``store``.
 
     Several of these (one per worker process, on one host or many) serve one mock. Each takes a
     worker number from Redis and seeds its random sources with it, so workers draw different ids;
@@ -503,6 +579,7 @@ class RedisState(MockState):
         self.journal = RedisJournal(  # type: ignore[assignment]
             self.client, f"{self.prefix}journal", self.journal_size, self.journal_bytes
         )
+        self.webhooks.schedule = RedisSchedule(self.client, f"{self.prefix}hooks:")
 
     def reset(self) -> None:
         workers = self.client.get(f"{self.prefix}workers")

@@ -28,7 +28,7 @@ import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import certifi
 import httpx
@@ -44,7 +44,7 @@ from veomock.mocks.lifecycle import Job
 if TYPE_CHECKING:
     from veomock.mocks.state import MockState
 
-__all__ = ["MODES", "Callback", "Dispatcher", "Policy", "WebhookRefused", "control_routes", "requested"]
+__all__ = ["MODES", "Callback", "Dispatcher", "Policy", "Schedule", "WebhookRefused", "control_routes", "requested"]
 
 MODES = ("duplicate", "reorder", "delay", "drop", "late")
 DEFAULT_DELAY = 60.0  # provider seconds a "delay" policy holds a callback back when not told
@@ -167,6 +167,19 @@ def _not_allowed(label: str, authority: str) -> str:
     return f"{label} points at {authority}; veomock calls back to loopback only unless told ({allow})"
 
 
+class Schedule(Protocol):
+    """Where due deliveries wait when several workers deliver them (the Redis store). Without one,
+    each delivery stays with the worker that scheduled it. ``claim`` hands each due delivery to one
+    caller only, until ``lease`` provider seconds have passed: then it is due again, for anyone."""
+
+    def add(self, key: str, due: float, payload: dict[str, Any]) -> None: ...
+    def waiting(self) -> list[str]: ...  # the API keys with deliveries waiting
+    def claim(self, key: str, now: float, lease: float) -> list[tuple[str, dict[str, Any]]]: ...
+    def retry(self, ident: str, key: str, due: float, payload: dict[str, Any]) -> None: ...
+    def done(self, ident: str, key: str) -> None: ...
+    def forget(self, key: str) -> None: ...
+
+
 @dataclass(eq=False)
 class _Delivery:
     seq: int
@@ -233,6 +246,7 @@ class Dispatcher:
         # Where callbacks may go (loopback unless told): configuration, so a reset keeps it.
         self.targets = Allowlist()
         self._woken: set[asyncio.Task[int]] = set()  # runs started by wake() inside a running loop
+        self.schedule: Schedule | None = None  # shared by workers, or None: deliveries stay here
         self.reset()
 
     def reset(self) -> None:
@@ -252,6 +266,8 @@ class Dispatcher:
             self._job_policies.pop(ident[1], None)
             del self._by_job[ident]
         self._key_policies.pop(key, None)
+        if self.schedule is not None:
+            self.schedule.forget(key)
 
     # -- what the app calls ------------------------------------------------------------------
 
@@ -324,7 +340,8 @@ class Dispatcher:
 
     def idle(self) -> bool:
         """No job still to reach a state someone listens for, and nothing left to deliver."""
-        return all(w.ended and not w.pending and not w.busy for w in self._watches)
+        shared = self.schedule is None or not self.schedule.waiting()
+        return shared and all(w.ended and not w.pending and not w.busy for w in self._watches)
 
     # -- scheduling ----------------------------------------------------------------------------
 
@@ -356,6 +373,9 @@ class Dispatcher:
             delivery.until_seen = late
             if policy and policy.mode == "drop":
                 self._finish(delivery, "dropped", None, "dropped by the webhook policy; never sent", None, {})
+                continue
+            if self.schedule is not None and not late:  # "late" waits for a poll this worker sees
+                self.schedule.add(watch.job.key, due, self._pack(delivery))
                 continue
             watch.pending.append(delivery)
 
@@ -429,6 +449,69 @@ class Dispatcher:
                 self._by_job.pop(key, None)
         ids = {id(w) for w in done}
         self._watches = [w for w in self._watches if id(w) not in ids]
+
+    # -- the shared schedule -------------------------------------------------------------------
+
+    @staticmethod
+    def _pack(d: _Delivery) -> dict[str, Any]:
+        job = d.watch.job
+        return {
+            "provider": job.provider,
+            "job": job.id,
+            "channel": d.watch.callback.channel.name,
+            "url": d.watch.callback.url,
+            "event": d.event,
+            "at": d.at,
+            "body": d.body,
+            "content": d.content.decode("latin-1"),
+            "headers": d.headers,
+            "copy": d.copy,
+            "policy": d.policy,
+            "attempts": d.attempts,
+            "taken": d.taken,
+        }
+
+    def _unpack(self, p: dict[str, Any]) -> _Delivery | None:
+        """A delivery claimed from the schedule, or None when its job is gone."""
+        job = self.state.jobs.get((p["provider"], p["job"]))
+        contract = self.state.contracts.get(p["provider"])
+        channels = [c for c in contract.webhook_channels if c.name == p["channel"]] if contract else []
+        if job is None or not channels:
+            return None
+        watch = _Watch(job, Callback(channels[0], p["url"], frozenset()), {})
+        d = _Delivery(0, watch, p["event"], p["at"], p["body"], p["content"].encode("latin-1"), p["headers"], 0.0)
+        d.copy, d.policy, d.attempts, d.taken = p["copy"], p["policy"], p["attempts"], p["taken"]
+        watch.pending.append(d)
+        return d
+
+    def _lease(self, key: str) -> float:
+        """Provider seconds a claim holds: longer than any attempt lasts (its timeout, in real time)."""
+        speed = self.state.clocks.of(key).speed
+        real = self.timeout_cap + self.timeout_floor
+        return real * speed if speed else real
+
+    async def _deliver_shared(self, ident: str, key: str, d: _Delivery, session: _Session) -> int:
+        assert self.schedule is not None
+        await self._attempt(d, session)
+        if d in d.watch.pending:
+            self.schedule.retry(ident, key, d.due, self._pack(d))
+        else:
+            self.schedule.done(ident, key)
+        return 1
+
+    async def _run_shared(self, session: _Session) -> int:
+        """Claim the shared deliveries due now and attempt each; the number of attempts."""
+        if self.schedule is None:
+            return 0
+        tasks = []
+        for key in self.schedule.waiting():
+            for ident, payload in self.schedule.claim(key, self.state.now(key), self._lease(key)):
+                d = self._unpack(payload)
+                if d is None:
+                    self.schedule.done(ident, key)
+                    continue
+                tasks.append(asyncio.create_task(self._deliver_shared(ident, key, d, session)))
+        return sum(await asyncio.gather(*tasks))
 
     # -- delivery ------------------------------------------------------------------------------
 
@@ -597,21 +680,22 @@ class Dispatcher:
 
     async def run_due(self) -> int:
         """Attempt every delivery due now and return once all are tried; the number of attempts."""
-        if not self._watches:
+        if not self._watches and self.schedule is None:
             return 0
         made = 0
         async with self._session() as session:
             while True:
                 tasks = [asyncio.create_task(self._drain(w, session)) for w in list(self._collect())]
-                if not tasks:
+                shared = await self._run_shared(session)
+                if not tasks and not shared:
                     return made
-                made += sum(await asyncio.gather(*tasks))
+                made += sum(await asyncio.gather(*tasks)) + shared
 
     def wake(self) -> None:
         """After the clock moved: attempt what has come due. From code without an event loop this
         returns once every due delivery is tried (on the app's loop when it runs in another
         thread); from inside a running loop the attempts start as soon as the caller awaits."""
-        if not self._watches:
+        if not self._watches and self.schedule is None:
             return
         try:
             running = asyncio.get_running_loop()
@@ -629,6 +713,7 @@ class Dispatcher:
     async def run_forever(self) -> None:
         """Deliver in the background while the clock runs (a frozen clock waits for run_due)."""
         tasks: set[asyncio.Task[int]] = set()
+        sharing: asyncio.Task[int] | None = None  # one pass over the shared schedule at a time
         async with self._session() as session:
             self._background = (asyncio.get_running_loop(), session)
             try:
@@ -638,6 +723,10 @@ class Dispatcher:
                             task = asyncio.create_task(self._drain(watch, session))
                             tasks.add(task)
                             task.add_done_callback(tasks.discard)
+                        if self.schedule is not None and (sharing is None or sharing.done()):
+                            sharing = asyncio.create_task(self._run_shared(session))
+                            tasks.add(sharing)
+                            sharing.add_done_callback(tasks.discard)
                     await asyncio.sleep(self.tick)
             finally:
                 self._background = None
