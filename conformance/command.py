@@ -256,26 +256,19 @@ def _serve(args: argparse.Namespace) -> int:
     # Connection timeouts (keep-alive, request head and body); an open inspector keeps an event
     # stream open, so streams get 2 s to end when stopping.
     options = server_options()
+    target: Any = app
     if args.workers > 1:  # each worker process builds its own app on the shared store (worker_app)
         os.environ[_WORKER_ARGV] = json.dumps(args.argv)
         # Started afresh in each worker: uvicorn hands its options over by name, not by value.
         http = "veomock.mocks.store_redis:WorkerProtocol"
-        sock.close()  # uvicorn's supervisor binds the port itself, for its workers to share
-        uvicorn.run(
-            "veomock.conformance.command:worker_app",
-            host=args.host,
-            port=port,
-            log_level=args.log_level,
-            access_log=False,
-            timeout_graceful_shutdown=2,
-            **{**options, "http": http, "workers": args.workers, "factory": True},
-        )
-        return 0
-    # uvicorn binds the port again at once: the socket held it through the checks and the start-up
-    # lines, so a port in use was one error above, and --port 0 printed the port uvicorn now takes.
+        options = {**options, "http": http, "workers": args.workers, "factory": True}
+        target = "veomock.conformance.command:worker_app"
+    # uvicorn binds the port again at once (its supervisor does, for several workers): the socket
+    # held it through the checks and the start-up lines, so a port in use was one error above, and
+    # --port 0 printed the port uvicorn now takes.
     sock.close()
     uvicorn.run(
-        app,
+        target,
         host=args.host,
         port=port,
         log_level=args.log_level,
