@@ -15,16 +15,10 @@ import pytest
 from veomock.conformance.command import main as veomock
 
 from tests.helpers import ROOT
-from tests.processes import serving
+from tests.processes import free_port, serving
 
 COMMAND = [sys.executable, "-m", "veomock.conformance.command"]
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("VEOMOCK_")}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -90,7 +84,7 @@ def test_serve_help_documents_every_environment_variable(capsys: pytest.CaptureF
 
 
 def test_serve_takes_its_settings_from_the_environment(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         **ENV,
         "VEOMOCK_HOST": "127.0.0.1",

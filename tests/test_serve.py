@@ -3,66 +3,33 @@
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
+import os
 import sys
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from veomock.contracts import available
 
 from tests.helpers import ROOT, mp4_facts
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.processes import free_port, serving
 
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[str, list[str]]]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "veomock.conformance.command",
-            "serve",
-            "--port",
-            str(port),
-            "--speed",
-            "0",
-            "--seed",
-            "3",
-            "--log-level",
-            "info",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None and proc.stderr is not None
-    banner = [proc.stdout.readline() for _ in range(6)]
-    for line in proc.stderr:  # uvicorn says when it listens: no polling, no sleeping
-        if "Uvicorn running on" in line:
-            break
-    try:
+    port = free_port()
+    argv = [sys.executable, "-m", "veomock.conformance.command", "serve", "--port", str(port)]
+    argv += ["--speed", "0", "--seed", "3", "--log-level", "info"]
+    with serving(argv, cwd=ROOT, env=os.environ) as banner:
         yield f"http://127.0.0.1:{port}", banner
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        proc.stdout.close()
-        proc.stderr.close()
 
 
 def test_startup_prints_every_providers_base_url(served: tuple[str, list[str]]) -> None:
     base, banner = served
     text = "".join(banner)
-    for provider in ("aivideoapi", "apixo", "pixazo", "vtrix"):
-        assert f"{provider}" in text
-    assert text.count(base) >= 5  # the four providers and the control API
+    for provider in available():
+        assert provider in text
+    assert text.count(base) >= len(available()) + 1  # every provider and the control API
 
 
 def test_a_whole_session_over_the_socket(served: tuple[str, list[str]]) -> None:

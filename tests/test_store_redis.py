@@ -20,7 +20,8 @@ from veomock.mocks.lifecycle import Outcome
 from veomock.mocks.store_redis import RedisState
 
 from tests.helpers import ROOT
-from tests.redis_server import free_port, redis_server
+from tests.processes import free_port
+from tests.redis_server import redis_server
 
 START = 1_800_000_000.0
 CONTRACTS = load_all()
