@@ -41,7 +41,7 @@ def test_every_parameterised_contract_route_is_indexed(routes: list[BaseRoute]) 
     layer = _StaticRoutes(None, routes)  # type: ignore[arg-type]
     indexed = {route.path for filed in layer.prefixed.values() for _, route in filed}
     params = {r.path for r in routes if isinstance(r, Route) and "{" in r.path and not r.path.startswith("/{")}
-    assert indexed == params and len(params) >= 7  # statuses and media paths of the providers whose paths take a parameter
+    assert indexed == params and len(params) >= 7  # parameterised status and media paths
 
 
 @pytest.mark.parametrize("method", METHODS)
