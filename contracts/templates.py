@@ -189,10 +189,17 @@ def _lookup(keys: tuple[str, ...]) -> Render:
 
         return three
 
+    steps = tuple((key, int(key) if key.isdigit() else -1) for key in keys)
+
     def walk(ctx: Mapping[str, Any]) -> Any:
         value: Any = ctx
-        for key in keys:
-            value = _step(value, key)
+        for key, index in steps:
+            if type(value) is dict:
+                value = value.get(key)
+            elif type(value) is list:
+                value = value[index] if 0 <= index < len(value) else None
+            else:
+                value = _step(value, key)
         return value
 
     return walk

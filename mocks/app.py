@@ -12,16 +12,15 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from veomock.contracts import Contract, Operation
 from veomock.contracts.model import Response as ResponseSpec
 from veomock.contracts.model import SourceJob
 from veomock.contracts.templates import compile_template
-from veomock.mocks.faults import MockApp, screen, with_fault
+from veomock.mocks.faults import MockApp, TransportFaults, screen, with_fault
 from veomock.mocks.hosts import request_host
 from veomock.mocks.journal import EXCHANGE, exchange
 from veomock.mocks.jsontext import NotText, TooDeep, json_text, json_type, loads_body
@@ -554,9 +553,10 @@ def build_app(state: MockState, control: bool = True, control_token: str | None 
         routes.extend(_routes_for(state, contract))
     fallback = _AnyMethod(_fallback(state))
     routes.append(Route("/{rest:path}", fallback))
-    app = MockApp(
+    app = _ServedApp(
+        RouteIndex(routes),
+        _crashed(state),
         routes=routes,
-        middleware=[Middleware(_StaticRoutes, routes=routes)],
         lifespan=state.webhooks.lifespan,
         exception_handlers={Exception: _crashed(state)},
     )
@@ -566,27 +566,72 @@ def build_app(state: MockState, control: bool = True, control_token: str | None 
     return app
 
 
-class _StaticRoutes:
-    """Contract routes found without Starlette's router, and their handlers called directly.
+class _ServedApp(MockApp):
+    """The mock's Starlette app, with the contract routes served straight from a :class:`RouteIndex`.
+
+    A request to a contract route skips Starlette's middleware stack: its handler is called here,
+    a crash in it still gets the provider-shaped 500 (and is raised on, for the server's log),
+    and a transport fault still sends its held response. Every other request (the control API,
+    a path no contract route serves) goes through the whole stack and the router.
+    """
+
+    def __init__(
+        self, index: RouteIndex, crashed: Callable[[Request, Exception], Awaitable[Response]], **options: Any
+    ) -> None:
+        super().__init__(**options)
+        self.index, self.crashed = index, crashed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        found = self.index.find(scope) if scope["type"] == "http" else None
+        if found is None:
+            await super().__call__(scope, receive, send)
+            return
+        route, params = found
+        scope["app"], scope["route"], scope["endpoint"], scope["path_params"] = self, route, route.endpoint, params
+        request = Request(scope, receive, send)
+        try:
+            response = await route.endpoint(request)
+        except Exception as exc:
+            await (await self.crashed(request, exc))(scope, receive, send)
+            raise
+        if isinstance(response, FileResponse):  # it opens the file once it has started, or fails before
+            await self._file(request, response, send)
+        else:
+            await response(scope, receive, send)
+        await TransportFaults.finish(scope, receive, send)
+
+    async def _file(self, request: Request, response: Response, send: Send) -> None:
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await response(request.scope, request.receive, tracked)
+        except Exception as exc:
+            if not started:
+                await (await self.crashed(request, exc))(request.scope, request.receive, send)
+            raise
+
+
+class RouteIndex:
+    """Contract routes found without Starlette's router.
 
     The router tries every route in order, one regular expression each. Here, a route without
     path parameters is found by (method, path) in a dict; a route with them, by the static part
     of its path before the first parameter (up to a ``/``): the request path's leading parts up
     to each ``/`` are looked up, and only the routes filed there are matched, the earliest
     declared first, as the router would. A path under a mount (the control API), and routes
-    declared after one this layer cannot index, go on down to the router.
-
-    This layer sits between Starlette's error middleware (a crash still gets the provider-shaped
-    500) and its exception middleware, which maps ``HTTPException``: these handlers never raise
-    one, so they skip that layer too.
+    declared after one this index cannot hold, are left to the router.
     """
 
-    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
-        self.app = app
+    def __init__(self, routes: Sequence[BaseRoute]) -> None:
         self.table: dict[tuple[str, str], Route] = {}
         self.prefixed: dict[str, list[tuple[int, Route]]] = {}
         mounts: list[str] = []
-        indexable = True  # until a route this layer cannot index: the router keeps what follows
+        indexable = True  # until a route this index cannot hold: the router keeps what follows
         for order, route in enumerate(routes):
             if isinstance(route, Mount):
                 mounts.append(route.path)
@@ -603,6 +648,16 @@ class _StaticRoutes:
                 indexable = False
         self.mounts = tuple(mounts)
 
+    def find(self, scope: Scope) -> tuple[Route, dict[str, Any]] | None:
+        """The route serving this request, and its path parameters; None: the router decides."""
+        method, path = scope["method"], scope["path"]
+        route = self.table.get((method, path))
+        if route is not None:
+            return route, {}
+        if self.prefixed and not scope.get("root_path") and not path.startswith(self.mounts):
+            return self._find(method, path)
+        return None
+
     def _find(self, method: str, path: str) -> tuple[Route, dict[str, Any]] | None:
         """The first declared parameterised route that matches ``path`` and ``method``, with its params."""
         best: tuple[int, Route, dict[str, Any]] | None = None
@@ -618,21 +673,3 @@ class _StaticRoutes:
                     break
             end = path.find("/", end + 1)
         return None if best is None else best[1:]
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            method, path = scope["method"], scope["path"]
-            route = self.table.get((method, path))
-            params: dict[str, Any] = {}
-            if route is None and self.prefixed and not scope.get("root_path") and not path.startswith(self.mounts):
-                found = self._find(method, path)
-                if found is not None:
-                    route, params = found
-            if route is not None:
-                scope["route"] = route
-                scope["endpoint"] = route.endpoint
-                scope["path_params"] = params
-                response = await route.endpoint(Request(scope, receive, send))
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)

@@ -72,9 +72,11 @@ class Ledger:
         while ends and ends[0] <= now:
             end = heapq.heappop(ends)
             for job in ending.pop(end):
-                if job.id not in open_jobs or job.terminal_at() != end:
+                if open_jobs.get(job.id) is not job or job.terminal_at() != end:
                     continue  # settled already, or rescheduled to another end by a forced state
-                account.settled += self.charge(job, now)
+                # It ended at ``end``, no later than ``now``: it is in its last, terminal state.
+                final = 0.0 if job.states[-1] in self.refund_states else job.price
+                account.settled += final
                 account.pending -= self._open_charge(job)
                 del open_jobs[job.id]
 

@@ -278,7 +278,13 @@ class TransportFaults:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)
-        held = scope.get(_HELD_KEY) if scope["type"] == "http" else None
+        if scope["type"] == "http":
+            await self.finish(scope, receive, send)
+
+    @staticmethod
+    async def finish(scope: Scope, receive: Receive, send: Send) -> None:
+        """Send the response held for this request's fault, if one was held."""
+        held = scope.get(_HELD_KEY)
         if held is not None:
             await held.finish(receive, send)
 

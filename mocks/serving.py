@@ -38,60 +38,80 @@ BODY_TIMEOUT = 30.0
 
 
 class _Guarded(HttpToolsProtocol):
-    """uvicorn's httptools protocol with deadlines on a request's head and body."""
+    """uvicorn's httptools protocol with deadlines on a request's head and body.
+
+    A phase change notes its deadline; one sweep per event loop (:class:`_Sweep`) closes the
+    connections past theirs. Arming and cancelling a timer on every phase of every request would
+    cost each request several event-loop handles.
+    """
 
     header_timeout = HEADER_TIMEOUT
     body_timeout = BODY_TIMEOUT
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._phase = "head"  # the first request's head is due
-        self._timer: asyncio.TimerHandle | None = None
-        self._armed: str | None = None
-        self._rearm()
+        self._sweep = _Sweep.of(self.loop, min(self.header_timeout, self.body_timeout))
+        self._sweep.connections.add(self)
+        self._due("head", self.header_timeout)  # the first request's head is due
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._phase = "closed"
-        self._rearm()
+        self._sweep.connections.discard(self)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        cycle = self.cycle
+        if self._timed == "body" and cycle is not None and cycle.response_complete:
+            self._due("head", self.header_timeout)  # the next request: its head is due from its first byte
         super().data_received(data)
-        self._rearm()
-
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._phase = "head"
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
-        self._phase = "body"
+        self._due("body", self.body_timeout)
 
-    def on_message_complete(self) -> None:
-        super().on_message_complete()
-        self._phase = "answer"
+    def _due(self, phase: str, limit: float) -> None:
+        self._timed, self._deadline = phase, self.loop.time() + limit
 
-    def on_response_complete(self) -> None:
-        if self._phase == "answer":
-            self._phase = "idle"  # uvicorn's keep-alive timer takes over
-        super().on_response_complete()
-        self._rearm()
+    def expired(self, now: float) -> bool:
+        """Past the deadline of an unfinished head, or of a body still coming in. An answer the
+        mock is working on has none; an idle connection is uvicorn's (its keep-alive timer)."""
+        if now < self._deadline:
+            return False
+        return self._timed == "head" or (self.cycle is not None and self.cycle.more_body)
 
-    def _rearm(self) -> None:
-        if self._armed == self._phase:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._armed = self._phase
-        limit = {"head": self.header_timeout, "body": self.body_timeout}.get(self._phase)
-        if limit is not None:
-            self._timer = self.loop.call_later(limit, self._expire)
-
-    def _expire(self) -> None:
-        self._timer = None
+    def expire(self) -> None:
         if not self.transport.is_closing():
             self.transport.close()
+
+
+class _Sweep:
+    """The guarded connections of one event loop, looked over about ten times per shortest
+    deadline; those past their deadline are closed. It runs while the loop has connections."""
+
+    _of: dict[asyncio.AbstractEventLoop, _Sweep] = {}
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, every: float) -> None:
+        self.loop, self.every = loop, every
+        self.connections: set[_Guarded] = set()
+        self._handle: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop, shortest: float) -> _Sweep:
+        every = min(1.0, max(0.02, shortest / 10))
+        sweep = cls._of.get(loop)
+        if sweep is None:
+            for stale in [other for other in cls._of if other.is_closed()]:
+                del cls._of[stale]
+            sweep = cls._of[loop] = cls(loop, every)
+        sweep.every = min(sweep.every, every)
+        if sweep._handle is None:
+            sweep._handle = loop.call_later(sweep.every, sweep.run)
+        return sweep
+
+    def run(self) -> None:
+        now = self.loop.time()
+        for connection in [c for c in self.connections if c.expired(now)]:
+            connection.expire()
+        self._handle = self.loop.call_later(self.every, self.run) if self.connections else None
 
 
 def guarded(header_timeout: float = HEADER_TIMEOUT, body_timeout: float = BODY_TIMEOUT) -> type[asyncio.Protocol]:

@@ -73,3 +73,25 @@ def test_requests_in_time_are_answered_on_one_connection(guarded_server: ServerT
         conn.sendall(request * 3)  # pipelined
         answer = _closed(conn)
     assert answer.count(b"HTTP/1.1 200 ") == 3
+
+
+@pytest.mark.parametrize("together", [True, False], ids=["pipelined", "after-the-answer"])
+def test_a_next_request_head_that_never_completes_is_closed(
+    guarded_server: ServerThread, state: MockState, together: bool
+) -> None:
+    """A whole request, then half of the next one's head: the first is answered, then the
+    connection is closed (with the half head sent at once, or once the answer came)."""
+    guarded_server.use(build_app(state))
+    whole = b"GET /_veomock/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    half = b"GET /_veomock/health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    with socket.create_connection((guarded_server.host, guarded_server.port)) as conn:
+        if together:
+            conn.sendall(whole + half)
+        else:
+            conn.sendall(whole)
+            conn.settimeout(10)
+            first = conn.recv(65536)
+            assert first.startswith(b"HTTP/1.1 200 ")
+            conn.sendall(half)
+        answer = first + _closed(conn) if not together else _closed(conn)
+    assert answer.count(b"HTTP/1.1 200 ") == 1

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from starlette.routing import BaseRoute, Match, Route
 from veomock.mocks import Clock, build_app, create_state
-from veomock.mocks.app import _StaticRoutes
+from veomock.mocks.app import RouteIndex
 
 METHODS = ("GET", "HEAD", "POST", "DELETE")
 
@@ -38,7 +38,7 @@ def routes() -> list[BaseRoute]:
 
 
 def test_every_parameterised_contract_route_is_indexed(routes: list[BaseRoute]) -> None:
-    layer = _StaticRoutes(None, routes)  # type: ignore[arg-type]
+    layer = RouteIndex(routes)
     indexed = {route.path for filed in layer.prefixed.values() for _, route in filed}
     params = {r.path for r in routes if isinstance(r, Route) and "{" in r.path and not r.path.startswith("/{")}
     assert indexed == params and len(params) >= 7  # parameterised status and media paths
@@ -46,7 +46,7 @@ def test_every_parameterised_contract_route_is_indexed(routes: list[BaseRoute]) 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_the_fast_layer_agrees_with_the_router(routes: list[BaseRoute], method: str) -> None:
-    layer = _StaticRoutes(None, routes)  # type: ignore[arg-type]
+    layer = RouteIndex(routes)
     for path in _paths(routes):
         expected = _router_choice(routes, method, path)
         static = layer.table.get((method, path))
@@ -63,7 +63,7 @@ def test_an_earlier_route_under_another_prefix_wins_as_in_the_router() -> None:
 
     first, second = Route("/a/{x}/c", endpoint, methods=["GET"]), Route("/a/b/{y}", endpoint, methods=["GET"])
     for order in ([first, second], [second, first]):
-        layer = _StaticRoutes(None, order)  # type: ignore[arg-type]
+        layer = RouteIndex(order)
         found = layer._find("GET", "/a/b/c")
         assert found is not None and found[0] is order[0]
         assert found == _router_choice(list(order), "GET", "/a/b/c")
