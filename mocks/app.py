@@ -627,6 +627,8 @@ class RouteIndex:
     declared after one this index cannot hold, are left to the router.
     """
 
+    RECENT = 4096  # parameterised paths whose match is kept
+
     def __init__(self, routes: Sequence[BaseRoute]) -> None:
         self.table: dict[tuple[str, str], Route] = {}
         self.prefixed: dict[str, list[tuple[int, Route]]] = {}
@@ -647,16 +649,28 @@ class RouteIndex:
             else:
                 indexable = False
         self.mounts = tuple(mounts)
+        self._recent: dict[tuple[str, str], tuple[Route, dict[str, Any]]] = {}
 
     def find(self, scope: Scope) -> tuple[Route, dict[str, Any]] | None:
-        """The route serving this request, and its path parameters; None: the router decides."""
+        """The route serving this request, and its path parameters; None: the router decides.
+
+        A parameterised path is matched once, then read from a bounded cache: a client polls the
+        same status URL many times while its job runs."""
         method, path = scope["method"], scope["path"]
         route = self.table.get((method, path))
         if route is not None:
             return route, {}
-        if self.prefixed and not scope.get("root_path") and not path.startswith(self.mounts):
-            return self._find(method, path)
-        return None
+        if not self.prefixed or scope.get("root_path") or path.startswith(self.mounts):
+            return None
+        found = self._recent.get((method, path))
+        if found is None:
+            found = self._find(method, path)
+            if found is None:
+                return None
+            if len(self._recent) >= self.RECENT:
+                del self._recent[next(iter(self._recent))]  # the oldest goes first
+            self._recent[(method, path)] = found
+        return found[0], dict(found[1])
 
     def _find(self, method: str, path: str) -> tuple[Route, dict[str, Any]] | None:
         """The first declared parameterised route that matches ``path`` and ``method``, with its params."""

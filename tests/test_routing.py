@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -67,3 +68,18 @@ def test_an_earlier_route_under_another_prefix_wins_as_in_the_router() -> None:
         found = layer._find("GET", "/a/b/c")
         assert found is not None and found[0] is order[0]
         assert found == _router_choice(list(order), "GET", "/a/b/c")
+
+
+def test_a_repeated_path_is_matched_from_a_bounded_cache(routes: list[BaseRoute]) -> None:
+    index = RouteIndex(routes)
+    param = next(r for r in routes if isinstance(r, Route) and "{" in r.path and not r.path.startswith("/{"))
+    method = sorted(param.methods or ())[0]
+    paths = [re.sub(r"\{[^}]+\}", f"job-{i}", param.path) for i in range(index.RECENT + 50)]
+    for path in paths + paths[-10:]:
+        scope = {"type": "http", "method": method, "path": path, "root_path": ""}
+        found = index.find(scope)
+        assert found is not None and found == index._find(method, path)
+        found[1]["changed"] = "by the handler"  # each request gets its own parameters
+        again = index.find(scope)
+        assert again is not None and "changed" not in again[1]
+    assert len(index._recent) == index.RECENT
