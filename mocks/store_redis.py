@@ -13,13 +13,17 @@ in Redis, under one key prefix, and each worker reads it there on every request:
 - **the clock** (:class:`SharedClock`): provider time as a base, a wall-clock anchor and a speed
   (wall time, so hosts need synchronised clocks);
 - **the journal** (:class:`RedisJournal`): a capped list;
-- **the webhook schedule** (:class:`RedisSchedule`): due deliveries in a sorted set per API key
-  (score: the time they are due on that key's clock), their payloads in a hash. A worker's pass
-  claims what is due with a Lua script that moves each claimed delivery's score on by a lease, so
-  each attempt is made by one worker, and a delivery whose claimer died comes due again.
+- **the webhook schedule** (:class:`RedisSchedule`): per API key, the watches of the jobs with
+  callbacks to come (a sorted set by when the job next changes state) and the deliveries due (a
+  sorted set by the time they are due on that key's clock), with their payloads in a hash; the
+  policies in a hash. A worker's pass claims what is due with a Lua script that moves each
+  claimed entry's score on by a lease, so each watch pass and each attempt is made by one worker,
+  and an entry whose claimer died comes due again. A pass over a watch lands (its deliveries and
+  the watch written back) in one script that checks the watch is still as the worker read it.
 
 Everything a request changes is written before it is answered, so a ``kill -9`` of the whole
-mock loses no job and no balance: started again on the same Redis, it carries on.
+mock loses no job, no balance and no callback to come: started again on the same Redis, it
+carries on.
 """
 
 from __future__ import annotations
@@ -475,8 +479,8 @@ class RedisLimiter(Limiter):
         return Refusal("rate_limited", f"Rate limit of {rpm} requests per minute exceeded", wait)
 
 
-# Claim up to ARGV[3] deliveries due by ARGV[1]: each is due again at ARGV[2] (the lease's end)
-# unless its claimer retries or finishes it first.
+# Claim up to ARGV[3] entries (deliveries, or watches) due by ARGV[1]: each is due again at
+# ARGV[2] (the lease's end) unless its claimer retries, commits or finishes it first.
 _CLAIM = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
@@ -487,32 +491,107 @@ for i, id in ipairs(ids) do out[#out + 1] = id; out[#out + 1] = payloads[i] or f
 return out
 """
 
-# Forget delivery ARGV[1] of key ARGV[2], and the key once nothing of it is left.
+# KEYS: deliveries (sorted set), watches (sorted set), payloads (hash), marks (hash), the keys
+# with something waiting (set), the delivery sequence. Forget entry ARGV[1] of key ARGV[2], and
+# the key once nothing of it is left.
 _DONE = """
 redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
-if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[3], ARGV[2]) end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], 'seen:' .. ARGV[1], 'poke:' .. ARGV[1])
+if redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', KEYS[2]) == 0 then redis.call('SREM', KEYS[5], ARGV[2]) end
+return 1
+"""
+
+# KEYS as for _DONE. A worker's pass over watch ARGV[1] (key ARGV[2]) lands only if the watch is
+# still as that worker read it (ARGV[3]; else another worker has done this pass): the deliveries
+# it made (ARGV[8..]: due, payload pairs) get ids of the sequence, and the watch is written back
+# (ARGV[4], due again at ARGV[5]) or, once it is over (ARGV[4] empty), forgotten. A watch whose job
+# moved on (poked) or whose late callbacks a poll released (seen, ARGV[6] = 1) meanwhile is due
+# again at once (ARGV[7], the pass's instant).
+_COMMIT = """
+if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[3] then return 0 end
+for i = 8, #ARGV, 2 do
+  local id = string.format('d%012d', redis.call('INCR', KEYS[6]))
+  redis.call('HSET', KEYS[3], id, ARGV[i + 1])
+  redis.call('ZADD', KEYS[1], ARGV[i], id)
+end
+if ARGV[4] == '' then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('HDEL', KEYS[3], ARGV[1])
+  redis.call('HDEL', KEYS[4], 'seen:' .. ARGV[1], 'poke:' .. ARGV[1])
+else
+  local due = ARGV[5]
+  if redis.call('HDEL', KEYS[4], 'poke:' .. ARGV[1]) == 1 then due = ARGV[7] end
+  if ARGV[6] == '1' and redis.call('HEXISTS', KEYS[4], 'seen:' .. ARGV[1]) == 1 then due = ARGV[7] end
+  redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
+  redis.call('ZADD', KEYS[2], due, ARGV[1])
+end
+if redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', KEYS[2]) == 0 then
+  redis.call('SREM', KEYS[5], ARGV[2])
+else
+  redis.call('SADD', KEYS[5], ARGV[2])
+end
+return 1
+"""
+
+# KEYS as for _DONE. A poll saw the job of watches ARGV[3..] end at ARGV[1] (ARGV[2] = "seen"),
+# or the job was forced into another state (ARGV[2] = "poke"): each watch still waiting notes it
+# and comes due at once.
+_MARK = """
+for i = 3, #ARGV do
+  if redis.call('ZSCORE', KEYS[2], ARGV[i]) then
+    if ARGV[2] == 'seen' then
+      redis.call('HSETNX', KEYS[4], 'seen:' .. ARGV[i], ARGV[1])
+    else
+      redis.call('HSET', KEYS[4], 'poke:' .. ARGV[i], '1')
+    end
+    redis.call('ZADD', KEYS[2], '-inf', ARGV[i])
+  end
+end
 return 1
 """
 
 
 class RedisSchedule:
-    """The webhook deliveries due, shared by every worker (:class:`~mocks.webhooks.Schedule`)."""
+    """The webhook schedule shared by every worker (:class:`~mocks.webhooks.Schedule`).
+
+    Per API key: the deliveries due (a sorted set by due time), the watches (a sorted set by the
+    time their job next changes state), the payloads of both (a hash: a delivery's JSON, a
+    watch's record of what it has turned into deliveries so far), and marks (a hash: the first
+    poll that saw a watched job end, a job forced into another state). Policies sit in one hash.
+    """
 
     def __init__(self, client: redis.Redis, prefix: str, batch: int = 256) -> None:
-        self.client, self.prefix, self.batch = client, prefix, batch
+        self.client: Any = client
+        self.prefix, self.batch = prefix, batch
         self._claim = client.register_script(_CLAIM)
         self._done = client.register_script(_DONE)
+        self._commit = client.register_script(_COMMIT)
+        self._mark = client.register_script(_MARK)
+        self._policies = f"{prefix}policies"
 
     def _keys(self, key: str) -> list[str]:
-        return [f"{self.prefix}due:{key}", f"{self.prefix}payload:{key}", f"{self.prefix}keys"]
+        base = self.prefix
+        return [
+            f"{base}due:{key}",
+            f"{base}watch:{key}",
+            f"{base}payload:{key}",
+            f"{base}marks:{key}",
+            f"{base}keys",
+            f"{base}seq",
+        ]
 
-    def add(self, key: str, due: float, payload: dict[str, Any]) -> None:
-        ident = str(self.client.incr(f"{self.prefix}seq"))
-        self.retry(ident, key, due, payload)
+    def watch(self, key: str, entries: list[tuple[str, float, dict[str, Any]]]) -> None:
+        _, watches, table, _, keys, _ = self._keys(key)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(table, mapping={ident: orjson.dumps(record) for ident, _, record in entries})
+        pipe.zadd(watches, {ident: when for ident, when, _ in entries})
+        pipe.sadd(keys, key)
+        pipe.execute()
 
     def retry(self, ident: str, key: str, due: float, payload: dict[str, Any]) -> None:
-        zset, table, keys = self._keys(key)
+        zset, _, table, _, keys, _ = self._keys(key)
         pipe = self.client.pipeline(transaction=True)
         pipe.hset(table, ident, orjson.dumps(payload))
         pipe.zadd(zset, {ident: due})
@@ -523,26 +602,99 @@ class RedisSchedule:
         members = cast(set[bytes], self.client.smembers(f"{self.prefix}keys"))
         return sorted(k.decode() for k in members)
 
-    def claim(self, key: str, now: float, lease: float) -> list[tuple[str, dict[str, Any]]]:
-        zset, table, _ = self._keys(key)
+    def _claimed(self, zset: str, table: str, key: str, now: float, lease: float) -> list[tuple[str, bytes]]:
         flat = self._claim(keys=[zset, table], args=[repr(now), repr(now + lease), self.batch])
         out = []
         for ident, raw in zip(flat[::2], flat[1::2], strict=True):
             if raw is None:  # forgotten meanwhile
                 self.done(ident.decode(), key)
             else:
-                out.append((ident.decode(), orjson.loads(raw)))
+                out.append((ident.decode(), raw))
         return out
+
+    def claim(self, key: str, now: float, lease: float) -> list[tuple[str, dict[str, Any]]]:
+        zset, _, table, *_ = self._keys(key)
+        return [(ident, orjson.loads(raw)) for ident, raw in self._claimed(zset, table, key, now, lease)]
+
+    def claim_watches(self, key: str, now: float, lease: float) -> list[tuple[str, bytes, dict[str, Any]]]:
+        _, zset, table, *_ = self._keys(key)
+        return [(ident, raw, orjson.loads(raw)) for ident, raw in self._claimed(zset, table, key, now, lease)]
+
+    def commit(
+        self,
+        key: str,
+        ident: str,
+        claimed: bytes,
+        record: dict[str, Any] | None,
+        upcoming: float,
+        deliveries: list[tuple[float, dict[str, Any]]],
+        now: float,
+    ) -> bool:
+        late = bool(record and record["late"])
+        args: list[Any] = [ident, key, claimed, b"" if record is None else orjson.dumps(record)]
+        args += [_score(upcoming), int(late), repr(now)]
+        for due, payload in deliveries:
+            args += [repr(due), orjson.dumps(payload)]
+        return bool(self._commit(keys=self._keys(key), args=args))
+
+    def seen_at(self, key: str, ident: str) -> float | None:
+        raw = self.client.hget(self._keys(key)[3], f"seen:{ident}")
+        return None if raw is None else float(raw)
+
+    def mark(self, key: str, idents: list[str], what: str, now: float) -> None:
+        self._mark(keys=self._keys(key), args=[repr(now), what, *idents])
+
+    def entries(self, key: str) -> list[tuple[float, dict[str, Any]]]:
+        """Every delivery waiting for ``key`` (by when it is due, or its lease ends) and every watch."""
+        due, watches, table, *_ = self._keys(key)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.zrange(due, 0, -1, withscores=True)
+        pipe.zrange(watches, 0, -1, withscores=True)
+        pipe.hgetall(table)
+        listed, watched, payloads = pipe.execute()
+        return [(score, orjson.loads(payloads[i])) for i, score in [*listed, *watched] if i in payloads]
+
+    def next_due(self) -> float | None:
+        firsts = []
+        for key in self.waiting():
+            due, watches, *_ = self._keys(key)
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zrange(due, 0, 0, withscores=True)
+            pipe.zrange(watches, 0, 0, withscores=True)
+            firsts += [score for found in pipe.execute() for _, score in found]
+        return min(firsts, default=None)
 
     def done(self, ident: str, key: str) -> None:
         self._done(keys=self._keys(key), args=[ident, key])
 
+    def set_policy(self, name: str, policy: dict[str, Any] | None) -> None:
+        if policy is None:
+            self.client.hdel(self._policies, name)
+        else:
+            self.client.hset(self._policies, name, orjson.dumps(policy))
+
+    def policy(self, *names: str) -> dict[str, Any] | None:
+        """The first of the policies ``names`` that is set."""
+        for raw in self.client.hmget(self._policies, list(names)):
+            if raw is not None:
+                return cast(dict[str, Any], orjson.loads(raw))
+        return None
+
+    def policies(self) -> dict[str, dict[str, Any]]:
+        return {k.decode(): orjson.loads(v) for k, v in self.client.hgetall(self._policies).items()}
+
     def forget(self, key: str) -> None:
-        zset, table, keys = self._keys(key)
+        due, watches, table, marks, keys, _ = self._keys(key)
+        jobs = {orjson.loads(ident)[2] for ident in self.client.zrange(watches, 0, -1)}  # see watch_ident
         pipe = self.client.pipeline(transaction=True)
-        pipe.delete(zset, table)
+        pipe.delete(due, watches, table, marks)
         pipe.srem(keys, key)
+        pipe.hdel(self._policies, f"key:{key}", *(f"job:{job}" for job in jobs))
         pipe.execute()
+
+
+def _score(value: float) -> str:
+    return "+inf" if value == math.inf else repr(value)
 
 
 @dataclass
@@ -598,3 +750,4 @@ class RedisState(MockState):
         super().force(job, target, outcome, now)
         assert isinstance(self.jobs, RedisJobs)
         self.jobs.save(job)
+        self.webhooks.touched(job)

@@ -4,9 +4,7 @@ the journal, and a kill -9 of the whole mock loses nothing."""
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,8 +18,8 @@ from veomock.mocks.lifecycle import Outcome
 from veomock.mocks.store_redis import RedisState
 
 from tests.helpers import ROOT
-from tests.processes import free_port
 from tests.redis_server import redis_server
+from tests.store_serving import kill, serve
 
 START = 1_800_000_000.0
 CONTRACTS = load_all()
@@ -105,50 +103,8 @@ def test_a_reset_empties_the_store_for_every_worker(store: str) -> None:
     assert two.now() == START
 
 
-def _serve(store: str, *flags: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "veomock.conformance.command",
-            "serve",
-            "--port",
-            str(free_port()),
-            "--store",
-            store,
-            *flags,
-            "--speed",
-            "0",
-            "--log-level",
-            "info",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group: the workers die with it
-    )
-    assert proc.stderr is not None
-    workers = int(flags[flags.index("--workers") + 1]) if "--workers" in flags else 1
-    base, started = None, 0
-    for line in proc.stderr:  # uvicorn says where it listens and when each worker is up: no polling
-        if "Uvicorn running on" in line:
-            base = line.split("Uvicorn running on ")[1].split()[0]
-        started += "Application startup complete" in line
-        if base and started == workers:
-            return proc, base
-    raise AssertionError(f"veomock serve exited with {proc.wait()}")
-
-
-def _kill(proc: subprocess.Popen[str]) -> None:
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert proc.stderr is not None
-    proc.stderr.close()
-
-
 def test_served_workers_share_state_and_a_kill_9_loses_nothing(store: str) -> None:
-    proc, base = _serve(store, "--workers", "2")
+    proc, base = serve(store, "--workers", "2")
     auth = {"Authorization": "Bearer sk-store"}
     body = json.loads((ROOT / "fixtures" / "apixo" / "requests" / "text-to-video.json").read_text())["body"]
     try:
@@ -159,9 +115,9 @@ def test_served_workers_share_state_and_a_kill_9_loses_nothing(store: str) -> No
         with httpx.Client(base_url=base, timeout=10) as client:
             balance = client.get("/_veomock/balances", params={"key": "sk-store", "provider": "apixo"}).json()
     finally:
-        _kill(proc)
+        kill(proc)
     assert len(set(ids)) == 16
-    proc, base = _serve(store)
+    proc, base = serve(store)
     try:
         with httpx.Client(base_url=base, headers=auth, timeout=10) as client:
             for job_id in ids:
@@ -169,7 +125,7 @@ def test_served_workers_share_state_and_a_kill_9_loses_nothing(store: str) -> No
                 assert polled.status_code == 200 and polled.json()["data"]["taskId"] == job_id
             again = client.get("/_veomock/balances", params={"key": "sk-store", "provider": "apixo"}).json()
     finally:
-        _kill(proc)
+        kill(proc)
     assert again == balance and balance["balances"]["apixo"]["charged"] > 0
 
 
