@@ -176,8 +176,8 @@ class Control:
         clocks = self.state.clocks
         if key is not None:
             clock = clocks.of(key)
-            return {"now": clock.now(), "speed": clock.speed, "key": key, "own": key in clocks.tenants}
-        tenants = {k: {"now": c.now(), "speed": c.speed} for k, c in clocks.tenants.items()}
+            return {"now": clock.now(), "speed": clock.speed, "key": key, "own": clock is not clocks.default}
+        tenants = {k: {"now": c.now(), "speed": c.speed} for k, c in clocks.owned().items()}
         return {"now": clocks.default.now(), "speed": clocks.default.speed, "tenants": tenants}
 
     # -- scenarios and chaos --------------------------------------------------------------------

@@ -10,8 +10,9 @@ in Redis, under one key prefix, and each worker reads it there on every request:
 - **balances** (:class:`RedisLedger`): per key, the initial balance and what was charged, and the
   open jobs in a sorted set by end time; a Lua script settles what ended and reads the balance
   in one atomic step;
-- **the clock** (:class:`SharedClock`): provider time as a base, a wall-clock anchor and a speed
-  (wall time, so hosts need synchronised clocks);
+- **the clocks** (:class:`SharedClock`, :class:`SharedClocks`): provider time as a base, a
+  wall-clock anchor and a speed (wall time, so hosts need synchronised clocks), the default's and
+  each tenant's own in one hash, so a request reads its key's clock in one round trip;
 - **the journal** (:class:`RedisJournal`): a capped list;
 - **the webhook schedule** (:class:`RedisSchedule`): per API key, the watches of the jobs with
   callbacks to come (a sorted set by when the job next changes state) and the deliveries due (a
@@ -42,7 +43,7 @@ import orjson
 import redis
 from veomock.contracts import Contract
 from veomock.mocks.billing import Ledger
-from veomock.mocks.clock import Clock, check_seconds, check_speed
+from veomock.mocks.clock import Clock, Clocks, check_seconds, check_speed
 from veomock.mocks.journal import EXCHANGE, JOURNAL_BYTES, _exchange_fields
 from veomock.mocks.lifecycle import Job, Outcome
 from veomock.mocks.limits import WINDOW, Limiter, Limits, Refusal
@@ -59,6 +60,7 @@ __all__ = [
     "RedisSchedule",
     "RedisState",
     "SharedClock",
+    "SharedClocks",
     "WorkerProtocol",
     "connect",
 ]
@@ -308,54 +310,125 @@ class RedisLedger(Ledger):
         return {"remaining": round(initial - charged, 6), "initial": initial, "charged": charged}
 
 
+def _unpack_clock(packed: bytes) -> tuple[float, float, float]:
+    base, anchor, speed = (float(x) for x in packed.split())
+    return base, anchor, speed
+
+
+def _time_of(packed: bytes) -> float:
+    base, anchor, speed = _unpack_clock(packed)
+    return base if speed == 0 else base + (time.time() - anchor) * speed
+
+
 class SharedClock(Clock):
     """Provider time kept in Redis: ``base + (wall time - anchor) * speed``, read on every call.
 
-    The first process to come up on a Redis sets the clock; the others, and restarts, join it.
+    One hash holds every clock of a mock: the default in the field ``state``, a tenant's own in
+    ``tenant:KEY``. The first process to come up on a Redis sets the default clock; the others,
+    and restarts, join it (``join``: only read a clock that is there).
     """
 
-    def __init__(self, client: redis.Redis, name: str, speed: float = 1.0, start: float | None = None) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        name: str,
+        speed: float = 1.0,
+        start: float | None = None,
+        field: str = "state",
+        join: bool = False,
+    ) -> None:
         self.client: Any = client
-        self.name = name
-        super().__init__(speed, start)  # checks the speed; restore() below must not overwrite
-        self.client.hsetnx(name, "state", self._pack(time.time() if start is None else float(start), speed))
+        self.name, self.field = name, field
+        super().__init__(speed, start)  # checks the speed, and calls restore(): it writes nothing yet
+        self._made = True
+        if not join:
+            self.client.hsetnx(name, field, self._pack(time.time() if start is None else float(start), speed))
 
     @staticmethod
     def _pack(base: float, speed: float) -> str:
         return f"{base!r} {time.time()!r} {float(speed)!r}"
 
     def _state(self) -> tuple[float, float, float]:
-        base, anchor, speed = (float(x) for x in self.client.hget(self.name, "state").split())
-        return base, anchor, speed
+        return _unpack_clock(self.client.hget(self.name, self.field))
 
     @property
     def speed(self) -> float:
         return self._state()[2]
 
     def now(self) -> float:
-        base, anchor, speed = self._state()
-        return base if speed == 0 else base + (time.time() - anchor) * speed
+        return _time_of(self.client.hget(self.name, self.field))
 
     def advance(self, seconds: float) -> float:
         now = self.now()
-        self.client.hset(self.name, "state", self._pack(now + check_seconds("advance", seconds, now), self.speed))
+        self.client.hset(self.name, self.field, self._pack(now + check_seconds("advance", seconds, now), self.speed))
         return self.now()
 
     def set_speed(self, speed: float) -> None:
-        self.client.hset(self.name, "state", self._pack(self.now(), check_speed(speed)))
+        self.client.hset(self.name, self.field, self._pack(self.now(), check_speed(speed)))
 
     def restore(self) -> None:
         speed, start = self._initial
-        if hasattr(self, "client"):  # not while the base class is being made
-            self.client.hset(self.name, "state", self._pack(time.time() if start is None else start, speed))
+        if getattr(self, "_made", False):  # not while the base class is being made: a worker joins
+            self.client.hset(self.name, self.field, self._pack(time.time() if start is None else start, speed))
 
     def fork(self) -> Clock:
-        """A tenant's own clock: this worker's alone (tenant clocks are not shared)."""
+        """A clock of its own at this one's time and speed, kept apart from the shared ones."""
         return Clock(self.speed, self.now())
 
     def real_seconds(self, provider_seconds: float) -> float:
         speed = self.speed
         return float("inf") if speed == 0 else provider_seconds / speed
+
+
+class SharedClocks(Clocks):
+    """:class:`~mocks.clock.Clocks` in Redis: a tenant's own clock is a field of the default's
+    hash, so every worker reads the same tenant clock, in one round trip per request."""
+
+    def __init__(self, default: SharedClock) -> None:
+        super().__init__(default)
+        self.shared = default
+
+    def _field(self, key: str) -> str:
+        return f"tenant:{key}"
+
+    def _tenant(self, key: str) -> SharedClock:
+        shared = self.shared
+        return SharedClock(shared.client, shared.name, field=self._field(key), join=True)
+
+    def of(self, key: str | None) -> Clock:
+        if key is not None and self.shared.client.hexists(self.shared.name, self._field(key)):
+            return self._tenant(key)
+        return self.default
+
+    def now(self, key: str | None = None) -> float:
+        if key is None:
+            return self.default.now()
+        default, own = self.shared.client.hmget(self.shared.name, ["state", self._field(key)])
+        return _time_of(default if own is None else own)
+
+    def own(self, key: str) -> Clock:
+        shared = self.shared
+        # Forked from the default: its time and speed now (kept if another worker forked first).
+        speed, now = self.default.speed, self.default.now()
+        return SharedClock(shared.client, shared.name, speed, now, field=self._field(key))
+
+    def _all(self) -> dict[str, bytes]:
+        return {k.decode(): v for k, v in self.shared.client.hgetall(self.shared.name).items()}
+
+    def owned(self) -> dict[str, Clock]:
+        return {f[len("tenant:") :]: self._tenant(f[len("tenant:") :]) for f in self._all() if f.startswith("tenant:")}
+
+    def drop(self, key: str) -> None:
+        self.shared.client.hdel(self.shared.name, self._field(key))
+
+    def reset(self) -> None:
+        tenants = [f for f in self._all() if f.startswith("tenant:")]
+        if tenants:
+            self.shared.client.hdel(self.shared.name, *tenants)
+        self.default.restore()
+
+    def running(self) -> bool:
+        return any(_unpack_clock(packed)[2] > 0 for packed in self._all().values())
 
 
 class RedisJournal:
@@ -719,6 +792,7 @@ class RedisState(MockState):
         speed, start = self.clock._initial
         self.clock = SharedClock(self.client, f"{self.prefix}clock", speed, start)
         super().__post_init__()
+        self.clocks = SharedClocks(self.clock)
 
     def _fresh(self) -> None:
         super()._fresh()
@@ -738,6 +812,9 @@ class RedisState(MockState):
         _delete_prefix(self.client, self.prefix)
         self.client.set(f"{self.prefix}workers", workers or 0)
         super().reset()
+
+    def now(self, key: str | None = None) -> float:
+        return self.clocks.now(key)  # the default and the tenant's own in one round trip
 
     def create_job(self, *args: Any, **kwargs: Any) -> Job:
         while True:

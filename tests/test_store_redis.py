@@ -14,6 +14,7 @@ import pytest
 import redis
 from veomock.contracts import load_all
 from veomock.mocks import Clock, MockState
+from veomock.mocks.control import Control
 from veomock.mocks.lifecycle import Outcome
 from veomock.mocks.store_redis import RedisState
 
@@ -154,3 +155,33 @@ def test_rate_limits_and_their_overrides_are_shared(store: str) -> None:
     assert one.limits.admit("apixo", "k", now + 60) is None  # the first request left the window
     two.limits.clear("apixo", "k")
     assert one.limits.effective("apixo", "k") == one.limits.effective("apixo")
+
+
+def test_a_worker_that_joins_or_starts_again_keeps_the_shared_clock(store: str) -> None:
+    one = _worker(store)
+    one.clock.advance(60)
+    two = _worker(store)  # made with the same start: the clock it joins is already there
+    assert two.now() == one.now() == START + 60
+    two.reset()  # a reset puts it back as it was made
+    assert one.now() == START
+
+
+def test_a_tenants_own_clock_is_the_same_on_every_worker(store: str) -> None:
+    one, two = _worker(store), _worker(store)
+    Control(one).clock(advance=30, key="k")  # k gets a clock of its own, forked from the default
+    assert two.now("k") == START + 30 and two.now() == START and two.now("other") == START
+    assert Control(two).clock_view("k") == {"now": START + 30, "speed": 0.0, "key": "k", "own": True}
+    assert Control(two).clock_view()["tenants"] == {"k": {"now": START + 30, "speed": 0.0}}
+    assert not one.clocks.running()
+    Control(two).clock(speed=2, key="k")
+    assert one.clocks.of("k").speed == 2 and one.clocks.running() and one.clock.speed == 0
+    Control(one).clock(speed=0, key="k")
+    frozen = two.now("k")
+    assert frozen > START + 30
+    job = one.create_job("apixo", _model(one), "k", {}, now=one.now("k"))
+    assert Control(two).job(job.id)["now"] == frozen == job.created_at
+    Control(two).reset(key="k")  # forgetting k gives it back to the default clock, on every worker
+    assert one.now("k") == START and Control(one).clock_view("k")["own"] is False
+    Control(one).clock(advance=5, key="j")
+    one.reset()
+    assert two.now("j") == START and Control(two).clock_view()["tenants"] == {}
