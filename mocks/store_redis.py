@@ -756,6 +756,15 @@ class RedisSchedule:
     def policies(self) -> dict[str, dict[str, Any]]:
         return {k.decode(): orjson.loads(v) for k, v in self.client.hgetall(self._policies).items()}
 
+    def count(self, names: list[str]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for name in names:
+            pipe.hincrby(f"{self.prefix}counts", name, 1)
+        pipe.execute()
+
+    def counts(self) -> dict[str, int]:
+        return {k.decode(): int(v) for k, v in self.client.hgetall(f"{self.prefix}counts").items()}
+
     def forget(self, key: str) -> None:
         due, watches, table, marks, keys, _ = self._keys(key)
         jobs = {orjson.loads(ident)[2] for ident in self.client.zrange(watches, 0, -1)}  # see watch_ident

@@ -206,6 +206,8 @@ class Schedule(Protocol):
     def set_policy(self, name: str, policy: dict[str, Any] | None) -> None: ...
     def policy(self, *names: str) -> dict[str, Any] | None: ...
     def policies(self) -> dict[str, dict[str, Any]]: ...
+    def count(self, names: list[str]) -> None: ...
+    def counts(self) -> dict[str, int]: ...
     def forget(self, key: str) -> None: ...
 
 
@@ -470,6 +472,18 @@ class Dispatcher:
                 batch.deliveries.append((due, self._pack(delivery)))
                 continue
             watch.pending.append(delivery)
+
+    def _count(self, names: list[str]) -> None:
+        for name in names:
+            self.counts[name] += 1
+        if self.schedule is not None and names:
+            self.schedule.count(names)
+
+    def tally(self) -> dict[str, int]:
+        """The attempts and their outcomes so far: this process's, or every worker's with a shared schedule."""
+        if self.schedule is None:
+            return dict(self.counts)
+        return {name: 0 for name in self.counts} | self.schedule.counts()
 
     def _drop(self, d: _Delivery) -> None:
         self._finish(d, "dropped", None, "dropped by the webhook policy; never sent", None, {})
@@ -787,7 +801,7 @@ class Dispatcher:
             if not rules.succeeded(response.status_code):
                 return
             d.taken.append(attempt)
-            self.counts["answered_late"] += 1
+            self._count(["answered_late"])
             entry = self._outbound(d, attempt, response.status_code, None, "answered_late")
             entry["duplicate"] = d.attempts > attempt  # a retry had gone out already
             self.state.record(entry)
@@ -835,10 +849,8 @@ class Dispatcher:
     ) -> None:
         if outcome != "retry" and d in d.watch.pending:
             d.watch.pending.remove(d)
-        if outcome in self.counts:
-            self.counts[outcome] += 1
-        if outcome != "dropped":
-            self.counts["attempts"] += 1
+        counted = [outcome] if outcome in self.counts else []
+        self._count(counted if outcome == "dropped" else [*counted, "attempts"])
         entry = {
             **self._outbound(d, d.attempts, status, error, outcome),
             "latency_ms": latency,
@@ -983,7 +995,7 @@ def control_routes(state: MockState) -> list[BaseRoute]:
             {
                 "outstanding": hooks.outstanding(),
                 "policies": hooks.policies(),
-                "counts": hooks.counts,
+                "counts": hooks.tally(),
                 "allowed_targets": hooks.targets.entries(),
             }
         )

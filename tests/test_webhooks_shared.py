@@ -232,3 +232,31 @@ async def test_a_pass_over_a_watch_lands_once_when_its_stalled_claimer_comes_bac
         assert not schedule.commit(job.key, ident, raw, stale, now, [(now, {"job": job.id})], now)
         assert await one.webhooks.run_due() == 0 and await two.webhooks.run_due() == 0
         assert len(hook.received) == 1 and schedule.waiting() == []
+
+
+async def test_the_overview_on_any_worker_lists_what_every_worker_scheduled(
+    workers: tuple[RedisState, RedisState],
+) -> None:
+    one, two = workers
+    async with _mock(two) as second, Receiver(failing(1)) as hook:
+        job = await _ended(one, hook)
+        assert await one.webhooks.run_due() == 1  # the first attempt fails: a retry waits in Redis
+        overview = (await second.client.get("/_veomock/webhooks")).json()
+    delivery = CONTRACTS[PROVIDER].webhook_delivery
+    assert delivery is not None
+    end = job.terminal_at()
+    assert end is not None
+    assert overview["outstanding"] == [
+        {
+            "job": job.id,
+            "provider": PROVIDER,
+            "url": hook.url(),
+            "event": job.states[-1],
+            "due": end + delivery.retry_delays[0],
+            "attempts": 1,
+            "copy": 1,
+            "policy": None,
+            "waiting_for_poll": False,
+        }
+    ]
+    assert overview["counts"] == {"delivered": 0, "gave_up": 0, "dropped": 0, "attempts": 1, "answered_late": 0}
