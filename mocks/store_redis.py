@@ -34,10 +34,11 @@ import math
 import pickle
 import random
 import time
+import uuid
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import orjson
 import redis
@@ -48,6 +49,7 @@ from veomock.mocks.journal import EXCHANGE, JOURNAL_BYTES, _exchange_fields
 from veomock.mocks.lifecycle import Job, Outcome
 from veomock.mocks.limits import WINDOW, Limiter, Limits, Refusal
 from veomock.mocks.limits import _check as check_limits
+from veomock.mocks.scenarios import Action, Chaos, Decision, Facts, Rule, Scenarios, parse_rule
 from veomock.mocks.serving import guarded
 from veomock.mocks.state import MockState
 
@@ -61,10 +63,13 @@ __all__ = [
     "RedisState",
     "SharedClock",
     "SharedClocks",
+    "SharedScenarios",
     "WorkerProtocol",
     "connect",
 ]
 
+
+_T = TypeVar("_T")
 
 # uvicorn's HTTP protocol with the mock's deadlines, by name for ``veomock serve --workers N``.
 WorkerProtocol = guarded()
@@ -401,10 +406,13 @@ class SharedClocks(Clocks):
         return self.default
 
     def now(self, key: str | None = None) -> float:
-        if key is None:
-            return self.default.now()
-        default, own = self.shared.client.hmget(self.shared.name, ["state", self._field(key)])
-        return _time_of(default if own is None else own)
+        return self.read(key)[0]
+
+    def read(self, key: str | None = None) -> tuple[float, bytes | None]:
+        """``key``'s time now and the settings' version (:class:`RedisState`), in one round trip."""
+        fields = ["state", "settings"] if key is None else ["state", "settings", self._field(key)]
+        default, version, *own = self.shared.client.hmget(self.shared.name, fields)
+        return _time_of(own[0] if own and own[0] is not None else default), version
 
     def own(self, key: str) -> Clock:
         shared = self.shared
@@ -428,7 +436,8 @@ class SharedClocks(Clocks):
         self.default.restore()
 
     def running(self) -> bool:
-        return any(_unpack_clock(packed)[2] > 0 for packed in self._all().values())
+        clocks = [packed for f, packed in self._all().items() if f == "state" or f.startswith("tenant:")]
+        return any(_unpack_clock(packed)[2] > 0 for packed in clocks)
 
 
 class RedisJournal:
@@ -779,6 +788,91 @@ def _score(value: float) -> str:
     return "+inf" if value == math.inf else repr(value)
 
 
+class SharedScenarios(Scenarios):
+    """:class:`~mocks.scenarios.Scenarios` whose rules and chaos profile come from the settings
+    every worker shares (:meth:`load`, :meth:`document`), with each rule's uses counted in Redis:
+    a rule for ``times`` requests applies that many times across workers, not on each."""
+
+    def __init__(
+        self, contracts: Mapping[str, Contract], chaos: Mapping[str, Any] | None, client: redis.Redis, prefix: str
+    ) -> None:
+        super().__init__(contracts, chaos)
+        self.client: Any = client
+        self.uses = f"{prefix}settings:uses"
+        self._sources: dict[str, dict[str, Any]] = {}  # each rule as it was given, by id
+        self._initial = dict(chaos) if chaos else None
+        self._profile = self._initial
+        self._spent = False  # a rule another worker had used up meanwhile
+
+    def add(self, data: Any) -> Rule:
+        rule = super().add(data)
+        self._sources[rule.id] = {**data, "id": rule.id}
+        return rule
+
+    def clear(self, key: str | None = None, provider: str | None = None, rule_id: str | None = None) -> int:
+        before = {r.id for r in self.rules}
+        removed = super().clear(key, provider, rule_id)
+        gone = before - {r.id for r in self.rules}
+        if gone:  # an id given again later starts from no uses
+            self.client.hdel(self.uses, *gone)
+        return removed
+
+    def set_chaos(self, profile: Mapping[str, Any] | None) -> Chaos | None:
+        chaos = super().set_chaos(profile)
+        self._profile = dict(profile) if profile else None
+        return chaos
+
+    def _spend(self, rule: Rule) -> None:
+        rule.used = int(self.client.hincrby(self.uses, rule.id, 1))
+        if rule.times is not None and rule.used >= rule.times:
+            if rule in self.rules:
+                self.rules.remove(rule)
+            self._spent = self._spent or rule.used > rule.times
+
+    def consult(self, facts: Facts) -> Decision:
+        while True:  # a rule used up by another worker meanwhile is gone here now: ask again
+            self._spent = False
+            decision = super().consult(facts)
+            if not self._spent:
+                return decision
+
+    def webhook_action(self, facts: Facts) -> Action | None:
+        while True:
+            self._spent = False
+            action = super().webhook_action(facts)
+            if not self._spent:
+                return action
+
+    def document(self) -> dict[str, Any]:
+        """The rules (as given) and the chaos profile, to share."""
+        return {"rules": [self._sources[r.id] for r in self.rules], "next": self._next, "chaos": self._profile}
+
+    def load(self, document: Mapping[str, Any], uses: Mapping[str, int]) -> None:
+        """Take the rules and the chaos profile another worker shared; a rule used up is gone."""
+        self.rules, self._sources = [], {}
+        for source in document.get("rules", []):
+            rule = parse_rule(source, self.contracts, source["id"])
+            rule.used = uses.get(rule.id, 0)
+            if rule.times is None or rule.used < rule.times:
+                self.rules.append(rule)
+                self._sources[rule.id] = source
+        self._next = document.get("next", 1)
+        profile = document.get("chaos", self._initial)
+        if profile != self._profile:  # an unchanged profile keeps its random source where it is
+            super().set_chaos(profile)
+            self._profile = profile
+
+
+# KEYS: the clock hash (its field "settings": the settings' version), the settings. ARGV: the
+# version the change was made on ('' for none), the new version, the new settings.
+_PUBLISH = """
+if (redis.call('HGET', KEYS[1], 'settings') or '') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[3])
+redis.call('HSET', KEYS[1], 'settings', ARGV[2])
+return 1
+"""
+
+
 @dataclass
 class RedisState(MockState):
     """:class:`~mocks.state.MockState` with its jobs, balances, clock, journal and webhook schedule
@@ -794,6 +888,9 @@ class RedisState(MockState):
     prefix: str = "veomock:"
     client: Any = field(init=False, repr=False)
     worker: int = field(init=False)
+    shared_clocks: SharedClocks = field(init=False, repr=False)  # ``clocks``, with what only they do
+    _version: bytes | None = field(init=False, default=None, repr=False)  # of the settings as loaded here
+    _settings: dict[str, Any] = field(init=False, default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.client = connect(self.store)
@@ -801,7 +898,8 @@ class RedisState(MockState):
         speed, start = self.clock._initial
         self.clock = SharedClock(self.client, f"{self.prefix}clock", speed, start)
         super().__post_init__()
-        self.clocks = SharedClocks(self.clock)
+        self.clocks = self.shared_clocks = SharedClocks(self.clock)
+        self._publish = self.client.register_script(_PUBLISH)
 
     def _fresh(self) -> None:
         super()._fresh()
@@ -815,15 +913,56 @@ class RedisState(MockState):
             self.client, f"{self.prefix}journal", self.journal_size, self.journal_bytes
         )
         self.webhooks.schedule = RedisSchedule(self.client, f"{self.prefix}hooks:")
+        self.scenarios = SharedScenarios(self.contracts, self.chaos, self.client, self.prefix)
+        self._version, self._settings = None, {}
 
     def reset(self) -> None:
         workers = self.client.get(f"{self.prefix}workers")
         _delete_prefix(self.client, self.prefix)
         self.client.set(f"{self.prefix}workers", workers or 0)
         super().reset()
+        self.configure(lambda: None)  # the webhook targets are configuration: a reset keeps them
+
+    # -- the settings every worker shares: rules, chaos, webhook targets --------------------------
 
     def now(self, key: str | None = None) -> float:
-        return self.clocks.now(key)  # the default and the tenant's own in one round trip
+        now, version = self.shared_clocks.read(key)  # the default, the key's own and the settings' version
+        if version != self._version:
+            self._load(version)
+        return now
+
+    def _load(self, version: bytes | None) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        pipe.get(f"{self.prefix}settings")
+        pipe.hgetall(f"{self.prefix}settings:uses")
+        raw, uses = pipe.execute()
+        settings = orjson.loads(raw) if raw else {}
+        assert isinstance(self.scenarios, SharedScenarios)
+        self.scenarios.load(settings, {k.decode(): int(v) for k, v in uses.items()})
+        self.webhooks.targets.add(settings.get("targets", []))
+        self._version, self._settings = version, settings
+
+    def _document(self) -> dict[str, Any]:
+        assert isinstance(self.scenarios, SharedScenarios)
+        return {**self.scenarios.document(), "targets": self.webhooks.targets.entries()}
+
+    def configure(self, change: Callable[[], _T]) -> _T:
+        """Run ``change`` on the newest settings and share what it changed: if another worker
+        shared a change meanwhile, take that one and run ``change`` again on it."""
+        for _ in range(32):
+            version = self.client.hget(self.shared_clocks.shared.name, "settings")
+            if version != self._version:
+                self._load(version)
+            result = change()  # it validates before it applies: a refusal raises, changing nothing
+            settings = self._document()
+            if settings == self._settings:
+                return result
+            token = uuid.uuid4().hex.encode()
+            names = [self.shared_clocks.shared.name, f"{self.prefix}settings"]
+            if self._publish(keys=names, args=[version or b"", token, orjson.dumps(settings)]):
+                self._version, self._settings = token, settings
+                return result
+        raise RuntimeError("the settings kept changing under this control call; send it again")
 
     def create_job(self, *args: Any, **kwargs: Any) -> Job:
         while True:

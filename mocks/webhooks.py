@@ -986,7 +986,8 @@ def control_routes(state: MockState) -> list[BaseRoute]:
         hooks = state.webhooks
         if request.method == "POST":
             try:
-                _apply(hooks, loads(await request.body() or b"{}"))
+                data = loads(await request.body() or b"{}")
+                state.configure(lambda: _apply(hooks, data))
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 example = '{"policy": {"mode": "delay", "seconds": 30, "job": "JOB_ID"}}'
                 allow = '{"allow": ["receiver:8080", "10.0.0.0/8"]}'
@@ -996,7 +997,7 @@ def control_routes(state: MockState) -> list[BaseRoute]:
                 "outstanding": hooks.outstanding(),
                 "policies": hooks.policies(),
                 "counts": hooks.tally(),
-                "allowed_targets": hooks.targets.entries(),
+                "allowed_targets": state.configure(hooks.targets.entries),
             }
         )
 

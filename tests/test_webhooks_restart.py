@@ -21,11 +21,6 @@ pytestmark = pytest.mark.anyio
 PROVIDER, CHANNEL, MODE = "pixazo", "header", "sync"  # a callback at every state: queued, running, succeeded
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with redis_server(tmp_path_factory.mktemp("redis")) as url:
