@@ -231,13 +231,14 @@ class Control:
 
     def set_limits(self, provider: str, key: str | None = None, **limits: Any) -> dict[str, Any]:
         """Override ``requests_per_minute``, ``concurrent_jobs``, ``retry_after`` (None: no limit)."""
-        return self.state.limits.set(self._provider(provider), key, **limits).to_json()
+        name = self._provider(provider)
+        return self.state.configure(lambda: self.state.limits.set(name, key, **limits).to_json())
 
     def clear_limits(self, provider: str | None = None, key: str | None = None) -> None:
-        self.state.limits.clear(provider, key)
+        self.state.configure(lambda: self.state.limits.clear(provider, key))
 
     def limits(self, provider: str | None = None, key: str | None = None) -> dict[str, Any]:
-        listing = self.state.limits.to_json(key)
+        listing = self.state.configure(lambda: self.state.limits.to_json(key))
         return {provider: listing[self._provider(provider)]} if provider else listing
 
     def set_balance(self, key: str, balance: float, provider: str | None = None) -> dict[str, Any]:

@@ -14,6 +14,11 @@ in Redis, under one key prefix, and each worker reads it there on every request:
   wall-clock anchor and a speed (wall time, so hosts need synchronised clocks), the default's and
   each tenant's own in one hash, so a request reads its key's clock in one round trip;
 - **the journal** (:class:`RedisJournal`): a capped list;
+- **rate limits** (:class:`RedisLimiter`): a sliding window per key in a sorted set;
+- **the settings** (:class:`RedisState`, :class:`SharedScenarios`): scenario rules, the chaos
+  profile, limit overrides and webhook targets as one JSON document, with a version in the clocks'
+  hash, so a request notices a change in the round trip that reads its clock; a rule's uses are
+  counted in a hash;
 - **the webhook schedule** (:class:`RedisSchedule`): per API key, the watches of the jobs with
   callbacks to come (a sorted set by when the job next changes state) and the deliveries due (a
   sorted set by the time they are due on that key's clock), with their payloads in a hash; the
@@ -47,9 +52,8 @@ from veomock.mocks.billing import Ledger
 from veomock.mocks.clock import Clock, Clocks, check_seconds, check_speed
 from veomock.mocks.journal import EXCHANGE, JOURNAL_BYTES, _exchange_fields
 from veomock.mocks.lifecycle import Job, Outcome
-from veomock.mocks.limits import WINDOW, Limiter, Limits, Refusal
-from veomock.mocks.limits import _check as check_limits
-from veomock.mocks.scenarios import Action, Chaos, Decision, Facts, Rule, Scenarios, parse_rule
+from veomock.mocks.limits import WINDOW, Limiter, Refusal
+from veomock.mocks.scenarios import Action, Chaos, Decision, Facts, Rule, RuleError, Scenarios, parse_rule
 from veomock.mocks.serving import guarded
 from veomock.mocks.state import MockState
 
@@ -498,7 +502,8 @@ return {1}
 
 
 class RedisLimiter(Limiter):
-    """:class:`~mocks.limits.Limiter` with its overrides and per-minute windows in Redis."""
+    """:class:`~mocks.limits.Limiter` with its per-minute windows in Redis; its overrides are part
+    of the settings every worker shares (:meth:`document`, :meth:`load`; see :class:`RedisState`)."""
 
     def __init__(self, contracts: Mapping[str, Contract], client: redis.Redis, prefix: str) -> None:
         super().__init__(contracts)
@@ -507,42 +512,15 @@ class RedisLimiter(Limiter):
         self._admit = client.register_script(_ADMIT)
         self._count = itertools.count()
 
-    def _field(self, provider: str, key: str | None) -> str:
-        return orjson.dumps([provider, key]).decode()
+    def document(self) -> list[list[Any]]:
+        return [[provider, key, values] for (provider, key), values in sorted(self._overrides.items(), key=str)]
 
-    def _sync(self) -> None:
-        """Read the overrides every worker sees (one round trip)."""
-        stored = self.client.hgetall(f"{self.prefix}overrides")
-        overrides = {tuple(orjson.loads(f)): orjson.loads(v) for f, v in stored.items()}
-        if overrides != self._overrides:
-            self._overrides = overrides
-            self._effective.clear()
-
-    def effective(self, provider: str, key: str | None = None) -> Limits:
-        self._sync()
-        return super().effective(provider, key)
-
-    def set(self, provider: str, key: str | None = None, **values: Any) -> Limits:
-        if provider not in self._declared:
-            return super().set(provider, key, **values)  # refused there, with its message
-        self._sync()
-        merged = {**self._overrides.get((provider, key), {}), **check_limits(values)}
-        self.client.hset(f"{self.prefix}overrides", self._field(provider, key), orjson.dumps(merged))
-        return self.effective(provider, key)
-
-    def clear(self, provider: str | None = None, key: str | None = None) -> None:
-        self._sync()
-        gone = [
-            self._field(p, k)
-            for p, k in self._overrides
-            if (provider is None or p == provider) and (key is None or k == key)
-        ]
-        if gone:
-            self.client.hdel(f"{self.prefix}overrides", *gone)
-        super().clear(provider, key)
+    def load(self, overrides: list[list[Any]]) -> None:
+        self._overrides = {(provider, key): dict(values) for provider, key, values in overrides}
+        self._effective.clear()
 
     def forget(self, key: str) -> None:
-        self.clear(key=key)
+        super().forget(key)
         for window in self.client.scan_iter(match=f"{self.prefix}window:*:{key}"):
             self.client.delete(window)
 
@@ -800,6 +778,8 @@ class SharedScenarios(Scenarios):
         self.client: Any = client
         self.uses = f"{prefix}settings:uses"
         self._sources: dict[str, dict[str, Any]] = {}  # each rule as it was given, by id
+        self._shared: list[dict[str, Any]] = []  # the rules as last loaded, in order
+        self._foreign: set[str] = set()  # those this worker cannot hold (providers it does not serve)
         self._initial = dict(chaos) if chaos else None
         self._profile = self._initial
         self._spent = False  # a rule another worker had used up meanwhile
@@ -844,14 +824,23 @@ class SharedScenarios(Scenarios):
                 return action
 
     def document(self) -> dict[str, Any]:
-        """The rules (as given) and the chaos profile, to share."""
-        return {"rules": [self._sources[r.id] for r in self.rules], "next": self._next, "chaos": self._profile}
+        """The rules (as given, in order, with those this worker cannot hold) and the chaos profile."""
+        live = {r.id for r in self.rules}
+        rules = [s for s in self._shared if s["id"] in live or s["id"] in self._foreign]
+        listed = {s["id"] for s in rules}
+        rules += [self._sources[r.id] for r in self.rules if r.id not in listed]
+        return {"rules": rules, "next": self._next, "chaos": self._profile}
 
     def load(self, document: Mapping[str, Any], uses: Mapping[str, int]) -> None:
         """Take the rules and the chaos profile another worker shared; a rule used up is gone."""
-        self.rules, self._sources = [], {}
-        for source in document.get("rules", []):
-            rule = parse_rule(source, self.contracts, source["id"])
+        self.rules, self._sources, self._foreign = [], {}, set()
+        self._shared = list(document.get("rules", []))
+        for source in self._shared:
+            try:
+                rule = parse_rule(source, self.contracts, source["id"])
+            except RuleError:  # a worker serving other providers shared it: kept, not held here
+                self._foreign.add(source["id"])
+                continue
             rule.used = uses.get(rule.id, 0)
             if rule.times is None or rule.used < rule.times:
                 self.rules.append(rule)
@@ -859,7 +848,10 @@ class SharedScenarios(Scenarios):
         self._next = document.get("next", 1)
         profile = document.get("chaos", self._initial)
         if profile != self._profile:  # an unchanged profile keeps its random source where it is
-            super().set_chaos(profile)
+            try:
+                super().set_chaos(profile)
+            except RuleError:  # made for providers this worker does not serve
+                super().set_chaos(None)
             self._profile = profile
 
 
@@ -939,12 +931,15 @@ class RedisState(MockState):
         settings = orjson.loads(raw) if raw else {}
         assert isinstance(self.scenarios, SharedScenarios)
         self.scenarios.load(settings, {k.decode(): int(v) for k, v in uses.items()})
+        assert isinstance(self.limits, RedisLimiter)
+        self.limits.load(settings.get("limits", []))
         self.webhooks.targets.add(settings.get("targets", []))
         self._version, self._settings = version, settings
 
     def _document(self) -> dict[str, Any]:
-        assert isinstance(self.scenarios, SharedScenarios)
-        return {**self.scenarios.document(), "targets": self.webhooks.targets.entries()}
+        assert isinstance(self.scenarios, SharedScenarios) and isinstance(self.limits, RedisLimiter)
+        limits = self.limits.document()
+        return {**self.scenarios.document(), "limits": limits, "targets": self.webhooks.targets.entries()}
 
     def configure(self, change: Callable[[], _T]) -> _T:
         """Run ``change`` on the newest settings and share what it changed: if another worker

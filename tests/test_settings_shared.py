@@ -76,6 +76,12 @@ async def test_chaos_and_webhook_targets_set_on_one_worker_are_what_every_worker
         assert (await two.get("/_veomock/chaos")).json()["chaos"] == chaos
         await two.post("/_veomock/webhooks", json={"allow": ["hooks.example.com:443"]})
         assert "hooks.example.com:443" in (await one.get("/_veomock/webhooks")).json()["allowed_targets"]
+        limit = {"provider": PROVIDER, "key": "k", "requests_per_minute": 1}
+        assert (await two.post("/_veomock/limits", json=limit)).status_code == 200
+        listed = (await one.get("/_veomock/limits", params={"provider": PROVIDER, "key": "k"})).json()
+        assert listed["limits"][PROVIDER]["requests_per_minute"] == 1
+        assert (await two.post("/_veomock/limits", json={**limit, "requests_per_minute": -1})).status_code == 400
+        assert (await one.get("/_veomock/limits", params={"provider": PROVIDER, "key": "k"})).json() == listed
         assert (await two.delete("/_veomock/chaos")).status_code == 200
         assert (await one.get("/_veomock/chaos")).json()["chaos"] is None
         await one.post("/_veomock/reset")  # a reset drops rules and chaos for every worker, keeps targets
@@ -131,3 +137,18 @@ def test_a_rule_posted_to_one_served_mock_refuses_a_submit_to_another(redis_url:
         kill(first)
         kill(second)
     assert answers == [CONTRACTS[PROVIDER].errors["internal"].status, 200]
+
+
+def test_a_worker_serving_fewer_providers_skips_the_rules_it_cannot_hold(redis_url: str) -> None:
+    redis.Redis.from_url(redis_url).flushdb()
+    every = RedisState(contracts=CONTRACTS, store=redis_url)
+    some = RedisState(contracts={PROVIDER: CONTRACTS[PROVIDER]}, store=redis_url)
+    every.configure(lambda: every.scenarios.add({**RULE, "provider": "pixazo", "id": "elsewhere"}))
+    every.configure(lambda: every.scenarios.add({**RULE, "id": "here"}))
+    every.configure(lambda: every.scenarios.set_chaos({**CHAOS, "provider": "pixazo"}))
+    some.now()  # a request reads the settings
+    assert [r.id for r in some.scenarios.rules] == ["here"] and some.scenarios.chaos is None
+    some.configure(lambda: some.scenarios.add({**RULE, "id": "later"}))  # shares them on untouched
+    every.now()
+    assert [r.id for r in every.scenarios.rules] == ["elsewhere", "here", "later"]
+    assert every.scenarios.chaos is not None and every.scenarios.chaos.provider == "pixazo"
