@@ -123,6 +123,15 @@ def _decode(raw: bytes) -> Job:
     return Job(ident, provider, model, key, namespace, params, price, created, timeline, Outcome(*outcome), path, rev)
 
 
+# KEYS: the job, the creation order. ARGV: the job's JSON, its "provider id". A new job in one step:
+# written unless the id is taken (then 0, and nothing changes).
+_RESERVE = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[2])
+return 1
+"""
+
+
 class RedisJobs(MutableMapping[tuple[str, str], Job]):
     """The job store as a mapping of ``(provider, id)`` to jobs, kept in Redis."""
 
@@ -132,6 +141,7 @@ class RedisJobs(MutableMapping[tuple[str, str], Job]):
         self.order = f"{prefix}jobs"  # "provider id" of every job, oldest first
         self._cache: OrderedDict[tuple[str, str], tuple[bytes, Job]] = OrderedDict()
         self._cache_size = cache_size
+        self._reserve = client.register_script(_RESERVE)
 
     def _key(self, ident: tuple[str, str]) -> str:
         return f"{self.prefix}job:{ident[0]}:{ident[1]}"
@@ -160,14 +170,8 @@ class RedisJobs(MutableMapping[tuple[str, str], Job]):
         raw = _encode(job)
         if ident in self._cache and self._cache[ident][1] is job:
             self.client.set(self._key(ident), raw)
-        else:
-            pipe = self.client.pipeline()
-            pipe.set(self._key(ident), raw, nx=True)
-            pipe.rpush(self.order, f"{ident[0]} {ident[1]}")
-            created, _ = pipe.execute()
-            if not created:
-                self.client.lrem(self.order, -1, f"{ident[0]} {ident[1]}")
-                raise IdTaken(ident)
+        elif not self._reserve(keys=[self._key(ident), self.order], args=[raw, f"{ident[0]} {ident[1]}"]):
+            raise IdTaken(ident)
         self._cache[ident] = (raw, job)
 
     def save(self, job: Job) -> None:
@@ -254,6 +258,15 @@ end
 """
 
 
+# KEYS as above; ARGV: the initial balance, the job's id, its end, "open|final", what it holds while open.
+_RECORD = """
+redis.call('HSETNX', KEYS[1], 'initial', ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[2], ARGV[4])
+redis.call('HINCRBYFLOAT', KEYS[1], 'pending', ARGV[5])
+"""
+
+
 class RedisLedger(Ledger):
     """:class:`~mocks.billing.Ledger` with its accounts in Redis: the same calls, the same figures."""
 
@@ -263,6 +276,7 @@ class RedisLedger(Ledger):
         self.prefix = prefix
         self._settle_script = client.register_script(_SETTLE)
         self._reschedule_script = client.register_script(_RESCHEDULE)
+        self._record_script = client.register_script(_RECORD)
 
     def _keys(self, key: str) -> list[str]:
         base = f"{self.prefix}{key}"
@@ -279,14 +293,9 @@ class RedisLedger(Ledger):
         return float(initial), float(settled), float(pending), int(count), end
 
     def record(self, job: Job) -> None:
-        account, open_jobs, costs = self._keys(job.key)
         end, cost = self._costs(job)
-        pipe = self.client.pipeline()  # one transaction: MULTI ... EXEC
-        pipe.hsetnx(account, "initial", repr(self.initial))
-        pipe.zadd(open_jobs, {job.id: end})
-        pipe.hset(costs, job.id, cost)
-        pipe.hincrbyfloat(account, "pending", self._open_charge(job))
-        pipe.execute()
+        args = [repr(self.initial), job.id, _score(end), cost, repr(self._open_charge(job))]
+        self._record_script(self._keys(job.key), args)
 
     def rescheduled(self, job: Job) -> None:
         end, cost = self._costs(job)
@@ -444,12 +453,20 @@ class SharedClocks(Clocks):
         return any(_unpack_clock(packed)[2] > 0 for packed in clocks)
 
 
+# KEYS: the journal. ARGV: an entry, how many entries it keeps.
+_APPEND = """
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
+"""
+
+
 class RedisJournal:
     """The journal as a capped Redis list: what :class:`~mocks.journal.Journal` offers, shared."""
 
     def __init__(self, client: redis.Redis, name: str, maxlen: int, max_bytes: int = JOURNAL_BYTES) -> None:
         self.client: Any = client
         self.name, self._maxlen, self.max_bytes = name, maxlen, max_bytes
+        self._append = client.register_script(_APPEND)
 
     @property
     def maxlen(self) -> int | None:
@@ -460,10 +477,7 @@ class RedisJournal:
         return int(self.client.memory_usage(self.name) or 0)
 
     def append(self, entry: dict[str, Any]) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        pipe.rpush(self.name, pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL))
-        pipe.ltrim(self.name, -self._maxlen, -1)
-        pipe.execute()
+        self._append(keys=[self.name], args=[pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL), self._maxlen])
 
     def __len__(self) -> int:
         return int(self.client.llen(self.name))
