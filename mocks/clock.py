@@ -115,6 +115,10 @@ class Clocks:
             clock = self.tenants[key] = self.default.fork()
         return clock
 
+    def owned(self) -> dict[str, Clock]:
+        """The tenants' own clocks, by API key."""
+        return dict(self.tenants)
+
     def drop(self, key: str) -> None:
         self.tenants.pop(key, None)
 

@@ -145,7 +145,7 @@ class Control:
         if key is None:
             self.state.reset()
         else:
-            self.state.forget(key)
+            self.state.configure(lambda: self.state.forget(key))
 
     def clock(
         self, advance: Any = None, speed: Any = None, key: Any = None, *, deliver: bool = True
@@ -176,8 +176,8 @@ class Control:
         clocks = self.state.clocks
         if key is not None:
             clock = clocks.of(key)
-            return {"now": clock.now(), "speed": clock.speed, "key": key, "own": key in clocks.tenants}
-        tenants = {k: {"now": c.now(), "speed": c.speed} for k, c in clocks.tenants.items()}
+            return {"now": clock.now(), "speed": clock.speed, "key": key, "own": clock is not clocks.default}
+        tenants = {k: {"now": c.now(), "speed": c.speed} for k, c in clocks.owned().items()}
         return {"now": clocks.default.now(), "speed": clocks.default.speed, "tenants": tenants}
 
     # -- scenarios and chaos --------------------------------------------------------------------
@@ -188,6 +188,9 @@ class Control:
             example = '{"operation": "submit", "action": {"error": "internal"}}'
             raise RuleError(f"send a rule such as {example}, an array of rules or {{\"rules\": [...]}}")
         items = [rules] if isinstance(rules, Mapping) else list(rules)
+        return self.state.configure(lambda: self._add_scenarios(items))
+
+    def _add_scenarios(self, items: list[Any]) -> list[dict[str, Any]]:
         book = self.state.scenarios
         before = list(book.rules)
         added = []
@@ -203,20 +206,20 @@ class Control:
         return added
 
     def scenarios(self, key: str | None = None) -> dict[str, Any]:
-        listing = self.state.scenarios.to_json()
+        listing = self.state.configure(self.state.scenarios.to_json)
         if key is not None:
             listing["rules"] = [r for r in listing["rules"] if r["match"].get("key") == key]
         return listing
 
     def clear_scenarios(self, key: str | None = None, provider: str | None = None, rule_id: str | None = None) -> int:
-        return self.state.scenarios.clear(key=key, provider=provider, rule_id=rule_id)
+        return self.state.configure(lambda: self.state.scenarios.clear(key=key, provider=provider, rule_id=rule_id))
 
     def set_chaos(self, profile: Mapping[str, Any] | None) -> dict[str, Any] | None:
-        chaos = self.state.scenarios.set_chaos(profile)
+        chaos = self.state.configure(lambda: self.state.scenarios.set_chaos(profile))
         return chaos.to_json() if chaos else None
 
     def chaos(self) -> dict[str, Any] | None:
-        chaos = self.state.scenarios.chaos
+        chaos = self.state.configure(lambda: self.state.scenarios.chaos)
         return chaos.to_json() if chaos else None
 
     # -- limits and balances --------------------------------------------------------------------
@@ -228,13 +231,14 @@ class Control:
 
     def set_limits(self, provider: str, key: str | None = None, **limits: Any) -> dict[str, Any]:
         """Override ``requests_per_minute``, ``concurrent_jobs``, ``retry_after`` (None: no limit)."""
-        return self.state.limits.set(self._provider(provider), key, **limits).to_json()
+        name = self._provider(provider)
+        return self.state.configure(lambda: self.state.limits.set(name, key, **limits).to_json())
 
     def clear_limits(self, provider: str | None = None, key: str | None = None) -> None:
-        self.state.limits.clear(provider, key)
+        self.state.configure(lambda: self.state.limits.clear(provider, key))
 
     def limits(self, provider: str | None = None, key: str | None = None) -> dict[str, Any]:
-        listing = self.state.limits.to_json(key)
+        listing = self.state.configure(lambda: self.state.limits.to_json(key))
         return {provider: listing[self._provider(provider)]} if provider else listing
 
     def set_balance(self, key: str, balance: float, provider: str | None = None) -> dict[str, Any]:

@@ -25,9 +25,9 @@ same calls over its own structures (nothing else reads ``jobs`` or the ledgers d
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Mapping, Set
+from collections.abc import Callable, Iterator, Mapping, Set
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from veomock.contracts import Contract, Model
 from veomock.mocks.billing import Ledger
@@ -46,6 +46,7 @@ from veomock.mocks.webhooks import Dispatcher
 __all__ = ["MockState", "ProviderRuntime", "UnknownJob"]
 
 _SUCCEEDED = Outcome("succeeded")
+_T = TypeVar("_T")
 
 
 class UnknownJob(KeyError):
@@ -138,6 +139,11 @@ class MockState:
             if clock is not None:
                 return clock.now()
         return self.clock.now()
+
+    def configure(self, change: Callable[[], _T]) -> _T:
+        """Run a control call on the settings (rules, chaos, webhook targets): in memory, just
+        run it; a store shared by several workers reads them first and shares what it changed."""
+        return change()
 
     def runtime(self, provider: str) -> ProviderRuntime:
         return self.providers[provider]

@@ -13,6 +13,11 @@ time is its key's clock (tenants may have their own). A retry is due ``retry_del
 seconds after the attempt that failed, so advancing the clock by that much makes it due. Every
 attempt lands in the journal.
 
+With a shared :class:`Schedule` (the Redis store), watches, deliveries and policies live there
+instead, from the submit on: whichever worker passes first turns a job's state changes into
+deliveries and attempts them, each once across workers, and a worker (or the whole mock) may die
+and start again without losing a callback to come.
+
 Adversarial delivery comes from a :class:`Policy` set per job or per API key: through the control
 API (``POST /_veomock/webhooks {"policy": {...}}``) or by a scenario rule, whose action
 ``{"webhook": "delay", "seconds": 30}`` becomes ``Policy.from_action(action)``; the rule engine
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import ssl
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -168,16 +174,54 @@ def _not_allowed(label: str, authority: str) -> str:
 
 
 class Schedule(Protocol):
-    """Where due deliveries wait when several workers deliver them (the Redis store). Without one,
-    each delivery stays with the worker that scheduled it. ``claim`` hands each due delivery to one
-    caller only, until ``lease`` provider seconds have passed: then it is due again, for anyone."""
+    """Where watches and deliveries wait when several workers deliver them (the Redis store).
+    Without one, each stays with the worker that scheduled it.
 
-    def add(self, key: str, due: float, payload: dict[str, Any]) -> None: ...
-    def waiting(self) -> list[str]: ...  # the API keys with deliveries waiting
+    A watch is a job's callback as a record: what it has turned into deliveries so far, due when
+    its job next changes state. ``claim`` (deliveries) and ``claim_watches`` hand each due entry
+    to one caller only, until ``lease`` provider seconds have passed: then it is due again, for
+    anyone. ``commit`` lands a pass over a watch, the deliveries it made with it, only if no other
+    worker has made that pass meanwhile; so each state change becomes its deliveries once."""
+
+    def watch(self, key: str, entries: list[tuple[str, float, dict[str, Any]]]) -> None: ...
+    def waiting(self) -> list[str]: ...  # the API keys with watches or deliveries waiting
     def claim(self, key: str, now: float, lease: float) -> list[tuple[str, dict[str, Any]]]: ...
+    def claim_watches(self, key: str, now: float, lease: float) -> list[tuple[str, bytes, dict[str, Any]]]: ...
+    def commit(
+        self,
+        key: str,
+        ident: str,
+        claimed: bytes,
+        record: dict[str, Any] | None,
+        upcoming: float,
+        deliveries: list[tuple[float, dict[str, Any]]],
+        now: float,
+    ) -> bool: ...
+    def seen_at(self, key: str, ident: str) -> float | None: ...
+    def mark(self, key: str, idents: list[str], what: str, now: float) -> None: ...  # "seen" or "poke"
+    def entries(self, key: str) -> list[tuple[float, dict[str, Any]]]: ...
+    def next_due(self) -> float | None: ...
     def retry(self, ident: str, key: str, due: float, payload: dict[str, Any]) -> None: ...
     def done(self, ident: str, key: str) -> None: ...
+    def set_policy(self, name: str, policy: dict[str, Any] | None) -> None: ...
+    def policy(self, *names: str) -> dict[str, Any] | None: ...
+    def policies(self) -> dict[str, dict[str, Any]]: ...
+    def count(self, names: list[str]) -> None: ...
+    def counts(self) -> dict[str, int]: ...
     def forget(self, key: str) -> None: ...
+
+
+def watch_ident(provider: str, job: str, channel: str) -> str:
+    """The name of a job's watch on one channel in a shared schedule."""
+    return json.dumps(["w", provider, job, channel], separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass
+class _Batch:
+    """What a pass over a shared watch made: deliveries to schedule, and drops to journal once it lands."""
+
+    deliveries: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    dropped: list[_Delivery] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -247,6 +291,8 @@ class Dispatcher:
         self.targets = Allowlist()
         self._woken: set[asyncio.Task[int]] = set()  # runs started by wake() inside a running loop
         self.schedule: Schedule | None = None  # shared by workers, or None: deliveries stay here
+        self._batch: _Batch | None = None  # while a pass over a shared watch runs
+        self._observed: set[tuple[str, str, float]] = set()  # jobs whose end a poll here has reported
         self.reset()
 
     def reset(self) -> None:
@@ -256,6 +302,7 @@ class Dispatcher:
         self._job_policies: dict[str, Policy] = {}
         self._key_policies: dict[str, Policy] = {}
         self._seq = 0
+        self._observed = set()
         self.counts = {"delivered": 0, "gave_up": 0, "dropped": 0, "attempts": 0, "answered_late": 0}
 
     def forget(self, key: str) -> None:
@@ -277,6 +324,15 @@ class Dispatcher:
     def watch(self, job: Job, callbacks: list[Callback], base_url: str, ctx: Mapping[str, Any]) -> None:
         """Follow ``job`` and post ``callbacks`` as its timeline unfolds."""
         request = {k: ctx.get(k) for k in ("body", "header", "query")}
+        if self.schedule is not None:
+            request["header"] = dict(request["header"] or {})  # a record of its own, as JSON
+            entries = []
+            for callback in callbacks:
+                watch = _Watch(job, callback, {**request, "path": {}, "request": {"base_url": base_url}})
+                ident = watch_ident(job.provider, job.id, callback.channel.name)
+                entries.append((ident, job.created_at, self._pack_watch(watch)))
+            self.schedule.watch(job.key, entries)
+            return
         for callback in callbacks:
             watch = _Watch(job, callback, {**request, "path": {}, "request": {"base_url": base_url}})
             self._watches.append(watch)
@@ -286,9 +342,26 @@ class Dispatcher:
         """A client's status poll saw ``job`` in ``canonical`` at ``now``; releases "late" callbacks."""
         if canonical not in TERMINAL_STATES:
             return
+        if self.schedule is not None:
+            ident = (job.provider, job.id, job.created_at)
+            if ident not in self._observed and self.state.contracts[job.provider].webhook_channels:
+                if len(self._observed) >= 100_000:  # bounded: forgetting one costs a round trip only
+                    self._observed.clear()
+                self._observed.add(ident)
+                self.schedule.mark(job.key, self._idents(job), "seen", now)
+            return
         for watch in self._by_job.get((job.provider, job.id), []):
             if watch.seen_terminal is None:
                 watch.seen_terminal = now
+
+    def touched(self, job: Job) -> None:
+        """``job``'s timeline changed (a forced state): its shared watches look again at once."""
+        if self.schedule is not None and self.state.contracts[job.provider].webhook_channels:
+            self.schedule.mark(job.key, self._idents(job), "poke", 0.0)
+
+    def _idents(self, job: Job) -> list[str]:
+        channels = self.state.contracts[job.provider].webhook_channels
+        return [watch_ident(job.provider, job.id, c.name) for c in channels]
 
     def set_policy(self, policy: Policy | None, *, job: str | None = None, key: str | None = None) -> None:
         """Deliver the callbacks of one job (or of every job of one API key) adversarially."""
@@ -296,6 +369,10 @@ class Dispatcher:
             raise ValueError("name exactly one of job or key")
         table, name = (self._job_policies, job) if job is not None else (self._key_policies, key)
         assert name is not None
+        if self.schedule is not None:
+            shown = None if policy is None else {"mode": policy.mode, "seconds": policy.seconds}
+            self.schedule.set_policy(f"{'job' if job is not None else 'key'}:{name}", shown)
+            return
         if policy is None:
             table.pop(name, None)
         else:
@@ -305,11 +382,19 @@ class Dispatcher:
         def show(table: dict[str, Policy]) -> dict[str, dict[str, Any]]:
             return {k: {"mode": p.mode, "seconds": p.seconds} for k, p in table.items()}
 
+        if self.schedule is not None:
+            shared = sorted(self.schedule.policies().items())
+            return {
+                kind + "s": {name.partition(":")[2]: p for name, p in shared if name.startswith(kind + ":")}
+                for kind in ("job", "key")
+            }
         return {"jobs": show(self._job_policies), "keys": show(self._key_policies)}
 
     def outstanding(self) -> list[dict[str, Any]]:
         """Deliveries still to be attempted (or held back), for the control API and for tests:
         every state change that has come about on its job's clock, whether or not it is due yet."""
+        if self.schedule is not None:
+            return self._outstanding_shared()
         for w in self._watches:
             self._emit(w, self.state.now(w.job.key))
         return [
@@ -330,6 +415,8 @@ class Dispatcher:
 
     def next_due(self) -> float | None:
         """When something is next due (a delivery, or a state change someone listens for), or None."""
+        if self.schedule is not None:
+            return self.schedule.next_due()
         times = []
         for w in self._watches:
             self._emit(w, self.state.now(w.job.key))
@@ -346,6 +433,9 @@ class Dispatcher:
     # -- scheduling ----------------------------------------------------------------------------
 
     def _policy(self, job: Job) -> Policy | None:
+        if self.schedule is not None:
+            shared = self.schedule.policy(f"job:{job.id}", f"key:{job.key}")
+            return None if shared is None else Policy(shared["mode"], shared["seconds"])
         return self._job_policies.get(job.id) or self._key_policies.get(job.key)
 
     def _render(self, watch: _Watch, event: str, at: float) -> tuple[Any, bytes, dict[str, str]]:
@@ -371,13 +461,32 @@ class Dispatcher:
             mode = policy.mode if policy else None
             delivery = _Delivery(self._seq, watch, event, at, body, content, headers, due, copy, mode)
             delivery.until_seen = late
+            batch = self._batch
             if policy and policy.mode == "drop":
-                self._finish(delivery, "dropped", None, "dropped by the webhook policy; never sent", None, {})
+                if batch is not None:  # journaled once the pass lands
+                    batch.dropped.append(delivery)
+                    continue
+                self._drop(delivery)
                 continue
-            if self.schedule is not None and not late:  # "late" waits for a poll this worker sees
-                self.schedule.add(watch.job.key, due, self._pack(delivery))
+            if batch is not None and not late:  # "late" waits in its watch's record for a poll
+                batch.deliveries.append((due, self._pack(delivery)))
                 continue
             watch.pending.append(delivery)
+
+    def _count(self, names: list[str]) -> None:
+        for name in names:
+            self.counts[name] += 1
+        if self.schedule is not None and names:
+            self.schedule.count(names)
+
+    def tally(self) -> dict[str, int]:
+        """The attempts and their outcomes so far: this process's, or every worker's with a shared schedule."""
+        if self.schedule is None:
+            return dict(self.counts)
+        return {name: 0 for name in self.counts} | self.schedule.counts()
+
+    def _drop(self, d: _Delivery) -> None:
+        self._finish(d, "dropped", None, "dropped by the webhook policy; never sent", None, {})
 
     def _emit(self, watch: _Watch, now: float) -> None:
         """Turn the timeline entries of ``watch``'s job that lie before ``now`` into deliveries."""
@@ -469,20 +578,60 @@ class Dispatcher:
             "policy": d.policy,
             "attempts": d.attempts,
             "taken": d.taken,
+            "due": d.due,
         }
 
-    def _unpack(self, p: dict[str, Any]) -> _Delivery | None:
-        """A delivery claimed from the schedule, or None when its job is gone."""
+    def _pack_watch(self, w: _Watch) -> dict[str, Any]:
+        """A watch as the shared schedule keeps it (``late``: its callbacks waiting for a poll)."""
+        job = w.job
+        return {
+            "watch": True,
+            "provider": job.provider,
+            "job": job.id,
+            "channel": w.callback.channel.name,
+            "url": w.callback.url,
+            "states": sorted(w.callback.states),
+            "ctx": w.ctx,
+            "emitted": sorted(w.emitted),
+            "held": w.held,
+            "ended": w.ended,
+            "late": [self._pack(d) for d in w.pending],
+        }
+
+    def _found(self, p: dict[str, Any]) -> tuple[Job, WebhookChannel] | None:
+        """The job and the channel a shared entry names, or None when its job is gone."""
         job = self.state.jobs.get((p["provider"], p["job"]))
         contract = self.state.contracts.get(p["provider"])
         channels = [c for c in contract.webhook_channels if c.name == p["channel"]] if contract else []
-        if job is None or not channels:
-            return None
-        watch = _Watch(job, Callback(channels[0], p["url"], frozenset()), {})
-        d = _Delivery(0, watch, p["event"], p["at"], p["body"], p["content"].encode("latin-1"), p["headers"], 0.0)
+        return None if job is None or not channels else (job, channels[0])
+
+    @staticmethod
+    def _delivery(watch: _Watch, p: dict[str, Any]) -> _Delivery:
+        d = _Delivery(0, watch, p["event"], p["at"], p["body"], p["content"].encode("latin-1"), p["headers"], p["due"])
         d.copy, d.policy, d.attempts, d.taken = p["copy"], p["policy"], p["attempts"], p["taken"]
         watch.pending.append(d)
         return d
+
+    def _unpack(self, p: dict[str, Any]) -> _Delivery | None:
+        """A delivery claimed from the schedule, or None when its job is gone."""
+        found = self._found(p)
+        if found is None:
+            return None
+        job, channel = found
+        return self._delivery(_Watch(job, Callback(channel, p["url"], frozenset()), {}), p)
+
+    def _unpack_watch(self, p: dict[str, Any]) -> _Watch | None:
+        found = self._found(p)
+        if found is None:
+            return None
+        job, channel = found
+        watch = _Watch(job, Callback(channel, p["url"], frozenset(p["states"])), p["ctx"])
+        watch.emitted = {(at, event) for at, event in p["emitted"]}
+        watch.held = [(event, at) for event, at in p["held"]]
+        watch.ended = p["ended"]
+        for late in p["late"]:
+            self._delivery(watch, late).until_seen = True
+        return watch
 
     def _lease(self, key: str) -> float:
         """Provider seconds a claim holds: longer than any attempt lasts (its timeout, in real time)."""
@@ -490,28 +639,95 @@ class Dispatcher:
         real = self.timeout_cap + self.timeout_floor
         return real * speed if speed else real
 
-    async def _deliver_shared(self, ident: str, key: str, d: _Delivery, session: _Session) -> int:
+    def _pass_watch(self, key: str, ident: str, raw: bytes, p: dict[str, Any], now: float) -> None:
+        """Turn what a shared watch's job has come to by ``now`` into shared deliveries, once: the
+        pass lands only if no other worker has made it meanwhile."""
         assert self.schedule is not None
-        await self._attempt(d, session)
-        if d in d.watch.pending:
-            self.schedule.retry(ident, key, d.due, self._pack(d))
-        else:
+        watch = self._unpack_watch(p)
+        if watch is None:
             self.schedule.done(ident, key)
-        return 1
+            return
+        watch.seen_terminal = self.schedule.seen_at(key, ident) if watch.pending or not watch.ended else None
+        batch = self._batch = _Batch()
+        try:
+            self._emit(watch, now)
+        finally:
+            self._batch = None
+        if watch.seen_terminal is not None:  # "late": a poll saw the end, so they are due
+            for d in watch.pending:
+                d.due = max(d.due, watch.seen_terminal)
+                batch.deliveries.append((d.due, self._pack(d)))
+            watch.pending.clear()
+        over = watch.ended and not watch.pending and not watch.held
+        record = None if over else self._pack_watch(watch)
+        upcoming = watch.checked[3] if watch.checked and not watch.ended else math.inf
+        if self.schedule.commit(key, ident, raw, record, upcoming, batch.deliveries, now):
+            for d in batch.dropped:
+                self._drop(d)
+
+    def _pass_watches(self, key: str, now: float) -> None:
+        """Pass over every shared watch of ``key`` that is due at ``now``."""
+        assert self.schedule is not None
+        for _ in range(64):  # a claim takes a batch at most: a few more are rarely due
+            claimed = self.schedule.claim_watches(key, now, self._lease(key))
+            for ident, raw, payload in claimed:
+                self._pass_watch(key, ident, raw, payload, now)
+            if not claimed:
+                return
+
+    async def _deliver_shared(self, key: str, group: list[tuple[str, _Delivery]], session: _Session) -> int:
+        """Attempt the claimed deliveries of one callback one after another, in order."""
+        assert self.schedule is not None
+        for ident, d in group:
+            await self._attempt(d, session)
+            if d in d.watch.pending:
+                self.schedule.retry(ident, key, d.due, self._pack(d))
+            else:
+                self.schedule.done(ident, key)
+        return len(group)
 
     async def _run_shared(self, session: _Session) -> int:
-        """Claim the shared deliveries due now and attempt each; the number of attempts."""
+        """Pass over the shared watches due now, then claim the deliveries due and attempt each;
+        the number of attempts."""
         if self.schedule is None:
             return 0
         tasks = []
         for key in self.schedule.waiting():
-            for ident, payload in self.schedule.claim(key, self.state.now(key), self._lease(key)):
+            now = self.state.now(key)
+            self._pass_watches(key, now)
+            groups: dict[tuple[str, str, str, str], list[tuple[str, _Delivery]]] = {}
+            for ident, payload in self.schedule.claim(key, now, self._lease(key)):
                 d = self._unpack(payload)
                 if d is None:
                     self.schedule.done(ident, key)
                     continue
-                tasks.append(asyncio.create_task(self._deliver_shared(ident, key, d, session)))
+                callback = (payload["provider"], payload["job"], payload["channel"], payload["url"])
+                groups.setdefault(callback, []).append((ident, d))
+            tasks += [asyncio.create_task(self._deliver_shared(key, group, session)) for group in groups.values()]
         return sum(await asyncio.gather(*tasks))
+
+    def _outstanding_shared(self) -> list[dict[str, Any]]:
+        assert self.schedule is not None
+        out = []
+        for key in self.schedule.waiting():
+            self._pass_watches(key, self.state.now(key))
+            for _, p in self.schedule.entries(key):
+                listed = [(d, True) for d in p["late"]] if p.get("watch") else [(p, False)]
+                for d, late in listed:
+                    out.append(
+                        {
+                            "job": d["job"],
+                            "provider": d["provider"],
+                            "url": d["url"],
+                            "event": d["event"],
+                            "due": d["due"],
+                            "attempts": d["attempts"],
+                            "copy": d["copy"],
+                            "policy": d["policy"],
+                            "waiting_for_poll": late,
+                        }
+                    )
+        return sorted(out, key=lambda d: (d["due"], d["job"]))
 
     # -- delivery ------------------------------------------------------------------------------
 
@@ -585,7 +801,7 @@ class Dispatcher:
             if not rules.succeeded(response.status_code):
                 return
             d.taken.append(attempt)
-            self.counts["answered_late"] += 1
+            self._count(["answered_late"])
             entry = self._outbound(d, attempt, response.status_code, None, "answered_late")
             entry["duplicate"] = d.attempts > attempt  # a retry had gone out already
             self.state.record(entry)
@@ -633,10 +849,8 @@ class Dispatcher:
     ) -> None:
         if outcome != "retry" and d in d.watch.pending:
             d.watch.pending.remove(d)
-        if outcome in self.counts:
-            self.counts[outcome] += 1
-        if outcome != "dropped":
-            self.counts["attempts"] += 1
+        counted = [outcome] if outcome in self.counts else []
+        self._count(counted if outcome == "dropped" else [*counted, "attempts"])
         entry = {
             **self._outbound(d, d.attempts, status, error, outcome),
             "latency_ms": latency,
@@ -772,7 +986,8 @@ def control_routes(state: MockState) -> list[BaseRoute]:
         hooks = state.webhooks
         if request.method == "POST":
             try:
-                _apply(hooks, loads(await request.body() or b"{}"))
+                data = loads(await request.body() or b"{}")
+                state.configure(lambda: _apply(hooks, data))
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 example = '{"policy": {"mode": "delay", "seconds": 30, "job": "JOB_ID"}}'
                 allow = '{"allow": ["receiver:8080", "10.0.0.0/8"]}'
@@ -781,8 +996,8 @@ def control_routes(state: MockState) -> list[BaseRoute]:
             {
                 "outstanding": hooks.outstanding(),
                 "policies": hooks.policies(),
-                "counts": hooks.counts,
-                "allowed_targets": hooks.targets.entries(),
+                "counts": hooks.tally(),
+                "allowed_targets": state.configure(hooks.targets.entries),
             }
         )
 

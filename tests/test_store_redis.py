@@ -4,9 +4,7 @@ the journal, and a kill -9 of the whole mock loses nothing."""
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,12 +14,13 @@ import pytest
 import redis
 from veomock.contracts import load_all
 from veomock.mocks import Clock, MockState
+from veomock.mocks.control import Control
 from veomock.mocks.lifecycle import Outcome
 from veomock.mocks.store_redis import RedisState
 
 from tests.helpers import ROOT
-from tests.processes import free_port
 from tests.redis_server import redis_server
+from tests.store_serving import kill, serve
 
 START = 1_800_000_000.0
 CONTRACTS = load_all()
@@ -105,50 +104,8 @@ def test_a_reset_empties_the_store_for_every_worker(store: str) -> None:
     assert two.now() == START
 
 
-def _serve(store: str, *flags: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "veomock.conformance.command",
-            "serve",
-            "--port",
-            str(free_port()),
-            "--store",
-            store,
-            *flags,
-            "--speed",
-            "0",
-            "--log-level",
-            "info",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group: the workers die with it
-    )
-    assert proc.stderr is not None
-    workers = int(flags[flags.index("--workers") + 1]) if "--workers" in flags else 1
-    base, started = None, 0
-    for line in proc.stderr:  # uvicorn says where it listens and when each worker is up: no polling
-        if "Uvicorn running on" in line:
-            base = line.split("Uvicorn running on ")[1].split()[0]
-        started += "Application startup complete" in line
-        if base and started == workers:
-            return proc, base
-    raise AssertionError(f"veomock serve exited with {proc.wait()}")
-
-
-def _kill(proc: subprocess.Popen[str]) -> None:
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert proc.stderr is not None
-    proc.stderr.close()
-
-
 def test_served_workers_share_state_and_a_kill_9_loses_nothing(store: str) -> None:
-    proc, base = _serve(store, "--workers", "2")
+    proc, base = serve(store, "--workers", "2")
     auth = {"Authorization": "Bearer sk-store"}
     body = json.loads((ROOT / "fixtures" / "apixo" / "requests" / "text-to-video.json").read_text())["body"]
     try:
@@ -159,9 +116,9 @@ def test_served_workers_share_state_and_a_kill_9_loses_nothing(store: str) -> No
         with httpx.Client(base_url=base, timeout=10) as client:
             balance = client.get("/_veomock/balances", params={"key": "sk-store", "provider": "apixo"}).json()
     finally:
-        _kill(proc)
+        kill(proc)
     assert len(set(ids)) == 16
-    proc, base = _serve(store)
+    proc, base = serve(store)
     try:
         with httpx.Client(base_url=base, headers=auth, timeout=10) as client:
             for job_id in ids:
@@ -169,7 +126,7 @@ def test_served_workers_share_state_and_a_kill_9_loses_nothing(store: str) -> No
                 assert polled.status_code == 200 and polled.json()["data"]["taskId"] == job_id
             again = client.get("/_veomock/balances", params={"key": "sk-store", "provider": "apixo"}).json()
     finally:
-        _kill(proc)
+        kill(proc)
     assert again == balance and balance["balances"]["apixo"]["charged"] > 0
 
 
@@ -189,12 +146,42 @@ def test_serving_refuses_what_cannot_work_and_says_why(flags: list[str], said: s
 
 def test_rate_limits_and_their_overrides_are_shared(store: str) -> None:
     one, two = _worker(store), _worker(store)
-    one.limits.set("apixo", "k", requests_per_minute=3)
-    assert two.limits.effective("apixo", "k").requests_per_minute == 3
+    Control(one).set_limits("apixo", "k", requests_per_minute=3)  # what a request reads on any worker
+    assert two.now() == START and two.limits.effective("apixo", "k").requests_per_minute == 3
     now = one.now()
     assert [w.limits.admit("apixo", "k", now + i) for i, w in enumerate((one, two, one))] == [None] * 3
     refused = two.limits.admit("apixo", "k", now + 3)
     assert refused is not None and refused.error == "rate_limited" and refused.retry_after == 57
     assert one.limits.admit("apixo", "k", now + 60) is None  # the first request left the window
-    two.limits.clear("apixo", "k")
-    assert one.limits.effective("apixo", "k") == one.limits.effective("apixo")
+    Control(two).clear_limits("apixo", "k")
+    assert Control(one).limits("apixo", "k") == Control(one).limits("apixo")
+
+
+def test_a_worker_that_joins_or_starts_again_keeps_the_shared_clock(store: str) -> None:
+    one = _worker(store)
+    one.clock.advance(60)
+    two = _worker(store)  # made with the same start: the clock it joins is already there
+    assert two.now() == one.now() == START + 60
+    two.reset()  # a reset puts it back as it was made
+    assert one.now() == START
+
+
+def test_a_tenants_own_clock_is_the_same_on_every_worker(store: str) -> None:
+    one, two = _worker(store), _worker(store)
+    Control(one).clock(advance=30, key="k")  # k gets a clock of its own, forked from the default
+    assert two.now("k") == START + 30 and two.now() == START and two.now("other") == START
+    assert Control(two).clock_view("k") == {"now": START + 30, "speed": 0.0, "key": "k", "own": True}
+    assert Control(two).clock_view()["tenants"] == {"k": {"now": START + 30, "speed": 0.0}}
+    assert not one.clocks.running()
+    Control(two).clock(speed=2, key="k")
+    assert one.clocks.of("k").speed == 2 and one.clocks.running() and one.clock.speed == 0
+    Control(one).clock(speed=0, key="k")
+    frozen = two.now("k")
+    assert frozen > START + 30
+    job = one.create_job("apixo", _model(one), "k", {}, now=one.now("k"))
+    assert Control(two).job(job.id)["now"] == frozen == job.created_at
+    Control(two).reset(key="k")  # forgetting k gives it back to the default clock, on every worker
+    assert one.now("k") == START and Control(one).clock_view("k")["own"] is False
+    Control(one).clock(advance=5, key="j")
+    one.reset()
+    assert two.now("j") == START and Control(two).clock_view()["tenants"] == {}

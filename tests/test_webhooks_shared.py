@@ -1,11 +1,14 @@
 """The webhook schedule shared through Redis, against a real redis-server and real receivers on
-127.0.0.1: a callback one worker schedules is delivered by whichever worker's pass claims it, each
-attempt once across workers, and a delivery whose claimer died comes due again for the others."""
+127.0.0.1: a job's callbacks live in Redis from its submit on, so whichever worker's pass comes
+first turns its state changes into deliveries and delivers them, each attempt once across workers;
+a delivery whose claimer died comes due again for the others; policies, polls and forced states on
+one worker shape what another delivers."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -15,19 +18,15 @@ from veomock.mocks import Clock, build_app
 from veomock.mocks.lifecycle import Job
 from veomock.mocks.receiver import Receiver, failing
 from veomock.mocks.store_redis import RedisState
+from veomock.mocks.webhooks import Policy, Schedule
 
-from tests.hooks import channel_of, request_for
+from tests.hooks import Mock, channel_of, request_for
 from tests.redis_server import redis_server
 
 pytestmark = pytest.mark.anyio
 START = 1_800_000_000.0
 CONTRACTS = load_all()
 PROVIDER = "apixo"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +66,19 @@ def _finish(worker: RedisState, job: Job) -> None:
     worker.clock.advance(end - worker.now())
 
 
+def _schedule(worker: RedisState) -> Schedule:
+    schedule = worker.webhooks.schedule
+    assert schedule is not None
+    return schedule
+
+
+async def _ended(worker: RedisState, hook: Receiver) -> Job:
+    """A job submitted on ``worker`` with a callback to ``hook``, the clock moved to its end."""
+    job = await _submit(worker, hook.url())
+    _finish(worker, job)
+    return job
+
+
 def _outbound(worker: RedisState) -> list[dict[str, object]]:
     return [e for e in worker.journal if e.get("direction") == "outbound"]
 
@@ -78,7 +90,6 @@ async def test_a_callback_submitted_on_one_worker_is_delivered_once_by_the_other
     async with Receiver() as hook:
         job = await _submit(one, hook.url())
         _finish(two, job)  # the clock is shared: either worker moves it for both
-        one.webhooks.outstanding()  # one's watch turns the terminal state into a shared delivery
         assert hook.received == []
         assert await two.webhooks.run_due() == 1
         assert await one.webhooks.run_due() == 0  # claimed and finished: nothing left for one
@@ -94,12 +105,10 @@ async def test_a_claim_whose_worker_died_is_delivered_by_another_once_its_lease_
     workers: tuple[RedisState, RedisState],
 ) -> None:
     one, two = workers
-    schedule = one.webhooks.schedule
-    assert schedule is not None
+    schedule = _schedule(one)
     async with Receiver() as hook:
-        job = await _submit(one, hook.url())
-        _finish(one, job)
-        one.webhooks.outstanding()
+        job = await _ended(one, hook)
+        one.webhooks.outstanding()  # the pass over its watch turns the end into a delivery
         [(_, payload)] = schedule.claim(job.key, one.now(), lease=10.0)  # then the claimer dies
         assert payload["job"] == job.id
         assert await two.webhooks.run_due() == 0  # the lease still holds
@@ -118,8 +127,6 @@ async def test_workers_passing_at_once_attempt_each_callback_once(workers: tuple
     async with Receiver() as hook:
         jobs = [await _submit(w, hook.url(f"/{i}")) for i, w in enumerate([one, two] * 10)]
         _finish(one, max(jobs, key=lambda j: j.terminal_at() or 0.0))
-        for worker in (one, two):  # each turns its own watches into shared deliveries
-            worker.webhooks.outstanding()
         made = await asyncio.gather(one.webhooks.run_due(), two.webhooks.run_due(), one.webhooks.run_due())
         assert sum(made) == 20
         assert sorted(r.path for r in hook.received) == sorted(f"/{i}" for i in range(20))
@@ -133,10 +140,118 @@ async def test_a_retry_one_worker_schedules_is_made_by_the_other(workers: tuple[
     async with Receiver(failing(1)) as hook:
         job = await _submit(one, hook.url())
         _finish(one, job)
-        one.webhooks.outstanding()
         assert await two.webhooks.run_due() == 1
         one.clock.advance(delivery.retry_delays[0])
         assert await one.webhooks.run_due() == 1
         assert await two.webhooks.run_due() == 0
         assert [r.answered for r in hook.received] == [500, 200]
         assert [(e["attempt"], e["outcome"]) for e in _outbound(one)] == [(1, "retry"), (2, "delivered")]
+
+
+@asynccontextmanager
+async def _mock(worker: RedisState) -> AsyncIterator[Mock]:
+    transport = httpx.ASGITransport(app=build_app(worker))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
+        yield Mock(worker, client)
+
+
+async def test_the_states_a_job_reaches_after_its_worker_is_gone_are_delivered_once(
+    workers: tuple[RedisState, RedisState], redis_url: str
+) -> None:
+    one, two = workers
+    provider, channel = "pixazo", channel_of("pixazo", "header")  # "sync": a callback at every state
+    async with _mock(one) as first, Receiver() as hook:
+        job = await first.job_for(provider, channel, hook.url(), mode="sync")
+        # From here on the worker that took the job never runs again: the other delivers all.
+        assert await two.webhooks.run_due() == 1
+        [(running, _), _] = job.timeline[1:]
+        two.clock.advance(running - two.now())
+        assert await two.webhooks.run_due() == 1
+        _finish(two, job)
+        assert await two.webhooks.run_due() == 1
+        restarted = RedisState(contracts=CONTRACTS, store=redis_url, allow_http_webhooks=True)
+        assert await restarted.webhooks.run_due() == 0 and await two.webhooks.run_due() == 0
+        assert restarted.webhooks.idle() and restarted.webhooks.outstanding() == []
+    assert [r.json()["status"] for r in hook.received] == ["QUEUED", "PROCESSING", "COMPLETED"]
+    assert [e["event"] for e in _outbound(two)] == ["queued", "running", "succeeded"]
+
+
+async def test_a_policy_a_poll_and_a_forced_state_on_one_worker_shape_what_the_other_delivers(
+    workers: tuple[RedisState, RedisState],
+) -> None:
+    one, two = workers
+    channel = CONTRACTS[PROVIDER].webhook_channels[0]
+    async with _mock(one) as first, Receiver() as hook:
+        late = await first.job_for(PROVIDER, channel, hook.url("/late"))
+        delayed = await first.job_for(PROVIDER, channel, hook.url("/delayed"))
+        forced = await first.job_for(PROVIDER, channel, hook.url("/forced"))
+        one.webhooks.set_policy(Policy("late"), job=late.id)
+        one.webhooks.set_policy(Policy("delay", 30), job=delayed.id)
+        assert two.webhooks.policies()["jobs"] == {
+            late.id: {"mode": "late", "seconds": 0.0},
+            delayed.id: {"mode": "delay", "seconds": 30.0},
+        }
+        one.force(forced, "failed", None, one.now())  # forced on one: the other delivers the failure
+        assert await two.webhooks.run_due() == 1
+        _finish(two, max((late, delayed), key=lambda j: j.terminal_at() or 0.0))
+        assert await two.webhooks.run_due() == 0  # late waits for a poll, delayed for 30 s
+        waiting = {d["job"]: d for d in two.webhooks.outstanding()}
+        assert waiting[late.id]["waiting_for_poll"] is True
+        assert waiting[delayed.id]["due"] == delayed.terminal_at() + 30
+        assert (await first.status(late)).status_code == 200  # the poll is on one
+        assert await two.webhooks.run_due() == 1
+        two.clock.advance(30)
+        assert await two.webhooks.run_due() == 1
+        assert await one.webhooks.run_due() == 0 and two.webhooks.idle()
+    assert [r.path for r in hook.received] == ["/forced", "/late", "/delayed"]
+    assert [(e["job"], e["policy"]) for e in _outbound(one)] == [
+        (forced.id, None),
+        (late.id, "late"),
+        (delayed.id, "delay"),
+    ]
+
+
+async def test_a_pass_over_a_watch_lands_once_when_its_stalled_claimer_comes_back(
+    workers: tuple[RedisState, RedisState],
+) -> None:
+    one, two = workers
+    schedule = _schedule(one)
+    async with Receiver() as hook:
+        job = await _ended(one, hook)
+        [(ident, raw, record)] = schedule.claim_watches(job.key, one.now(), lease=10.0)  # then one stalls
+        assert await two.webhooks.run_due() == 0  # the lease holds
+        two.clock.advance(10)
+        assert await two.webhooks.run_due() == 1  # the lease ended: two made the pass and delivered
+        now = one.now()
+        stale = {**record, "ended": True}
+        assert not schedule.commit(job.key, ident, raw, stale, now, [(now, {"job": job.id})], now)
+        assert await one.webhooks.run_due() == 0 and await two.webhooks.run_due() == 0
+        assert len(hook.received) == 1 and schedule.waiting() == []
+
+
+async def test_the_overview_on_any_worker_lists_what_every_worker_scheduled(
+    workers: tuple[RedisState, RedisState],
+) -> None:
+    one, two = workers
+    async with _mock(two) as second, Receiver(failing(1)) as hook:
+        job = await _ended(one, hook)
+        assert await one.webhooks.run_due() == 1  # the first attempt fails: a retry waits in Redis
+        overview = (await second.client.get("/_veomock/webhooks")).json()
+    delivery = CONTRACTS[PROVIDER].webhook_delivery
+    assert delivery is not None
+    end = job.terminal_at()
+    assert end is not None
+    assert overview["outstanding"] == [
+        {
+            "job": job.id,
+            "provider": PROVIDER,
+            "url": hook.url(),
+            "event": job.states[-1],
+            "due": end + delivery.retry_delays[0],
+            "attempts": 1,
+            "copy": 1,
+            "policy": None,
+            "waiting_for_poll": False,
+        }
+    ]
+    assert overview["counts"] == {"delivered": 0, "gave_up": 0, "dropped": 0, "attempts": 1, "answered_late": 0}
