@@ -25,7 +25,7 @@ from veomock.conformance.protocol import Capabilities
 from veomock.contracts import Contract, Model, load
 from veomock.mocks.media import MEDIA_DIR
 from veomock.mocks.scenarios import FAULTS
-from veomock.mocks.validation import RequestValidator
+from veomock.mocks.validation import validator_for
 
 if TYPE_CHECKING:
     import jsonschema
@@ -216,7 +216,7 @@ def _documented(provider: str, variants: str) -> tuple[tuple[str, str, str], ...
             continue
         body = without_webhooks(contract, str(model), body)
         text = json.dumps(body, sort_keys=True)
-        if (model, text) not in seen and RequestValidator(contract.models[str(model)]).check(body) is None:
+        if (model, text) not in seen and validator_for(contract.models[str(model)]).check(body) is None:
             seen.add((model, text))
             out.append((str(model), path.stem, text))
     return tuple(out)

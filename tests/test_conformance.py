@@ -34,7 +34,7 @@ from veomock.conformance.server import Harness
 from veomock.contracts import available, load
 
 from examples.broken import CATALOGUE, Broken
-from examples.clients.base import Receiver
+from examples.clients.base import Receiver, _SystemTrust
 
 ROOT = Path(__file__).resolve().parent.parent
 PROVIDERS = sorted(available())
@@ -81,6 +81,51 @@ def test_reference_receiver_keeps_a_callback_before_answering_it() -> None:
         receiver.close()
     assert response.status_code == 200
     assert receiver.received() == [{"id": "t1", "status": "completed"}]
+
+
+def test_reference_client_trusts_as_the_default_context_once_it_connects_over_tls() -> None:
+    # The system's CAs load at the first TLS connection (a run over http never needs them); until
+    # then, and after, the context verifies exactly as ssl.create_default_context() does.
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    import trustme
+
+    trust, default = _SystemTrust(ssl.PROTOCOL_TLS_CLIENT), ssl.create_default_context()
+    assert (trust.verify_mode, trust.check_hostname, trust.options) == (
+        default.verify_mode,
+        default.check_hostname,
+        default.options,
+    )
+    assert trust.cert_store_stats()["x509_ca"] == 0
+
+    class Ok(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    authority = trustme.CA()
+    served = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    authority.issue_cert("127.0.0.1").configure_cert(served)
+    server = HTTPServer(("127.0.0.1", 0), Ok)
+    server.socket = served.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    url = f"https://127.0.0.1:{server.server_address[1]}/"
+    try:
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            httpx.get(url, verify=trust)
+        assert trust.cert_store_stats() == default.cert_store_stats()
+        authority.configure_trust(trust)
+        assert httpx.get(url, verify=trust).status_code == 200
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_in_process_failures_name_the_scenario_to_rerun() -> None:
