@@ -11,6 +11,7 @@ import importlib
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -437,6 +438,37 @@ def test_exploration_shrinks_a_failure_to_a_minimal_scenario(tmp_path: Path) -> 
     assert minimal.scenario.id not in {s.id for s in catalogue(contract)}
     assert read_replay(minimal.replay)[0] == minimal.scenario
     assert all(str(minimal.replay) in f.reproduce for f in minimal.failures)
+
+
+def test_an_explored_failure_without_replay_files_names_a_command_that_reproduces_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = tmp_path / "no_bearer.py"
+    client.write_text(
+        "from examples.broken import CATALOGUE\n\n"
+        "generate = next(b for b in CATALOGUE if b.name == 'apixo-no-bearer').generate\n"
+    )
+    spec = f"{client}:generate"
+    quiet = ["--replay-dir", "", "-q"]
+    first = ["check", "--provider", "apixo", "--scenario", "apixo/veo-3-1/success", "--explore", "3", *quiet]
+    assert veomock([*first, "--python", spec]) == 1
+    failure = r"failed in (\S+/explored-\S+)\n(?:  .*\n)*?  Reproduce with: veomock (.*)"
+    lines = re.findall(failure, capsys.readouterr().out)
+    assert lines, "no explored failure"
+    explored, command = lines[0]
+    # The catalogue holds no such id: the command explores again, alone, and meets it.
+    assert explored not in {s.id for s in catalogue(load("apixo"))}
+    assert veomock([*shlex.split(command), *quiet]) == 1
+    again = capsys.readouterr().out
+    assert set(re.findall(r"failed in (\S+)", again)) == {explored}, again
+    assert again.rstrip().endswith("0 passed, 1 failed")
+
+
+def test_a_reproduce_command_carries_the_capabilities_that_chose_the_scenario() -> None:
+    caps = Capabilities(webhooks=True, downloads=False, models=("veo-3-1",), max_retries=5)
+    command = Runner("apixo", _reference("apixo"), caps).reproduce(None, "apixo/veo-3-1/webhook")
+    assert " --webhooks --no-downloads --model veo-3-1 --max-retries 5 --scenario apixo/veo-3-1/webhook " in command
+    assert "--webhooks" not in Runner("apixo", _reference("apixo")).reproduce(None, "apixo/veo-3-1/success")
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
