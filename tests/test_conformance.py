@@ -162,6 +162,24 @@ def test_https_only_callbacks_reach_a_receiver_with_the_suites_certificate() -> 
     assert deliveries and all(e["outcome"] == "delivered" and e["url"].startswith("https://") for e in deliveries)
 
 
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_every_invalid_fixture_is_a_scenario_refused_by_the_rule_it_names(provider: str) -> None:
+    from veomock.mocks.validation import validator_for
+
+    contract = load(provider)
+    chosen = {s.id: s for s in catalogue(contract) if s.kind == "invalid-request" and not s.variants}
+    files = sorted((ROOT / "fixtures" / provider / "invalid").glob("*.json"))
+    assert files
+    for path in files:
+        data = json.loads(path.read_text())
+        found = [s for i, s in chosen.items() if i.endswith(f"/invalid-request-{path.stem}")]
+        assert len(found) == 1, path.name
+        scenario = found[0]
+        assert scenario.request == data["body"] and scenario.expect["categories"] == ["invalid_request"]
+        refused = validator_for(contract.models[scenario.model]).check(scenario.request)
+        assert refused is not None and (refused.rule or "schema") == data["violates"], path.name
+
+
 def test_the_catalogue_spreads_over_providers_and_checks() -> None:
     assert len(CATALOGUE) >= 20
     assert {b.provider for b in CATALOGUE} == set(PROVIDERS)
