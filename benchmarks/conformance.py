@@ -5,11 +5,14 @@ catalogue, with the example requests already in the cache (the median of five). 
 each provider's reference client through its success, job-failure and transient scenarios: the
 in-process adapter calls the client function; the subprocess adapter starts it as a program,
 one scenario at a time and then ``-j`` at once (each on its own mock, as its own tenant).
+Beside the rate, the CPU that each scenario cost (runner, mock and client): on a shared machine
+the rate follows the load, the CPU much less.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -45,7 +48,14 @@ def startup(provider: str, runs: int = 5) -> tuple[float, float]:
     return statistics.median(walls), statistics.median(cpus)
 
 
-def _rate(provider: str, as_program: bool, per_kind: int, jobs: int = 1) -> tuple[int, float]:
+def _cpu() -> float:
+    """CPU seconds so far of this process (every thread) and of the clients it has waited for."""
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _rate(provider: str, as_program: bool, per_kind: int, jobs: int = 1) -> tuple[int, float, float]:
+    """(scenarios, wall seconds, CPU seconds) of one provider's reference client."""
     contract = load(provider)
     chosen = [s for s in catalogue(contract, Capabilities()) if s.kind in KINDS and not s.variants]
     picked = [s for kind in KINDS for s in [x for x in chosen if x.kind == kind][:per_kind]]
@@ -56,11 +66,11 @@ def _rate(provider: str, as_program: bool, per_kind: int, jobs: int = 1) -> tupl
         else PythonAdapter(load_python(f"{module}:generate"), module)
     )
     with Runner(provider, adapter, jobs=jobs) as runner:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu()
         results = runner.run_all(picked)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, _cpu() - cpu
     assert all(not r.failures for r in results), f"{provider}: the reference client failed a check"
-    return len(picked), seconds
+    return len(picked), seconds, cpu
 
 
 def main(per_kind: int = 3) -> None:
@@ -69,19 +79,21 @@ def main(per_kind: int = 3) -> None:
     figures = [startup(p) for p in providers]
     print(f"{'  seconds (wall / CPU)':<30}" + "".join(f"{f'{w:.3f} / {c:.3f}':>16}" for w, c in figures))
     jobs = max(2, os.cpu_count() or 2)
-    print(f"{'adapter':<18}{'provider':<12}{'scenarios':>10}{'seconds':>9}{'per s':>8}")
+    print(f"{'adapter':<18}{'provider':<12}{'scenarios':>10}{'seconds':>9}{'per s':>8}{'CPU ms each':>13}")
     for name, as_program, j in (
         ("in-process", False, 1),
         ("subprocess", True, 1),
         (f"subprocess -j{jobs}", True, jobs),
     ):
-        total, spent = 0, 0.0
+        total, spent, used = 0, 0.0, 0.0
         for provider in providers:
-            count, seconds = _rate(provider, as_program, per_kind, j)
-            total, spent = total + count, spent + seconds
-            print(f"{name:<18}{provider:<12}{count:>10}{seconds:>9.2f}{count / seconds:>8.1f}")
-        print(f"{'':<18}{'all':<12}{total:>10}{spent:>9.2f}{total / spent:>8.1f}")
-    print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+            count, seconds, cpu = _rate(provider, as_program, per_kind, j)
+            total, spent, used = total + count, spent + seconds, used + cpu
+            each = cpu / count * 1000
+            print(f"{name:<18}{provider:<12}{count:>10}{seconds:>9.2f}{count / seconds:>8.1f}{each:>13.1f}")
+        print(f"{'':<18}{'all':<12}{total:>10}{spent:>9.2f}{total / spent:>8.1f}{used / total * 1000:>13.1f}")
+    load = os.getloadavg()[0]
+    print(f"(load average {load:.1f} on {os.cpu_count()} cores; CPU: the runner, its mock and the clients)")
 
 
 if __name__ == "__main__":

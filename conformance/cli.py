@@ -50,7 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", action="append", default=[], help="a model the client supports; repeatable")
     parser.add_argument("--max-retries", type=int, default=None, help="retries the client makes per request")
     parser.add_argument("--kind", action="append", default=[], choices=KINDS, help="only scenarios of this kind")
-    parser.add_argument("--scenario", action="append", default=[], metavar="ID", help="only this scenario")
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="only this scenario (an id that --explore generated: the catalogue's none, then the exploration)",
+    )
     parser.add_argument("--check", action="append", default=[], choices=sorted(CHECKS), help="only this check")
     parser.add_argument("--replay", metavar="FILE", help="run the scenario of a replay file")
     parser.add_argument(
@@ -121,7 +127,9 @@ def _adapter(args: argparse.Namespace, recorded: str | None = None) -> Adapter:
 
 def explore(runner: Runner, scenario_source: Any, count: int) -> Result | None:
     """Run ``count`` generated scenarios; on a failure Hypothesis shrinks it and the minimal
-    failing result (with its replay file, the only one exploration writes) is returned."""
+    failing result (with its replay file, the only one exploration writes) is returned. With no
+    replay directory its failures name ``--explore count`` to reproduce it: exploration is
+    derandomized, so the command's run over ``scenarios(contract, caps)`` draws it again."""
     from hypothesis import HealthCheck, Phase, given, settings
 
     failing: list[Result] = []
@@ -144,7 +152,7 @@ def explore(runner: Runner, scenario_source: Any, count: int) -> Result | None:
     try:
         probe()
     except AssertionError:
-        return runner.record(failing[-1]) if failing else None
+        return runner.record(failing[-1], explored=count) if failing else None
     return None
 
 
@@ -179,7 +187,8 @@ def run_check(args: argparse.Namespace, out: Any = None) -> int:
     except (ContractError, ProtocolError, ValueError, OSError, ImportError, AttributeError) as exc:
         print(f"veomock check: {exc}", file=sys.stderr)
         return 2
-    if not chosen:
+    exploring = bool(args.explore and not args.replay)
+    if not chosen and not exploring:
         print("veomock check: no scenario matches", file=sys.stderr)
         return 2
     replay_dir = Path(args.replay_dir) if args.replay_dir else None
@@ -198,7 +207,7 @@ def run_check(args: argparse.Namespace, out: Any = None) -> int:
     try:
         with runner:
             results = runner.run_all(chosen, progress)
-            if args.explore and not args.replay:
+            if exploring:
                 minimal = explore(runner, scenarios(contract, caps), args.explore)
                 if minimal is not None:
                     results.append(minimal)

@@ -257,6 +257,9 @@ class Runner:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        # Every server is told to stop before any is waited for: each takes a tick of its loop.
+        for lane in self._lanes:
+            lane.server.server.should_exit = True
         for lane in self._lanes:
             lane.server.close()
         self._lanes = []
@@ -364,12 +367,13 @@ class Runner:
         result = Result(scenario, applied, failures, run)
         return self.record(result) if replay else result
 
-    def record(self, result: Result) -> Result:
+    def record(self, result: Result, explored: int | None = None) -> Result:
         """Write the replay file of a failing result (when there is a replay directory) and point
-        each failure's reproduce command at it."""
+        each failure's reproduce command at it. ``explored``: the result is one of that many
+        generated scenarios (``--explore N``), which no ``--scenario`` finds in the catalogue."""
         if result.failures and self.replay_dir is not None:
             result.replay = self.write_replay(result)
-        reproduce = self.reproduce(result.replay, result.scenario.id)
+        reproduce = self.reproduce(result.replay, result.scenario.id, explored)
         result.failures = [Failure(**{**f.to_json(), "reproduce": reproduce}) for f in result.failures]
         return result
 
@@ -424,11 +428,24 @@ class Runner:
         path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
         return path
 
-    def reproduce(self, replay: Path | None, scenario: str) -> str:
-        target = f"--replay {shlex.quote(str(replay))}" if replay else f"--scenario {shlex.quote(scenario)}"
+    def reproduce(self, replay: Path | None, scenario: str, explored: int | None = None) -> str:
+        """The ``veomock check`` command that runs ``scenario`` again: from its replay file, else
+        by its catalogue id, else (a generated scenario with no replay file) the same exploration
+        alone, which draws the same scenarios again (it is derandomized). The client's capabilities
+        choose the catalogue and the job, so they are part of the command."""
+        if replay:
+            target = f"--replay {shlex.quote(str(replay))}"
+        elif explored:  # a --scenario that the catalogue does not hold runs exploration alone
+            target = f"--explore {explored} --scenario {shlex.quote(scenario)}"
+        else:
+            target = f"--scenario {shlex.quote(scenario)}"
         seed = f" --seed {self.seed}" if self.seed else ""
         mode = (f" --speed {self.speed:g}" if self.speed else "") + (" --traffic-only" if self.traffic_only else "")
-        return f"veomock check --provider {self.provider}{seed}{mode} {target} {self.adapter.describe()}"
+        caps = self.capabilities
+        flags = (" --webhooks" if caps.webhooks else "") + ("" if caps.downloads else " --no-downloads")
+        flags += "".join(f" --model {shlex.quote(m)}" for m in caps.models)
+        flags += f" --max-retries {caps.max_retries}" if caps.max_retries != Capabilities().max_retries else ""
+        return f"veomock check --provider {self.provider}{seed}{mode}{flags} {target} {self.adapter.describe()}"
 
     def mode(self) -> dict[str, Any]:
         """How this runner grades, for the reports: exact or real time (with its tolerance), and

@@ -25,7 +25,7 @@ from veomock.conformance.protocol import Capabilities
 from veomock.contracts import Contract, Model, load
 from veomock.mocks.media import MEDIA_DIR
 from veomock.mocks.scenarios import FAULTS
-from veomock.mocks.validation import RequestValidator
+from veomock.mocks.validation import validator_for
 
 if TYPE_CHECKING:
     import jsonschema
@@ -43,6 +43,7 @@ __all__ = [
     "example_request",
     "expected_categories",
     "explored_id",
+    "invalid_fixtures",
     "scenarios",
     "without_webhooks",
 ]
@@ -201,24 +202,30 @@ def _every_state_seen(contract: Contract, timing: tuple[float, float]) -> tuple[
     return max(timing[0], first + interval / 2), max(timing[1], 2 * interval)
 
 
-@lru_cache(maxsize=64)
-def _documented(provider: str, variants: str) -> tuple[tuple[str, str, str], ...]:
-    contract = load(provider, json.loads(variants) or None)
-    out, seen = [], set()
-    for path in sorted((FIXTURES / provider / "requests").glob("*.json")):
+def _submits(contract: Contract, folder: str) -> Iterable[tuple[str, str, dict[str, Any]]]:
+    """(model, file stem, body) of each submit in ``fixtures/<provider>/<folder>`` whose model
+    the contract serves."""
+    for path in sorted((FIXTURES / contract.provider / folder).glob("*.json")):
         data = json.loads(path.read_text())
         op = next((op for op in contract.operations if op.name == data.get("operation")), None)
         if op is None or op.kind != "submit":
             continue
         body = data.get("body")
         model = op.models[0] if len(op.models) == 1 else op.model_from.render({"body": body}) if op.model_from else None
-        if model not in contract.models or not isinstance(body, dict):
-            continue
-        body = without_webhooks(contract, str(model), body)
+        if model in contract.models and isinstance(body, dict):
+            yield str(model), path.stem, body
+
+
+@lru_cache(maxsize=64)
+def _documented(provider: str, variants: str) -> tuple[tuple[str, str, str], ...]:
+    contract = load(provider, json.loads(variants) or None)
+    out, seen = [], set()
+    for model, stem, body in _submits(contract, "requests"):
+        body = without_webhooks(contract, model, body)
         text = json.dumps(body, sort_keys=True)
-        if (model, text) not in seen and RequestValidator(contract.models[str(model)]).check(body) is None:
+        if (model, text) not in seen and validator_for(contract.models[model]).check(body) is None:
             seen.add((model, text))
-            out.append((str(model), path.stem, text))
+            out.append((model, stem, text))
     return tuple(out)
 
 
@@ -227,6 +234,24 @@ def documented_requests(contract: Contract, model: Model | str) -> list[tuple[st
     without their webhook fields: the optional fields a real client sends."""
     name = model if isinstance(model, str) else model.name
     rows = _documented(contract.provider, json.dumps(contract.variants, sort_keys=True))
+    return [(stem, json.loads(text)) for m, stem, text in rows if m == name]
+
+
+@lru_cache(maxsize=64)
+def _refused(provider: str, variants: str) -> tuple[tuple[str, str, str], ...]:
+    contract = load(provider, json.loads(variants) or None)
+    return tuple(
+        (model, stem, json.dumps(body, sort_keys=True))
+        for model, stem, body in _submits(contract, "invalid")
+        if validator_for(contract.models[model]).check(body) is not None
+    )
+
+
+def invalid_fixtures(contract: Contract, model: Model | str) -> list[tuple[str, dict[str, Any]]]:
+    """The invalid requests of ``fixtures/<provider>/invalid`` that ``model`` refuses: each breaks
+    one cross-field rule of the contract (the file's ``violates``) or its schema."""
+    name = model if isinstance(model, str) else model.name
+    rows = _refused(contract.provider, json.dumps(contract.variants, sort_keys=True))
     return [(stem, json.loads(text)) for m, stem, text in rows if m == name]
 
 
@@ -272,6 +297,9 @@ def _model_scenarios(
     out = [make("success", "success", timing=_every_state_seen(contract, timing))]
     for name, body in documented_requests(contract, model):
         out.append(make("success", f"success-documented-{name}", request=body))
+    refused = {"status": "failed", "categories": ["invalid_request"]}
+    for name, body in invalid_fixtures(contract, model):
+        out.append(make("invalid-request", f"invalid-request-{name}", request=body, expect=refused))
     failures = contract.failures if full else contract.failures[:1]
     for failure in failures:
         expect = {

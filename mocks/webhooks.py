@@ -27,6 +27,7 @@ calls ``state.webhooks.set_policy(policy, job=job.id)`` (or ``key=``) when the r
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import ssl
@@ -256,6 +257,16 @@ class _Watch:
     checked: tuple[Any, ...] = ()  # the timeline as last read, and the time of its next entry
 
 
+@functools.lru_cache(maxsize=16)
+def _trust(ca_file: str | None) -> ssl.SSLContext:
+    """One TLS context per CA file for every dispatcher and client of the process: building one
+    costs tens of milliseconds, and most mocks never deliver a callback."""
+    context = ssl.create_default_context(cafile=certifi.where())
+    if ca_file:
+        context.load_verify_locations(cafile=ca_file)
+    return context
+
+
 @dataclass
 class _Session:
     client: httpx.AsyncClient
@@ -281,10 +292,9 @@ class Dispatcher:
         # after all, the journal says so, and flags the retries it then got as duplicates.
         self.answer_window = 60.0
         self.tick = 0.01  # real seconds between background passes while the clock runs
-        # One TLS context for every client: building one per client costs tens of milliseconds.
-        self.verify = ssl.create_default_context(cafile=certifi.where())
+        self.ca_file = ca_file
         if ca_file:
-            self.verify.load_verify_locations(cafile=ca_file)
+            _trust(ca_file)  # a CA file that cannot be read is refused now, not at the first delivery
         self._background: tuple[asyncio.AbstractEventLoop, _Session] | None = None
         self._closing: set[asyncio.Task[None]] = set()  # clients kept open for attempts still awaited
         # Where callbacks may go (loopback unless told): configuration, so a reset keeps it.
@@ -294,6 +304,11 @@ class Dispatcher:
         self._batch: _Batch | None = None  # while a pass over a shared watch runs
         self._observed: set[tuple[str, str, float]] = set()  # jobs whose end a poll here has reported
         self.reset()
+
+    @property
+    def verify(self) -> ssl.SSLContext:
+        """The TLS context of every client, built at the first delivery (see :func:`_trust`)."""
+        return _trust(self.ca_file)
 
     def reset(self) -> None:
         """Forget every watch, delivery and policy."""

@@ -11,6 +11,7 @@ import importlib
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -34,7 +35,7 @@ from veomock.conformance.server import Harness
 from veomock.contracts import available, load
 
 from examples.broken import CATALOGUE, Broken
-from examples.clients.base import Receiver
+from examples.clients.base import Receiver, _SystemTrust
 
 ROOT = Path(__file__).resolve().parent.parent
 PROVIDERS = sorted(available())
@@ -83,6 +84,51 @@ def test_reference_receiver_keeps_a_callback_before_answering_it() -> None:
     assert receiver.received() == [{"id": "t1", "status": "completed"}]
 
 
+def test_reference_client_trusts_as_the_default_context_once_it_connects_over_tls() -> None:
+    # The system's CAs load at the first TLS connection (a run over http never needs them); until
+    # then, and after, the context verifies exactly as ssl.create_default_context() does.
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    import trustme
+
+    trust, default = _SystemTrust(ssl.PROTOCOL_TLS_CLIENT), ssl.create_default_context()
+    assert (trust.verify_mode, trust.check_hostname, trust.options) == (
+        default.verify_mode,
+        default.check_hostname,
+        default.options,
+    )
+    assert trust.cert_store_stats()["x509_ca"] == 0
+
+    class Ok(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    authority = trustme.CA()
+    served = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    authority.issue_cert("127.0.0.1").configure_cert(served)
+    server = HTTPServer(("127.0.0.1", 0), Ok)
+    server.socket = served.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    url = f"https://127.0.0.1:{server.server_address[1]}/"
+    try:
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            httpx.get(url, verify=trust)
+        assert trust.cert_store_stats() == default.cert_store_stats()
+        authority.configure_trust(trust)
+        assert httpx.get(url, verify=trust).status_code == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_in_process_failures_name_the_scenario_to_rerun() -> None:
     broken = next(b for b in CATALOGUE if b.name == "pixazo-error-as-failed")
     contract, caps = load(broken.provider), Capabilities(webhooks=broken.webhooks)
@@ -114,6 +160,24 @@ def test_https_only_callbacks_reach_a_receiver_with_the_suites_certificate() -> 
     assert str(result.run.job.webhook_url).startswith("https://127.0.0.1:")
     deliveries = result.run.webhooks()
     assert deliveries and all(e["outcome"] == "delivered" and e["url"].startswith("https://") for e in deliveries)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_every_invalid_fixture_is_a_scenario_refused_by_the_rule_it_names(provider: str) -> None:
+    from veomock.mocks.validation import validator_for
+
+    contract = load(provider)
+    chosen = {s.id: s for s in catalogue(contract) if s.kind == "invalid-request" and not s.variants}
+    files = sorted((ROOT / "fixtures" / provider / "invalid").glob("*.json"))
+    assert files
+    for path in files:
+        data = json.loads(path.read_text())
+        found = [s for i, s in chosen.items() if i.endswith(f"/invalid-request-{path.stem}")]
+        assert len(found) == 1, path.name
+        scenario = found[0]
+        assert scenario.request == data["body"] and scenario.expect["categories"] == ["invalid_request"]
+        refused = validator_for(contract.models[scenario.model]).check(scenario.request)
+        assert refused is not None and (refused.rule or "schema") == data["violates"], path.name
 
 
 def test_the_catalogue_spreads_over_providers_and_checks() -> None:
@@ -392,6 +456,37 @@ def test_exploration_shrinks_a_failure_to_a_minimal_scenario(tmp_path: Path) -> 
     assert minimal.scenario.id not in {s.id for s in catalogue(contract)}
     assert read_replay(minimal.replay)[0] == minimal.scenario
     assert all(str(minimal.replay) in f.reproduce for f in minimal.failures)
+
+
+def test_an_explored_failure_without_replay_files_names_a_command_that_reproduces_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = tmp_path / "no_bearer.py"
+    client.write_text(
+        "from examples.broken import CATALOGUE\n\n"
+        "generate = next(b for b in CATALOGUE if b.name == 'apixo-no-bearer').generate\n"
+    )
+    spec = f"{client}:generate"
+    quiet = ["--replay-dir", "", "-q"]
+    first = ["check", "--provider", "apixo", "--scenario", "apixo/veo-3-1/success", "--explore", "3", *quiet]
+    assert veomock([*first, "--python", spec]) == 1
+    failure = r"failed in (\S+/explored-\S+)\n(?:  .*\n)*?  Reproduce with: veomock (.*)"
+    lines = re.findall(failure, capsys.readouterr().out)
+    assert lines, "no explored failure"
+    explored, command = lines[0]
+    # The catalogue holds no such id: the command explores again, alone, and meets it.
+    assert explored not in {s.id for s in catalogue(load("apixo"))}
+    assert veomock([*shlex.split(command), *quiet]) == 1
+    again = capsys.readouterr().out
+    assert set(re.findall(r"failed in (\S+)", again)) == {explored}, again
+    assert again.rstrip().endswith("0 passed, 1 failed")
+
+
+def test_a_reproduce_command_carries_the_capabilities_that_chose_the_scenario() -> None:
+    caps = Capabilities(webhooks=True, downloads=False, models=("veo-3-1",), max_retries=5)
+    command = Runner("apixo", _reference("apixo"), caps).reproduce(None, "apixo/veo-3-1/webhook")
+    assert " --webhooks --no-downloads --model veo-3-1 --max-retries 5 --scenario apixo/veo-3-1/webhook " in command
+    assert "--webhooks" not in Runner("apixo", _reference("apixo")).reproduce(None, "apixo/veo-3-1/success")
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

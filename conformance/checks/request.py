@@ -47,7 +47,7 @@ def _strip(body: Any, paths: Iterable[str]) -> Any:
     cites=("models", "webhooks.channels"),
 )
 def _body(run: Run) -> Iterator[Problem]:
-    from veomock.mocks.validation import RequestValidator
+    from veomock.mocks.validation import validator_for
 
     ignore = _webhook_fields(run) if run.job.webhook_url else set()
     wanted = _strip(run.job.request, ignore)
@@ -55,7 +55,7 @@ def _body(run: Run) -> Iterator[Problem]:
         # A traffic-only program chooses its own model: judge the body by the model it asked for.
         chosen = _model_of(run, exchange) if run.traffic_only else None
         model = run.contract.models[chosen or run.scenario.model]
-        validator = RequestValidator(model)
+        validator = validator_for(model)  # compiled once per model, as the mock does
         if not isinstance(exchange.body, dict):
             yield Problem(
                 observed=f"body {show(exchange.body)}",

@@ -14,7 +14,7 @@ import httpx
 
 from examples.clients.aivideoapi import AivideoapiClient
 from examples.clients.apixo import ApixoClient
-from examples.clients.base import ApiError, Client, Receiver, Status, Unreadable, run
+from examples.clients.base import TERMINAL, ApiError, Client, Receiver, Status, Unreadable, run
 from examples.clients.gemini import GeminiClient
 from examples.clients.pixazo import PixazoClient
 from examples.clients.vtrix import VtrixClient
@@ -322,6 +322,31 @@ class AivideoapiActsOnEveryCallback(AivideoapiClient):
             for _ in done[1:]:
                 for url in outcome["urls"]:
                     self.download(url)
+        return outcome
+
+
+class AivideoapiRedoesALateCallback(AivideoapiClient):
+    """Ends a job by polling, then waits a while for the callback it asked for and, when that
+    arrives late, acts on it as news: the result is downloaded a second time."""
+
+    def generate(self, job: Any) -> dict[str, Any]:
+        outcome = super().generate(job)
+        receiver = self.receiver
+        if outcome["status"] != "succeeded" or receiver is None:
+            return outcome
+
+        def ended() -> bool:
+            bodies = [b for b in receiver.received() if self.job_of(b) == outcome["job_id"]]
+            return any(self.read(b).state in TERMINAL for b in bodies)
+
+        if ended():
+            return outcome  # the callback ended the job: nothing more to wait for
+        for _ in range(3):
+            self.sleep(self.poll_interval)
+            if ended():
+                for url in outcome["urls"]:
+                    self.download(url)
+                break
         return outcome
 
 
@@ -658,6 +683,15 @@ CATALOGUE = (
         AivideoapiActsOnEveryCallback,
         "webhook.idempotent",
         "downloads the result again for every duplicate callback",
+        ("webhook",),
+        webhooks=True,
+    ),
+    Broken(
+        "aivideoapi-redoes-a-late-callback",
+        "aivideoapi",
+        AivideoapiRedoesALateCallback,
+        "webhook.idempotent",
+        "downloads the result again when the callback arrives after polling ended the job",
         ("webhook",),
         webhooks=True,
     ),

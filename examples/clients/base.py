@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -24,7 +23,33 @@ import httpx
 __all__ = ["ApiError", "Client", "Receiver", "Status", "Unreadable", "main", "run"]
 
 TERMINAL = ("succeeded", "failed", "error")
-_TLS = ssl.create_default_context()  # built once: loading the CA bundle is the slow part of a client
+
+
+class _SystemTrust(ssl.SSLContext):
+    """``ssl.create_default_context()`` that loads the system's CAs at its first TLS connection,
+    once. Loading them is the slowest part of a client's start, and a run against the mock over
+    http never needs them; the first https connection verifies exactly as the default context does.
+    """
+
+    _loaded = False
+    _lock = threading.Lock()
+
+    def _load(self) -> None:
+        with self._lock:
+            if not self._loaded:
+                self.load_default_certs()
+                self._loaded = True
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        self._load()
+        return super().wrap_socket(*args, **kwargs)
+
+    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
+        self._load()
+        return super().wrap_bio(*args, **kwargs)
+
+
+_TLS = _SystemTrust(ssl.PROTOCOL_TLS_CLIENT)  # verifies certificates and host names, as the default does
 
 
 class Unreadable(Exception):
@@ -58,6 +83,8 @@ class Receiver:
     certificate and key (PEM files) it serves https."""
 
     def __init__(self, addr: str, cert: str | None = None, key: str | None = None) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # only a webhook job needs it
+
         host, _, port = addr.rpartition(":")
         self.bodies: list[Any] = []
         self.lock = threading.Lock()
