@@ -427,6 +427,12 @@ class SharedClocks(Clocks):
         default, version, *own = self.shared.client.hmget(self.shared.name, fields)
         return _time_of(own[0] if own and own[0] is not None else default), version
 
+    def now_and_speed(self, key: str | None = None) -> tuple[float, float]:
+        fields = ["state"] if key is None else ["state", self._field(key)]
+        default, *own = self.shared.client.hmget(self.shared.name, fields)
+        packed = own[0] if own and own[0] is not None else default
+        return _time_of(packed), _unpack_clock(packed)[2]
+
     def own(self, key: str) -> Clock:
         shared = self.shared
         # Forked from the default: its time and speed now (kept if another worker forked first).
@@ -553,16 +559,22 @@ class RedisLimiter(Limiter):
         return Refusal("rate_limited", f"Rate limit of {rpm} requests per minute exceeded", wait)
 
 
-# Claim up to ARGV[3] entries (deliveries, or watches) due by ARGV[1]: each is due again at
-# ARGV[2] (the lease's end) unless its claimer retries, commits or finishes it first.
+# KEYS: the payloads (hash), then sorted sets of entries (deliveries, or watches). From each, claim
+# up to ARGV[3] entries due by ARGV[1]: each is due again at ARGV[2] (the lease's end) unless its
+# claimer retries, commits or finishes it first. Per sorted set: id, payload, id, payload, ...
 _CLAIM = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
-if #ids == 0 then return {} end
-local out = {}
-local payloads = redis.call('HMGET', KEYS[2], unpack(ids))
-for i, id in ipairs(ids) do out[#out + 1] = id; out[#out + 1] = payloads[i] or false end
-return out
+local found = {}
+for k = 2, #KEYS do
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[k], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+  local out = {}
+  if #ids > 0 then
+    for _, id in ipairs(ids) do redis.call('ZADD', KEYS[k], ARGV[2], id) end
+    local payloads = redis.call('HMGET', KEYS[1], unpack(ids))
+    for i, id in ipairs(ids) do out[#out + 1] = id; out[#out + 1] = payloads[i] or false end
+  end
+  found[#found + 1] = out
+end
+return found
 """
 
 # KEYS: deliveries (sorted set), watches (sorted set), payloads (hash), marks (hash), the keys
@@ -676,23 +688,35 @@ class RedisSchedule:
         members = cast(set[bytes], self.client.smembers(f"{self.prefix}keys"))
         return sorted(k.decode() for k in members)
 
-    def _claimed(self, zset: str, table: str, key: str, now: float, lease: float) -> list[tuple[str, bytes]]:
-        flat = self._claim(keys=[zset, table], args=[repr(now), repr(now + lease), self.batch])
+    def _claimed(self, key: str, now: float, lease: float, *zsets: str) -> list[list[tuple[str, bytes]]]:
+        table = self._keys(key)[2]
+        found = self._claim(keys=[table, *zsets], args=[repr(now), repr(now + lease), self.batch])
         out = []
-        for ident, raw in zip(flat[::2], flat[1::2], strict=True):
-            if raw is None:  # forgotten meanwhile
-                self.done(ident.decode(), key)
-            else:
-                out.append((ident.decode(), raw))
+        for flat in found:
+            claimed = []
+            for ident, raw in zip(flat[::2], flat[1::2], strict=True):
+                if raw is None:  # forgotten meanwhile
+                    self.done(ident.decode(), key)
+                else:
+                    claimed.append((ident.decode(), raw))
+            out.append(claimed)
         return out
 
     def claim(self, key: str, now: float, lease: float) -> list[tuple[str, dict[str, Any]]]:
-        zset, _, table, *_ = self._keys(key)
-        return [(ident, orjson.loads(raw)) for ident, raw in self._claimed(zset, table, key, now, lease)]
+        [deliveries] = self._claimed(key, now, lease, self._keys(key)[0])
+        return [(ident, orjson.loads(raw)) for ident, raw in deliveries]
 
     def claim_watches(self, key: str, now: float, lease: float) -> list[tuple[str, bytes, dict[str, Any]]]:
-        _, zset, table, *_ = self._keys(key)
-        return [(ident, raw, orjson.loads(raw)) for ident, raw in self._claimed(zset, table, key, now, lease)]
+        [watches] = self._claimed(key, now, lease, self._keys(key)[1])
+        return [(ident, raw, orjson.loads(raw)) for ident, raw in watches]
+
+    def claim_due(
+        self, key: str, now: float, lease: float
+    ) -> tuple[list[tuple[str, bytes, dict[str, Any]]], list[tuple[str, dict[str, Any]]]]:
+        """The watches and the deliveries due, claimed in one round trip."""
+        due, watches, *_ = self._keys(key)
+        passes, deliveries = self._claimed(key, now, lease, watches, due)
+        return [(i, raw, orjson.loads(raw)) for i, raw in passes], [(i, orjson.loads(raw)) for i, raw in deliveries]
 
     def commit(
         self,
