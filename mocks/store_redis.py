@@ -810,9 +810,16 @@ class SharedScenarios(Scenarios):
     a rule for ``times`` requests applies that many times across workers, not on each."""
 
     def __init__(
-        self, contracts: Mapping[str, Contract], chaos: Mapping[str, Any] | None, client: redis.Redis, prefix: str
+        self,
+        contracts: Mapping[str, Contract],
+        chaos: Mapping[str, Any] | None,
+        client: redis.Redis,
+        prefix: str,
+        worker: int = 0,
     ) -> None:
+        self.worker = worker
         super().__init__(contracts, chaos)
+        self._seeded(self.chaos)
         self.client: Any = client
         self.uses = f"{prefix}settings:uses"
         self._sources: dict[str, dict[str, Any]] = {}  # each rule as it was given, by id
@@ -835,8 +842,15 @@ class SharedScenarios(Scenarios):
             self.client.hdel(self.uses, *gone)
         return removed
 
+    def _seeded(self, chaos: Chaos | None) -> Chaos | None:
+        """Each worker draws its own faults from the profile's seed (as it draws its own ids)."""
+        if chaos is not None:
+            chaos.rng = random.Random(f"chaos:{chaos.seed}:{self.worker}")
+            chaos.hooks = random.Random(f"chaos-webhooks:{chaos.seed}:{self.worker}")
+        return chaos
+
     def set_chaos(self, profile: Mapping[str, Any] | None) -> Chaos | None:
-        chaos = super().set_chaos(profile)
+        chaos = self._seeded(super().set_chaos(profile))
         self._profile = dict(profile) if profile else None
         return chaos
 
@@ -887,7 +901,7 @@ class SharedScenarios(Scenarios):
         profile = document.get("chaos", self._initial)
         if profile != self._profile:  # an unchanged profile keeps its random source where it is
             try:
-                super().set_chaos(profile)
+                self._seeded(super().set_chaos(profile))
             except RuleError:  # made for providers this worker does not serve
                 super().set_chaos(None)
             self._profile = profile
@@ -943,7 +957,7 @@ class RedisState(MockState):
             self.client, f"{self.prefix}journal", self.journal_size, self.journal_bytes
         )
         self.webhooks.schedule = RedisSchedule(self.client, f"{self.prefix}hooks:")
-        self.scenarios = SharedScenarios(self.contracts, self.chaos, self.client, self.prefix)
+        self.scenarios = SharedScenarios(self.contracts, self.chaos, self.client, self.prefix, self.worker)
         self._version, self._settings = None, {}
 
     def reset(self) -> None:
