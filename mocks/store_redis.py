@@ -41,7 +41,7 @@ import random
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Collection, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
@@ -209,8 +209,10 @@ class RedisJobs(MutableMapping[tuple[str, str], Job]):
         self._cache.clear()
 
 
-def _delete_prefix(client: redis.Redis, prefix: str) -> None:
-    for keys in _batched(client.scan_iter(match=prefix.replace("*", r"\*") + "*", count=1000), 500):
+def _delete_prefix(client: redis.Redis, prefix: str, keep: Collection[str] = ()) -> None:
+    kept = {name.encode() for name in keep}
+    found = (k for k in client.scan_iter(match=prefix.replace("*", r"\*") + "*", count=1000) if k not in kept)
+    for keys in _batched(found, 500):
         client.delete(*keys)
 
 
@@ -961,9 +963,8 @@ class RedisState(MockState):
         self._version, self._settings = None, {}
 
     def reset(self) -> None:
-        workers = self.client.get(f"{self.prefix}workers")
-        _delete_prefix(self.client, self.prefix)
-        self.client.set(f"{self.prefix}workers", workers or 0)
+        # The clocks' hash stays: the others read it on every request (a reset puts it back below).
+        _delete_prefix(self.client, self.prefix, keep=[f"{self.prefix}workers", self.shared_clocks.shared.name])
         super().reset()
         self.configure(lambda: None)  # the webhook targets are configuration: a reset keeps them
 
