@@ -108,6 +108,11 @@ class Clocks:
     def now(self, key: str | None = None) -> float:
         return self.of(key).now()
 
+    def now_and_speed(self, key: str | None = None) -> tuple[float, float]:
+        """``key``'s time now and how fast its clock runs (for what waits in real time)."""
+        clock = self.of(key)
+        return clock.now(), clock.speed
+
     def own(self, key: str) -> Clock:
         """``key``'s own clock, forked from the default the first time."""
         clock = self.tenants.get(key)

@@ -41,7 +41,7 @@ import random
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Collection, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
@@ -209,8 +209,10 @@ class RedisJobs(MutableMapping[tuple[str, str], Job]):
         self._cache.clear()
 
 
-def _delete_prefix(client: redis.Redis, prefix: str) -> None:
-    for keys in _batched(client.scan_iter(match=prefix.replace("*", r"\*") + "*", count=1000), 500):
+def _delete_prefix(client: redis.Redis, prefix: str, keep: Collection[str] = ()) -> None:
+    kept = {name.encode() for name in keep}
+    found = (k for k in client.scan_iter(match=prefix.replace("*", r"\*") + "*", count=1000) if k not in kept)
+    for keys in _batched(found, 500):
         client.delete(*keys)
 
 
@@ -427,6 +429,12 @@ class SharedClocks(Clocks):
         default, version, *own = self.shared.client.hmget(self.shared.name, fields)
         return _time_of(own[0] if own and own[0] is not None else default), version
 
+    def now_and_speed(self, key: str | None = None) -> tuple[float, float]:
+        fields = ["state"] if key is None else ["state", self._field(key)]
+        default, *own = self.shared.client.hmget(self.shared.name, fields)
+        packed = own[0] if own and own[0] is not None else default
+        return _time_of(packed), _unpack_clock(packed)[2]
+
     def own(self, key: str) -> Clock:
         shared = self.shared
         # Forked from the default: its time and speed now (kept if another worker forked first).
@@ -553,16 +561,22 @@ class RedisLimiter(Limiter):
         return Refusal("rate_limited", f"Rate limit of {rpm} requests per minute exceeded", wait)
 
 
-# Claim up to ARGV[3] entries (deliveries, or watches) due by ARGV[1]: each is due again at
-# ARGV[2] (the lease's end) unless its claimer retries, commits or finishes it first.
+# KEYS: the payloads (hash), then sorted sets of entries (deliveries, or watches). From each, claim
+# up to ARGV[3] entries due by ARGV[1]: each is due again at ARGV[2] (the lease's end) unless its
+# claimer retries, commits or finishes it first. Per sorted set: id, payload, id, payload, ...
 _CLAIM = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
-if #ids == 0 then return {} end
-local out = {}
-local payloads = redis.call('HMGET', KEYS[2], unpack(ids))
-for i, id in ipairs(ids) do out[#out + 1] = id; out[#out + 1] = payloads[i] or false end
-return out
+local found = {}
+for k = 2, #KEYS do
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[k], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+  local out = {}
+  if #ids > 0 then
+    for _, id in ipairs(ids) do redis.call('ZADD', KEYS[k], ARGV[2], id) end
+    local payloads = redis.call('HMGET', KEYS[1], unpack(ids))
+    for i, id in ipairs(ids) do out[#out + 1] = id; out[#out + 1] = payloads[i] or false end
+  end
+  found[#found + 1] = out
+end
+return found
 """
 
 # KEYS: deliveries (sorted set), watches (sorted set), payloads (hash), marks (hash), the keys
@@ -676,23 +690,35 @@ class RedisSchedule:
         members = cast(set[bytes], self.client.smembers(f"{self.prefix}keys"))
         return sorted(k.decode() for k in members)
 
-    def _claimed(self, zset: str, table: str, key: str, now: float, lease: float) -> list[tuple[str, bytes]]:
-        flat = self._claim(keys=[zset, table], args=[repr(now), repr(now + lease), self.batch])
+    def _claimed(self, key: str, now: float, lease: float, *zsets: str) -> list[list[tuple[str, bytes]]]:
+        table = self._keys(key)[2]
+        found = self._claim(keys=[table, *zsets], args=[repr(now), repr(now + lease), self.batch])
         out = []
-        for ident, raw in zip(flat[::2], flat[1::2], strict=True):
-            if raw is None:  # forgotten meanwhile
-                self.done(ident.decode(), key)
-            else:
-                out.append((ident.decode(), raw))
+        for flat in found:
+            claimed = []
+            for ident, raw in zip(flat[::2], flat[1::2], strict=True):
+                if raw is None:  # forgotten meanwhile
+                    self.done(ident.decode(), key)
+                else:
+                    claimed.append((ident.decode(), raw))
+            out.append(claimed)
         return out
 
     def claim(self, key: str, now: float, lease: float) -> list[tuple[str, dict[str, Any]]]:
-        zset, _, table, *_ = self._keys(key)
-        return [(ident, orjson.loads(raw)) for ident, raw in self._claimed(zset, table, key, now, lease)]
+        [deliveries] = self._claimed(key, now, lease, self._keys(key)[0])
+        return [(ident, orjson.loads(raw)) for ident, raw in deliveries]
 
     def claim_watches(self, key: str, now: float, lease: float) -> list[tuple[str, bytes, dict[str, Any]]]:
-        _, zset, table, *_ = self._keys(key)
-        return [(ident, raw, orjson.loads(raw)) for ident, raw in self._claimed(zset, table, key, now, lease)]
+        [watches] = self._claimed(key, now, lease, self._keys(key)[1])
+        return [(ident, raw, orjson.loads(raw)) for ident, raw in watches]
+
+    def claim_due(
+        self, key: str, now: float, lease: float
+    ) -> tuple[list[tuple[str, bytes, dict[str, Any]]], list[tuple[str, dict[str, Any]]]]:
+        """The watches and the deliveries due, claimed in one round trip."""
+        due, watches, *_ = self._keys(key)
+        passes, deliveries = self._claimed(key, now, lease, watches, due)
+        return [(i, raw, orjson.loads(raw)) for i, raw in passes], [(i, orjson.loads(raw)) for i, raw in deliveries]
 
     def commit(
         self,
@@ -786,9 +812,16 @@ class SharedScenarios(Scenarios):
     a rule for ``times`` requests applies that many times across workers, not on each."""
 
     def __init__(
-        self, contracts: Mapping[str, Contract], chaos: Mapping[str, Any] | None, client: redis.Redis, prefix: str
+        self,
+        contracts: Mapping[str, Contract],
+        chaos: Mapping[str, Any] | None,
+        client: redis.Redis,
+        prefix: str,
+        worker: int = 0,
     ) -> None:
+        self.worker = worker
         super().__init__(contracts, chaos)
+        self._seeded(self.chaos)
         self.client: Any = client
         self.uses = f"{prefix}settings:uses"
         self._sources: dict[str, dict[str, Any]] = {}  # each rule as it was given, by id
@@ -811,8 +844,15 @@ class SharedScenarios(Scenarios):
             self.client.hdel(self.uses, *gone)
         return removed
 
+    def _seeded(self, chaos: Chaos | None) -> Chaos | None:
+        """Each worker draws its own faults from the profile's seed (as it draws its own ids)."""
+        if chaos is not None:
+            chaos.rng = random.Random(f"chaos:{chaos.seed}:{self.worker}")
+            chaos.hooks = random.Random(f"chaos-webhooks:{chaos.seed}:{self.worker}")
+        return chaos
+
     def set_chaos(self, profile: Mapping[str, Any] | None) -> Chaos | None:
-        chaos = super().set_chaos(profile)
+        chaos = self._seeded(super().set_chaos(profile))
         self._profile = dict(profile) if profile else None
         return chaos
 
@@ -863,7 +903,7 @@ class SharedScenarios(Scenarios):
         profile = document.get("chaos", self._initial)
         if profile != self._profile:  # an unchanged profile keeps its random source where it is
             try:
-                super().set_chaos(profile)
+                self._seeded(super().set_chaos(profile))
             except RuleError:  # made for providers this worker does not serve
                 super().set_chaos(None)
             self._profile = profile
@@ -919,13 +959,12 @@ class RedisState(MockState):
             self.client, f"{self.prefix}journal", self.journal_size, self.journal_bytes
         )
         self.webhooks.schedule = RedisSchedule(self.client, f"{self.prefix}hooks:")
-        self.scenarios = SharedScenarios(self.contracts, self.chaos, self.client, self.prefix)
+        self.scenarios = SharedScenarios(self.contracts, self.chaos, self.client, self.prefix, self.worker)
         self._version, self._settings = None, {}
 
     def reset(self) -> None:
-        workers = self.client.get(f"{self.prefix}workers")
-        _delete_prefix(self.client, self.prefix)
-        self.client.set(f"{self.prefix}workers", workers or 0)
+        # The clocks' hash stays: the others read it on every request (a reset puts it back below).
+        _delete_prefix(self.client, self.prefix, keep=[f"{self.prefix}workers", self.shared_clocks.shared.name])
         super().reset()
         self.configure(lambda: None)  # the webhook targets are configuration: a reset keeps them
 

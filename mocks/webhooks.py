@@ -188,6 +188,9 @@ class Schedule(Protocol):
     def waiting(self) -> list[str]: ...  # the API keys with watches or deliveries waiting
     def claim(self, key: str, now: float, lease: float) -> list[tuple[str, dict[str, Any]]]: ...
     def claim_watches(self, key: str, now: float, lease: float) -> list[tuple[str, bytes, dict[str, Any]]]: ...
+    def claim_due(
+        self, key: str, now: float, lease: float
+    ) -> tuple[list[tuple[str, bytes, dict[str, Any]]], list[tuple[str, dict[str, Any]]]]: ...
     def commit(
         self,
         key: str,
@@ -648,9 +651,8 @@ class Dispatcher:
             self._delivery(watch, late).until_seen = True
         return watch
 
-    def _lease(self, key: str) -> float:
-        """Provider seconds a claim holds: longer than any attempt lasts (its timeout, in real time)."""
-        speed = self.state.clocks.of(key).speed
+    def _lease(self, speed: float) -> float:
+        """Provider seconds a claim holds at ``speed``: longer than any attempt lasts (its timeout, in real time)."""
         real = self.timeout_cap + self.timeout_floor
         return real * speed if speed else real
 
@@ -680,11 +682,11 @@ class Dispatcher:
             for d in batch.dropped:
                 self._drop(d)
 
-    def _pass_watches(self, key: str, now: float) -> None:
+    def _pass_watches(self, key: str, now: float, lease: float) -> None:
         """Pass over every shared watch of ``key`` that is due at ``now``."""
         assert self.schedule is not None
         for _ in range(64):  # a claim takes a batch at most: a few more are rarely due
-            claimed = self.schedule.claim_watches(key, now, self._lease(key))
+            claimed = self.schedule.claim_watches(key, now, lease)
             for ident, raw, payload in claimed:
                 self._pass_watch(key, ident, raw, payload, now)
             if not claimed:
@@ -708,10 +710,16 @@ class Dispatcher:
             return 0
         tasks = []
         for key in self.schedule.waiting():
-            now = self.state.now(key)
-            self._pass_watches(key, now)
+            now, speed = self.state.clocks.now_and_speed(key)
+            lease = self._lease(speed)
+            passes, claimed = self.schedule.claim_due(key, now, lease)  # one round trip when nothing is due
+            if passes:
+                for ident, raw, payload in passes:
+                    self._pass_watch(key, ident, raw, payload, now)
+                self._pass_watches(key, now, lease)
+                claimed += self.schedule.claim(key, now, lease)  # what the passes made due
             groups: dict[tuple[str, str, str, str], list[tuple[str, _Delivery]]] = {}
-            for ident, payload in self.schedule.claim(key, now, self._lease(key)):
+            for ident, payload in claimed:
                 d = self._unpack(payload)
                 if d is None:
                     self.schedule.done(ident, key)
@@ -725,7 +733,8 @@ class Dispatcher:
         assert self.schedule is not None
         out = []
         for key in self.schedule.waiting():
-            self._pass_watches(key, self.state.now(key))
+            now, speed = self.state.clocks.now_and_speed(key)
+            self._pass_watches(key, now, self._lease(speed))
             for _, p in self.schedule.entries(key):
                 listed = [(d, True) for d in p["late"]] if p.get("watch") else [(p, False)]
                 for d, late in listed:
@@ -747,7 +756,7 @@ class Dispatcher:
     # -- delivery ------------------------------------------------------------------------------
 
     def _real_timeout(self, provider_seconds: float, key: str) -> float:
-        speed = self.state.clocks.of(key).speed
+        speed = self.state.clocks.now_and_speed(key)[1]
         seconds = provider_seconds if speed == 0 else provider_seconds / speed
         return min(self.timeout_cap, max(self.timeout_floor, seconds))
 

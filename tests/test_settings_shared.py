@@ -152,3 +152,12 @@ def test_a_worker_serving_fewer_providers_skips_the_rules_it_cannot_hold(redis_u
     every.now()
     assert [r.id for r in every.scenarios.rules] == ["elsewhere", "here", "later"]
     assert every.scenarios.chaos is not None and every.scenarios.chaos.provider == "pixazo"
+
+
+async def test_each_worker_draws_its_own_faults_from_the_chaos_profiles_seed(redis_url: str) -> None:
+    async with _workers(redis_url) as (one, two):
+        await one.post("/_veomock/chaos", json=CHAOS)
+        drawn = [[await _submit(client) for _ in range(12)] for client in (one, two)]
+    refused = CONTRACTS[PROVIDER].errors["internal"].status
+    assert all(set(codes) == {200, refused} for codes in drawn)  # the profile applies on both
+    assert drawn[0] != drawn[1]  # seeded per worker, as ids are: not the same faults twice over

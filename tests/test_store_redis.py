@@ -185,3 +185,18 @@ def test_a_tenants_own_clock_is_the_same_on_every_worker(store: str) -> None:
     Control(one).clock(advance=5, key="j")
     one.reset()
     assert two.now("j") == START and Control(two).clock_view()["tenants"] == {}
+
+
+def test_a_worker_reading_the_clock_while_another_resets_gets_an_answer(store: str) -> None:
+    one, two = _worker(store), _worker(store)
+    one.clock.advance(5)
+    read_meanwhile = []
+    emptied = one.clocks.reset  # runs once the store is emptied, before the clock is put back
+
+    def reset_clocks() -> None:
+        read_meanwhile.append(two.now())
+        emptied()
+
+    one.clocks.reset = reset_clocks  # type: ignore[method-assign]
+    one.reset()
+    assert read_meanwhile == [START + 5] and two.now() == START
