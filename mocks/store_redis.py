@@ -142,6 +142,7 @@ class RedisJobs(MutableMapping[tuple[str, str], Job]):
         self._cache: OrderedDict[tuple[str, str], tuple[bytes, Job]] = OrderedDict()
         self._cache_size = cache_size
         self._reserve = client.register_script(_RESERVE)
+        self.drawing = False  # while a job is made (RedisState.create_job)
 
     def _key(self, ident: tuple[str, str]) -> str:
         return f"{self.prefix}job:{ident[0]}:{ident[1]}"
@@ -163,6 +164,8 @@ class RedisJobs(MutableMapping[tuple[str, str], Job]):
         return self._kept(ident, raw)
 
     def __contains__(self, ident: object) -> bool:
+        if self.drawing:
+            return False  # a new id: writing it (SET NX) is the check, so there is none to make first
         return isinstance(ident, tuple) and bool(self.client.exists(self._key(ident)))
 
     def __setitem__(self, ident: tuple[str, str], job: Job) -> None:
@@ -1013,11 +1016,15 @@ class RedisState(MockState):
         raise RuntimeError("the settings kept changing under this control call; send it again")
 
     def create_job(self, *args: Any, **kwargs: Any) -> Job:
+        assert isinstance(self.jobs, RedisJobs)
         while True:
+            self.jobs.drawing = True  # the id is checked as the job is written, in the same round trip
             try:
                 return super().create_job(*args, **kwargs)
             except IdTaken:
                 continue  # another worker drew this id first: the random source has moved on
+            finally:
+                self.jobs.drawing = False
 
     def force(self, job: Job, target: str, outcome: Outcome | None = None, now: float | None = None) -> None:
         super().force(job, target, outcome, now)
