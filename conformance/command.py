@@ -284,7 +284,7 @@ def _read_playback(state: MockState, path: str) -> str:
     from veomock.mocks.control import Control
 
     with open(path, "rb") as handle:
-        replay = Control(state).playback(handle.read())
+        replay = Control(state).playback(handle.read(), once=True)
     jobs = ", ".join(" -> ".join(s["state"] for s in job["seen"]) for job in replay["jobs"]) or "no job"
     return f"{len(replay['rules'])} rules for {replay['provider']} ({jobs}); a reset clears them"
 

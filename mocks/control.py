@@ -32,6 +32,7 @@ With ``veomock serve --control-token T`` every control call needs the header ``X
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 from collections.abc import Mapping, Sequence
@@ -292,12 +293,22 @@ class Control:
             return entries
         secrets = {c.auth.header_key for c in self.state.contracts.values()} | {TOKEN_HEADER.lower()}
         return masked(entries, secrets)
-    def playback(self, har: Any, provider: str | None = None) -> dict[str, Any]:
-        """Arm the scenario of a HAR session (``mocks.playback``): its rules, in order, after those armed."""
+    def playback(self, har: Any, provider: str | None = None, once: bool = False) -> dict[str, Any]:
+        """Arm the scenario of a HAR session (``mocks.playback``): its rules, in order, after those armed.
+
+        With ``once``, the rules get ids from the session's content, and a session whose rules are
+        armed already is not armed again (``veomock serve --from`` started again on a shared store)."""
         from veomock.mocks.playback import playback
 
         replay = playback(self.state.contracts, har, provider)
-        added = self.add_scenarios(replay.rules) if replay.rules else []
+        rules = replay.rules
+        if once and rules:
+            digest = hashlib.sha256(json.dumps(rules, sort_keys=True).encode()).hexdigest()[:12]
+            rules = [{**rule, "id": f"playback-{digest}-{i}"} for i, rule in enumerate(rules)]
+            armed = {r["id"]: r for r in self.scenarios()["rules"]}
+            if all(rule["id"] in armed for rule in rules):
+                return {**replay.to_json(), "rules": [armed[rule["id"]] for rule in rules]}
+        added = self.add_scenarios(rules) if rules else []
         return {**replay.to_json(), "rules": added}
 
     def tenants(self) -> list[dict[str, Any]]:

@@ -11,7 +11,8 @@ import httpx
 import pytest
 import redis
 from veomock.contracts import load_all
-from veomock.mocks import Clock, build_app
+from starlette.testclient import TestClient
+from veomock.mocks import Clock, Control, MockState, build_app
 from veomock.mocks.store_redis import RedisState
 
 from tests.hooks import request_for
@@ -161,3 +162,25 @@ async def test_each_worker_draws_its_own_faults_from_the_chaos_profiles_seed(red
     refused = CONTRACTS[PROVIDER].errors["internal"].status
     assert all(set(codes) == {200, refused} for codes in drawn)  # the profile applies on both
     assert drawn[0] != drawn[1]  # seeded per worker, as ids are: not the same faults twice over
+
+
+def test_a_session_served_again_on_the_same_store_is_armed_once(redis_url: str) -> None:
+    """``veomock serve --from`` started twice on one store (a restart): the session's rules once."""
+    recorded = MockState(contracts=CONTRACTS, clock=Clock(speed=0, start=START))
+    request = request_for(PROVIDER, None, None)
+    Control(recorded).add_scenarios(RULE)
+    with TestClient(build_app(recorded), base_url="http://127.0.0.1:8000") as client:
+        for _ in range(2):
+            client.request(request.op.method, request.op.path, json=request.body, headers=request.headers)
+    session = Control(recorded).har()
+    redis.Redis.from_url(redis_url).flushdb()
+    counts = []
+    for _ in range(2):  # the first start, then a start again on the same store
+        state = RedisState(contracts=CONTRACTS, clock=Clock(speed=0, start=START), store=redis_url)
+        armed = Control(state).playback(session, once=True)["rules"]
+        counts.append(len(Control(state).scenarios()["rules"]))
+        assert armed and all(rule["id"].startswith("playback-") for rule in armed)
+    assert counts[0] == counts[1] > 0
+    again = RedisState(contracts=CONTRACTS, clock=Clock(speed=0, start=START), store=redis_url)
+    Control(again).playback(session)  # armed through the control API: as many times as asked
+    assert len(Control(again).scenarios()["rules"]) == 2 * counts[0]
