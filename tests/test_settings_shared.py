@@ -10,8 +10,8 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 import redis
-from veomock.contracts import load_all
 from starlette.testclient import TestClient
+from veomock.contracts import load_all
 from veomock.mocks import Clock, Control, MockState, build_app
 from veomock.mocks.store_redis import RedisState
 
