@@ -368,6 +368,8 @@ class Dispatcher:
                 self._observed.add(ident)
                 self.schedule.mark(job.key, self._idents(job), "seen", now)
             return
+        if not self._by_job:  # no job asked for callbacks: nothing to release (the common poll)
+            return
         for watch in self._by_job.get((job.provider, job.id), []):
             if watch.seen_terminal is None:
                 watch.seen_terminal = now
