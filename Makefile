@@ -39,7 +39,8 @@ serve: $(STAMP)
 bench: $(STAMP)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	command -v redis-server >/dev/null || (apt-get update -qq && apt-get install -y -qq redis-server)
-	$(BIN)/python -m benchmarks $(ARGS)
+	# Python's default: compiled modules are cached (an environment may turn that off; a user's rarely does).
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m benchmarks $(ARGS)
 
 # Schemathesis from the OpenAPI documents (thousands of cases), then a 200,000-request soak.
 fuzz: $(STAMP)

@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import certifi
-import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -49,6 +48,7 @@ from veomock.mocks.jsontext import finite, json_text, loads
 from veomock.mocks.lifecycle import Job
 
 if TYPE_CHECKING:
+    import httpx
     from veomock.mocks.state import MockState
 
 __all__ = ["MODES", "Callback", "Dispatcher", "Policy", "Schedule", "WebhookRefused", "control_routes", "requested"]
@@ -899,6 +899,8 @@ class Dispatcher:
         if self._background is not None and self._background[0] is loop:
             yield self._background[1]
             return
+        import httpx  # on the first delivery: serving and checking start without it
+
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.keepalive)
         client = httpx.AsyncClient(verify=self.verify, timeout=None, limits=limits, trust_env=False)
         session = _Session(client, asyncio.Semaphore(self.concurrency))
