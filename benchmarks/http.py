@@ -48,6 +48,7 @@ class Case:
     headers: dict[str, str]
     body: bytes | None
     baseline: str  # the bare case it is compared with
+    bare: bool = False  # served by the bare app (the baselines and the calibration), not the mock
 
 
 def _auth(contract: Contract) -> dict[str, str]:
@@ -96,8 +97,8 @@ def _prepare(base: str, contracts: dict[str, Contract]) -> list[Case]:
                 Case(f"{name} status", status_path(contract, job["model"], job["id"]), "GET", poll, None, "bare GET")
             )
             cases.append(Case(f"{name} submit", path, "POST", headers, raw, "bare POST"))
-    calibration = [Case(f"bare GET +{us} us", f"/work/{us}", "GET", {}, None, "bare GET") for us in WORK_US]
-    return [Case(n, p, m, {"Content-Type": "application/json"}, b, n) for n, (p, m, b) in bare.items()] + [
+    calibration = [Case(f"bare GET +{us} us", f"/work/{us}", "GET", {}, None, "bare GET", True) for us in WORK_US]
+    return [Case(n, p, m, {"Content-Type": "application/json"}, b, n, True) for n, (p, m, b) in bare.items()] + [
         *calibration,
         *cases,
     ]
@@ -161,7 +162,7 @@ def run_pass(seconds: int = 5, connections: int = 32, warmup: int = 1) -> dict[s
         cases = _prepare(mock_url, contracts)
         bare_cases = [case for case in cases if case.baseline == case.name]
         for case in cases:
-            proc, base = (bare, bare_url) if case.name.startswith("bare") else (mock, mock_url)
+            proc, base = (bare, bare_url) if case.bare else (mock, mock_url)
             results[case.name] = _measure(proc, base + case.url, case, seconds, connections, warmup)
         for case in bare_cases:  # measured again at the end: the baseline is the mean of both
             again = _measure(bare, bare_url + case.url, case, seconds, connections, warmup)

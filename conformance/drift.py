@@ -40,6 +40,7 @@ from veomock.mocks.har import (
     status_state,
     value_at,
 )
+from veomock.mocks.jsontext import json_type
 
 __all__ = ["Difference", "add_arguments", "drift", "id_pattern", "kinds", "run_drift"]
 
@@ -114,18 +115,6 @@ def _template_shape(source: Any) -> _Field:
     return _Field(_ANY if source is None else "object")
 
 
-def _type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object" if isinstance(value, dict) else "null"
-
-
 def _expected_type(shape: Any) -> str:
     if isinstance(shape, dict):
         return "object"
@@ -148,13 +137,13 @@ def shape_differences(shape: Any, value: Any, where: str) -> Iterator[tuple[str,
             except json.JSONDecodeError:
                 inner = None
         if inner is None:
-            yield where, f"{_type(value)} {json.dumps(value)[:60]}", "a string holding JSON"
+            yield where, f"{json_type(value)} {json.dumps(value)[:60]}", "a string holding JSON"
             return
         yield from shape_differences(shape[1], inner, where)
         return
     if isinstance(shape, dict):
         if not isinstance(value, dict):
-            yield where, _type(value), "object"
+            yield where, json_type(value), "object"
             return
         for name, spec in shape.items():
             if name not in value:
@@ -164,16 +153,16 @@ def shape_differences(shape: Any, value: Any, where: str) -> Iterator[tuple[str,
             yield from shape_differences(spec.shape, value[name], f"{where}.{name}")
         for name in value:
             if name not in shape:
-                yield f"{where}.{name}", f"an unexpected field ({_type(value[name])})", "no such field"
+                yield f"{where}.{name}", f"an unexpected field ({json_type(value[name])})", "no such field"
         return
     if isinstance(shape, list):
         if not isinstance(value, list):
-            yield where, _type(value), "array"
+            yield where, json_type(value), "array"
         elif shape and value:
             yield from shape_differences(shape[0], value[0], f"{where}[0]")
         return
-    if shape != _type(value) and not (shape == "object" and isinstance(value, dict | list)):
-        yield where, _type(value), str(shape)
+    if shape != json_type(value) and not (shape == "object" and isinstance(value, dict | list)):
+        yield where, json_type(value), str(shape)
 
 
 def _shape_of(spec: Any) -> Any:

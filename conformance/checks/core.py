@@ -110,6 +110,13 @@ class Run:
     prices: dict[str, float] = field(default_factory=dict)  # job id -> its price
 
     @property
+    def reported(self) -> Outcome:
+        """The client's outcome, for a check declared with ``outcome=True`` (it runs only when
+        the client reported one)."""
+        assert self.outcome is not None, "a check that reads the outcome ran without one"
+        return self.outcome
+
+    @property
     def slack(self) -> float:
         """Provider seconds by which a measured interval may miss: none in exact mode."""
         return EPSILON + self.speed * REAL_SLACK

@@ -85,8 +85,7 @@ def _stops(run: Run) -> Iterator[Problem]:
     outcome=True,
 )
 def _timeout(run: Run) -> Iterator[Problem]:
-    outcome = run.outcome
-    assert outcome is not None
+    outcome = run.reported
     limit = run.job.timeout
     submits = [e for e in run.submits if e.job]
     last = run.api[-1] if run.api else None

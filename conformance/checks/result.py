@@ -40,8 +40,7 @@ def _expects_success(run: Run) -> bool:
 )
 def _success(run: Run) -> Iterator[Problem]:
     paths = result_paths(run.contract)
-    outcome = run.outcome
-    assert outcome is not None
+    outcome = run.reported
     if outcome.status != "succeeded":
         yield Problem(
             observed=f"outcome {outcome.status} ({outcome.category}: {outcome.message or outcome.code})",
@@ -76,8 +75,7 @@ def _downloads(run: Run) -> bool:
     outcome=True,
 )
 def _download(run: Run) -> Iterator[Problem]:
-    outcome = run.outcome
-    assert outcome is not None
+    outcome = run.reported
     if outcome.status != "succeeded":
         return
     expires = run.contract.media_expires_after
@@ -142,8 +140,7 @@ def _job_failure(run: Run) -> bool:
 )
 def _failure_code(run: Run) -> Iterator[Problem]:
     paths = result_paths(run.contract)
-    outcome = run.outcome
-    assert outcome is not None
+    outcome = run.reported
     codes: list[str] = []
     for job in run.jobs:
         codes.extend(str(c) for c in extract(run.terminal_body(job), paths.failure_code))
@@ -172,8 +169,7 @@ def _failure_code(run: Run) -> Iterator[Problem]:
     outcome=True,
 )
 def _failure_kind(run: Run) -> Iterator[Problem]:
-    outcome = run.outcome
-    assert outcome is not None
+    outcome = run.reported
     allowed = run.scenario.expect.get("categories", [])
     if outcome.status == "failed" and outcome.category not in allowed:
         states = run.contract.states
@@ -209,8 +205,7 @@ _WHY = {
     outcome=True,
 )
 def _failure_category(run: Run) -> Iterator[Problem]:
-    outcome = run.outcome
-    assert outcome is not None
+    outcome = run.reported
     expect = run.scenario.expect
     allowed = expect.get("categories", [])
     rule = run.scenario.rules[0]["action"].get("error") if run.scenario.rules else None
