@@ -24,6 +24,7 @@ _HOMES = {
     "PythonAdapter": "runner",
     "Result": "runner",
     "Runner": "runner",
+    "SuiteClock": "runner",
     "Scenario": "scenarios",
     "catalogue": "scenarios",
     "scenarios": "scenarios",

@@ -2,7 +2,8 @@
 
 Two adapters start a client: :class:`CommandAdapter` runs any program (the subprocess protocol of
 PROTOCOL.md), :class:`PythonAdapter` calls a Python function in this process with the same job and
-environment. :class:`Runner` owns one server (a real socket on 127.0.0.1), one :class:`Harness`
+environment, and in exact mode with the scenario's :class:`SuiteClock` when the function takes a
+``clock``. :class:`Runner` owns one server (a real socket on 127.0.0.1), one :class:`Harness`
 per variant set, and turns each scenario into a :class:`Result`: the checks that applied, their
 failures, and a replay file when something failed.
 """
@@ -10,6 +11,7 @@ failures, and a replay file when something failed.
 from __future__ import annotations
 
 import importlib
+import inspect
 import itertools
 import json
 import os
@@ -50,36 +52,71 @@ from veomock.mocks import CONTROL_PREFIX
 from veomock.mocks.lifecycle import Job as MockJob
 from veomock.mocks.media import clip_for
 
-__all__ = ["Adapter", "CommandAdapter", "PythonAdapter", "Result", "Runner", "StartError", "load_python"]
+__all__ = ["Adapter", "CommandAdapter", "PythonAdapter", "Result", "Runner", "StartError", "SuiteClock", "load_python"]
 
-ClientFunc = Callable[[dict[str, Any], Mapping[str, str]], Mapping[str, Any]]
+ClientFunc = Callable[..., Mapping[str, Any]]  # (job, env) or (job, env, clock=SuiteClock | None)
 
 
 class StartError(Exception):
     """The client cannot start at all (no such program, not executable): no scenario can run."""
 
 
+class SuiteClock:
+    """Exact mode's clock for a client in this process: :meth:`sleep` waits on the mock's clock
+    exactly as ``POST {"advance": s}`` to ``VEOMOCK_CLOCK_URL`` does (the clock moves on, the
+    callbacks that fell due are delivered, then it returns), without a request; :meth:`now` is
+    provider time in epoch seconds."""
+
+    def __init__(self, server: ServerThread, harness: Harness) -> None:
+        self._server, self._harness = server, harness
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of provider time; :class:`ValueError` for a wait the clock refuses."""
+        self._server.call(self._harness.wait(seconds))
+
+    def now(self) -> float:
+        return self._harness.clock.now()
+
+
 class Adapter(Protocol):
-    """Starts the client on one job and returns (outcome JSON or None, problem, stderr)."""
+    """Starts the client on one job and returns (outcome JSON or None, problem, stderr). ``clock``
+    is exact mode's clock (None in real-time mode); an adapter whose client runs in another
+    process ignores it: that client waits through ``VEOMOCK_CLOCK_URL``."""
 
     def describe(self) -> str: ...
 
-    def run(self, job: Job, env: Mapping[str, str]) -> tuple[Any, str | None, str]: ...
+    def run(
+        self, job: Job, env: Mapping[str, str], clock: SuiteClock | None = None
+    ) -> tuple[Any, str | None, str]: ...
+
+
+def _takes_clock(func: Callable[..., Any]) -> bool:
+    try:
+        parameters = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):  # no signature to read (some builtins): call it as (job, env)
+        return False
+    return any(p.name == "clock" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
 class PythonAdapter:
-    """A client as a Python function ``func(job: dict, env: Mapping[str, str]) -> outcome dict``."""
+    """A client as a Python function ``func(job: dict, env: Mapping[str, str]) -> outcome dict``.
+    A function that takes a ``clock`` keyword is also given exact mode's :class:`SuiteClock`
+    (None in real-time mode), so that it waits without a request to the clock URL."""
 
     def __init__(self, func: ClientFunc, spec: str | None = None) -> None:
         self.func = func
         self.spec = spec or f"{func.__module__}:{getattr(func, '__qualname__', func)}"
+        self.takes_clock = _takes_clock(func)
 
     def describe(self) -> str:
         return f"--python {self.spec}"
 
-    def run(self, job: Job, env: Mapping[str, str]) -> tuple[Any, str | None, str]:
+    def run(
+        self, job: Job, env: Mapping[str, str], clock: SuiteClock | None = None
+    ) -> tuple[Any, str | None, str]:
+        extra = {"clock": clock} if self.takes_clock else {}
         try:
-            return dict(self.func(job.to_json(), dict(env))), None, ""
+            return dict(self.func(job.to_json(), dict(env), **extra)), None, ""
         except Exception as exc:
             return None, f"the client raised {type(exc).__name__}: {exc}", ""
 
@@ -118,7 +155,9 @@ class CommandAdapter:
     def describe(self) -> str:
         return "-- " + shlex.join(self.argv)
 
-    def run(self, job: Job, env: Mapping[str, str]) -> tuple[Any, str | None, str]:
+    def run(
+        self, job: Job, env: Mapping[str, str], clock: SuiteClock | None = None
+    ) -> tuple[Any, str | None, str]:
         try:
             done = subprocess.run(
                 self.argv,
@@ -325,7 +364,8 @@ class Runner:
             webhook_url=webhook_url,
         )
         try:
-            raw, problem, stderr = self.adapter.run(job, env)
+            clock = SuiteClock(server, harness) if self.speed == 0 else None
+            raw, problem, stderr = self.adapter.run(job, env, clock)
         finally:
             harness.end()
             server.use(None)

@@ -4,13 +4,13 @@
 ASGI layer. A scenario is armed through the mock's own scenario rules (``state.scenarios``):
 fault rules first, then how the job ends, how long it takes and how its webhooks are delivered.
 In exact mode (the default) time is virtual: the mock's clock is frozen and moves only when the
-client waits, through ``POST /_veomock/clock``, after which the layer runs the webhook deliveries
-that fell due. A client that never waits would spin forever on a frozen clock, so past a budget
-of requests without a clock advance each request moves provider time on by one poll interval. In
-real-time mode (``begin(plan, speed=X)``) the clock runs X times faster than real time while the
-client runs, webhooks are delivered in the background as ``veomock serve`` does, and
-:meth:`Harness.end` freezes the clock again for grading. Checks read what happened from the
-mock's journal (:meth:`Harness.exchanges`).
+client waits, through ``POST /_veomock/clock`` (or, in-process, :meth:`Harness.wait`), after which
+the layer runs the webhook deliveries that fell due. A client that never waits would spin forever
+on a frozen clock, so past a budget of requests without a clock advance each request moves
+provider time on by one poll interval. In real-time mode (``begin(plan, speed=X)``) the clock
+runs X times faster than real time while the client runs, webhooks are delivered in the
+background as ``veomock serve`` does, and :meth:`Harness.end` freezes the clock again for grading.
+Checks read what happened from the mock's journal (:meth:`Harness.exchanges`).
 
 The harness is served by ``mocks.serving.ServerThread``: uvicorn on a socket bound before the
 thread starts, so clients can connect at once (the kernel queues them) with no readiness polling.
@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from veomock.contracts import Contract
 from veomock.mocks import CONTROL_PREFIX, MockState, build_app, create_state
-from veomock.mocks.clock import Clock
+from veomock.mocks.clock import Clock, check_seconds
 from veomock.mocks.lifecycle import Job
 from veomock.mocks.serving import ServerThread
 
@@ -236,6 +236,15 @@ class Harness:
         """Attempt the webhook deliveries now due (none to look at is the common, cheap case)."""
         if not self.state.webhooks.idle():
             await self.state.webhooks.run_due()
+
+    async def wait(self, seconds: float) -> None:
+        """The client waits ``seconds`` of provider time, as ``POST /_veomock/clock {"advance": s}``
+        does: the clock moves on, then the callbacks that fell due are delivered. Run it on the
+        server's loop. A wait the clock refuses (negative, NaN, past the year 9999) raises
+        :class:`ValueError` and moves nothing."""
+        self.clock.advance(check_seconds("a wait", seconds, self.clock.now()))
+        self.spin = 0
+        await self._deliver()
 
     # -- ASGI ------------------------------------------------------------------------------------
 

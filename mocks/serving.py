@@ -19,7 +19,8 @@ head is capped by the parser (httptools), of a body by the mock (``max_body_byte
 
 :class:`ServerThread` binds first (port 0: the kernel picks), so its URL is known before it
 starts; :class:`Switch` lets one running server hand each request to whichever app is current,
-so tests and the conformance runner get a fresh mock per case without a server start each time.
+so tests and the conformance runner get a fresh mock per case without a server start each time;
+:meth:`ServerThread.call` runs a coroutine on the server's own event loop, from any other thread.
 """
 
 from __future__ import annotations
@@ -27,11 +28,14 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+T = TypeVar("T")
 
 __all__ = ["BODY_TIMEOUT", "HEADER_TIMEOUT", "KEEP_ALIVE", "ServerThread", "Switch", "guarded", "server_options"]
 
@@ -135,16 +139,21 @@ def server_options(
 
 
 class Switch:
-    """An ASGI app that forwards to ``current``, answering lifespan itself (the raw send passes through)."""
+    """An ASGI app that forwards to ``current``, answering lifespan itself (the raw send passes through).
+    Its ``loop`` is the event loop it is served on, once ``started`` is set."""
 
     def __init__(self) -> None:
         self.current: ASGIApp | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.started = threading.Event()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             while True:
                 message = await receive()
                 if message["type"] == "lifespan.startup":
+                    self.loop = asyncio.get_running_loop()
+                    self.started.set()
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
                     await send({"type": "lifespan.shutdown.complete"})
@@ -182,6 +191,14 @@ class ServerThread:
 
     def use(self, app: ASGIApp | None) -> None:
         self.switch.current = app
+
+    def call(self, work: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        """Run ``work`` on the server's event loop and return what it returns (or raise what it
+        raises): from another thread, the same as a request the server handled would do."""
+        if not self.switch.started.wait(timeout) or self.switch.loop is None:
+            work.close()
+            raise RuntimeError(f"the server on {self.base_url} did not start within {timeout:g} s")
+        return asyncio.run_coroutine_threadsafe(work, self.switch.loop).result(timeout)
 
     def close(self) -> None:
         self.server.should_exit = True

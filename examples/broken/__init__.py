@@ -14,7 +14,7 @@ import httpx
 
 from examples.clients.aivideoapi import AivideoapiClient
 from examples.clients.apixo import ApixoClient
-from examples.clients.base import TERMINAL, ApiError, Client, Receiver, Status, Unreadable, run
+from examples.clients.base import TERMINAL, ApiError, Client, Receiver, Status, Unreadable, Waits, run
 from examples.clients.gemini import GeminiClient
 from examples.clients.pixazo import PixazoClient
 from examples.clients.vtrix import VtrixClient
@@ -32,8 +32,8 @@ class Broken:
     kinds: tuple[str, ...] = ()  # scenario kinds that show the defect (every kind when empty)
     webhooks: bool = False  # the client declares it receives webhooks
 
-    def generate(self, job: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
-        return run(self.client, job, env)
+    def generate(self, job: dict[str, Any], env: dict[str, str], clock: Waits | None = None) -> dict[str, Any]:
+        return run(self.client, job, env, clock)
 
 
 # -- requests ----------------------------------------------------------------------------------

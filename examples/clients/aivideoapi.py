@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from examples.clients.base import ApiError, Client, Status, main, run
+from examples.clients.base import ApiError, Client, Status, Waits, main, run
 
 STATES = {"pending": "queued", "processing": "running", "completed": "succeeded", "failed": "failed"}
 FINAL_429 = ("spend_limit_exceeded",)
@@ -65,8 +65,8 @@ class AivideoapiClient(Client):
 CAPABILITIES = {"polling": True, "webhooks": True}
 
 
-def generate(job: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
-    return run(AivideoapiClient, job, env)
+def generate(job: dict[str, Any], env: dict[str, str], clock: Waits | None = None) -> dict[str, Any]:
+    return run(AivideoapiClient, job, env, clock)
 
 
 if __name__ == "__main__":

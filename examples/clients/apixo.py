@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from examples.clients.base import Client, Status, main, run
+from examples.clients.base import Client, Status, Waits, main, run
 
 STATES = {"pending": "queued", "processing": "running", "success": "succeeded", "failed": "failed"}
 
@@ -46,8 +46,8 @@ class ApixoClient(Client):
 CAPABILITIES = {"polling": True, "webhooks": True}
 
 
-def generate(job: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
-    return run(ApixoClient, job, env)
+def generate(job: dict[str, Any], env: dict[str, str], clock: Waits | None = None) -> dict[str, Any]:
+    return run(ApixoClient, job, env, clock)
 
 
 if __name__ == "__main__":

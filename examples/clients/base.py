@@ -16,11 +16,11 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
-__all__ = ["ApiError", "Client", "Receiver", "Status", "Unreadable", "main", "run"]
+__all__ = ["ApiError", "Client", "Receiver", "Status", "Unreadable", "Waits", "main", "run"]
 
 TERMINAL = ("succeeded", "failed", "error")
 
@@ -336,13 +336,27 @@ class _ScaledTime:
         return time.monotonic() * self.speed
 
 
-def run(cls: type[Client], job: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    """The in-process adapter entry: build the client from the environment and run the job."""
+class Waits(Protocol):
+    """A clock to wait on: the suite's own, given to a client that runs in its process."""
+
+    def sleep(self, seconds: float) -> None: ...
+
+    def now(self) -> float: ...
+
+
+def run(
+    cls: type[Client], job: Mapping[str, Any], env: Mapping[str, str], clock: Waits | None = None
+) -> dict[str, Any]:
+    """The in-process adapter entry: build the client from the environment and run the job. In
+    exact mode the suite gives an in-process client its ``clock``; a program waits through
+    ``VEOMOCK_CLOCK_URL`` instead, and a run in real time has ``VEOMOCK_SPEED``."""
     http = httpx.Client(timeout=30.0, verify=_TLS)
     try:
         clock_url = env.get("VEOMOCK_CLOCK_URL")
         timing: dict[str, Any] = {}
-        if clock_url:
+        if clock is not None:
+            timing = {"sleep": clock.sleep, "now": clock.now}
+        elif clock_url:
             virtual = _VirtualTime(clock_url, http)
             timing = {"sleep": virtual.sleep, "now": virtual.now}
         elif env.get("VEOMOCK_SPEED"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from examples.clients.base import ApiError, Client, Status, main, run
+from examples.clients.base import ApiError, Client, Status, Waits, main, run
 
 
 def _error_status(body: Any) -> str | None:
@@ -56,8 +56,8 @@ class GeminiClient(Client):
         return super().category(error)
 
 
-def generate(job: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
-    return run(GeminiClient, job, env)
+def generate(job: dict[str, Any], env: dict[str, str], clock: Waits | None = None) -> dict[str, Any]:
+    return run(GeminiClient, job, env, clock)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from examples.clients.base import Client, Status, main, run
+from examples.clients.base import Client, Status, Waits, main, run
 
 PATHS = {
     "veo-3-1-fast": "/veo31f/v1/veo-3.1-fast/generate",
@@ -46,8 +46,8 @@ class PixazoClient(Client):
         return Status(state)
 
 
-def generate(job: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
-    return run(PixazoClient, job, env)
+def generate(job: dict[str, Any], env: dict[str, str], clock: Waits | None = None) -> dict[str, Any]:
+    return run(PixazoClient, job, env, clock)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from examples.clients.base import Client, Status, main, run
+from examples.clients.base import Client, Status, Waits, main, run
 
 RUNNING = ("in_progress", "pending", "processing")
 
@@ -44,8 +44,8 @@ class VtrixClient(Client):
         return super().category(error)
 
 
-def generate(job: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
-    return run(VtrixClient, job, env)
+def generate(job: dict[str, Any], env: dict[str, str], clock: Waits | None = None) -> dict[str, Any]:
+    return run(VtrixClient, job, env, clock)
 
 
 if __name__ == "__main__":
