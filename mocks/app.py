@@ -25,7 +25,7 @@ from veomock.mocks.hosts import request_host
 from veomock.mocks.journal import EXCHANGE, exchange
 from veomock.mocks.jsontext import NotText, TooDeep, json_text, json_type, loads_body
 from veomock.mocks.lifecycle import Job, Outcome
-from veomock.mocks.media import clip_for
+from veomock.mocks.media import Clip, clip_for
 from veomock.mocks.responses import error_response, render, renderer, reply
 from veomock.mocks.state import MockState, UnknownJob
 from veomock.mocks.webhooks import WebhookRefused
@@ -422,7 +422,7 @@ class _Handlers:
                 response: Response = RedirectResponse(location, status_code=redirect[0])
             else:
                 clip = clip_for(job.params.get("aspect_ratio"), job.params.get("duration"), contract.default_aspect)
-                response = FileResponse(clip, media_type=contract.media_type)
+                response = Clip(clip, media_type=contract.media_type)
             return self._journal(request, "media", response, job.key, now, job=job_id, **verdict.note)
 
         return handle
