@@ -3,8 +3,10 @@
 Start-up is a fresh ``python`` that imports the command, loads a contract and builds its
 catalogue, with the example requests already in the cache (the median of five). Throughput runs
 each provider's reference client through its success, job-failure and transient scenarios: the
-in-process adapter calls the client function; the subprocess adapter starts it as a program,
-one scenario at a time and then ``-j`` at once (each on its own mock, as its own tenant).
+in-process adapter calls the client function, which waits on the suite's clock (and, for
+comparison, the same function waiting through the clock URL as a program does); the subprocess
+adapter starts it as a program, one scenario at a time and then ``-j`` at once (each on its own
+mock, as its own tenant).
 Beside the rate, the CPU that each scenario cost (runner, mock and client): on a shared machine
 the rate follows the load, the CPU much less.
 """
@@ -17,10 +19,12 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from veomock.conformance.protocol import Capabilities
-from veomock.conformance.runner import CommandAdapter, PythonAdapter, Runner, load_python
+from veomock.conformance.runner import Adapter, CommandAdapter, PythonAdapter, Runner, load_python
 from veomock.conformance.scenarios import catalogue
 from veomock.contracts import available, load
 
@@ -54,17 +58,28 @@ def _cpu() -> float:
     return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
 
 
-def _rate(provider: str, as_program: bool, per_kind: int, jobs: int = 1) -> tuple[int, float, float]:
+def _adapter(provider: str, how: str) -> Adapter:
+    """The reference client as a program, as a function that takes the suite's clock, or as a
+    function that waits through the clock URL as a program does."""
+    module = f"examples.clients.{provider}"
+    if how == "program":
+        return CommandAdapter([sys.executable, "-m", module], cwd=str(ROOT))
+    generate = load_python(f"{module}:generate")
+    if how == "clock":
+        return PythonAdapter(generate, module)
+
+    def by_url(job: dict[str, Any], env: Mapping[str, str]) -> Mapping[str, Any]:
+        return generate(job, env)
+
+    return PythonAdapter(by_url, module)
+
+
+def _rate(provider: str, how: str, per_kind: int, jobs: int = 1) -> tuple[int, float, float]:
     """(scenarios, wall seconds, CPU seconds) of one provider's reference client."""
     contract = load(provider)
     chosen = [s for s in catalogue(contract, Capabilities()) if s.kind in KINDS and not s.variants]
     picked = [s for kind in KINDS for s in [x for x in chosen if x.kind == kind][:per_kind]]
-    module = f"examples.clients.{provider}"
-    adapter = (
-        CommandAdapter([sys.executable, "-m", module], cwd=str(ROOT))
-        if as_program
-        else PythonAdapter(load_python(f"{module}:generate"), module)
-    )
+    adapter = _adapter(provider, how)
     with Runner(provider, adapter, jobs=jobs) as runner:
         start, cpu = time.perf_counter(), _cpu()
         results = runner.run_all(picked)
@@ -80,14 +95,15 @@ def main(per_kind: int = 3) -> None:
     print(f"{'  seconds (wall / CPU)':<30}" + "".join(f"{f'{w:.3f} / {c:.3f}':>16}" for w, c in figures))
     jobs = max(2, os.cpu_count() or 2)
     print(f"{'adapter':<18}{'provider':<12}{'scenarios':>10}{'seconds':>9}{'per s':>8}{'CPU ms each':>13}")
-    for name, as_program, j in (
-        ("in-process", False, 1),
-        ("subprocess", True, 1),
-        (f"subprocess -j{jobs}", True, jobs),
+    for name, how, j in (
+        ("in-process", "clock", 1),
+        ("  by clock URL", "url", 1),
+        ("subprocess", "program", 1),
+        (f"subprocess -j{jobs}", "program", jobs),
     ):
         total, spent, used = 0, 0.0, 0.0
         for provider in providers:
-            count, seconds, cpu = _rate(provider, as_program, per_kind, j)
+            count, seconds, cpu = _rate(provider, how, per_kind, j)
             total, spent, used = total + count, spent + seconds, used + cpu
             each = cpu / count * 1000
             print(f"{name:<18}{provider:<12}{count:>10}{seconds:>9.2f}{count / seconds:>8.1f}{each:>13.1f}")

@@ -12,7 +12,9 @@ Installing veomock registers it through the ``pytest11`` entry point, so no ``-p
         ...  # veomock_mock.base_url, .api_key, .env, .state: a fresh mock for this test
 
 Marker arguments: ``provider`` (required), ``kinds`` and ``scenarios`` (filters), ``capabilities``
-(a dict, see PROTOCOL.md), ``variants`` (for ``veomock_mock``).
+(a dict, see PROTOCOL.md), ``variants`` (for ``veomock_mock``). A client function is called as
+``generate(job, env)``, or ``generate(job, env, clock=...)`` when it takes a ``clock``: exact
+mode's clock, to wait on without a request (PROTOCOL.md, *Time*).
 """
 
 from __future__ import annotations
