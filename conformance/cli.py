@@ -43,7 +43,7 @@ TRAFFIC_SPEED = 60.0  # real-time factor of a traffic-only run when --speed is n
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--provider", required=True, choices=sorted(available()), help="the provider to grade against")
-    parser.add_argument("--python", metavar="MODULE:FUNC", help="an in-process client: func(job, env) -> outcome")
+    parser.add_argument("--python", metavar="MODULE:FUNC", help="an in-process client: func(job, env[, clock])")
     parser.add_argument("--capabilities", metavar="FILE", help="a JSON file of client capabilities")
     parser.add_argument("--webhooks", action="store_true", help="the client receives webhooks")
     parser.add_argument("--no-downloads", action="store_true", help="the client does not download results")

@@ -3,6 +3,7 @@ outside the checkout, serving every provider from there, clip downloads included
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -107,3 +108,33 @@ def test_the_installed_server_completes_a_job_of_every_provider(venv: Path, serv
             assert clip.status_code == 200, (provider, url, clip.text[:200])
             assert clip.headers["content-type"].startswith("video/mp4")
             assert clip.content[4:8] == b"ftyp" and len(clip.content) > 1000, provider
+
+
+
+_GRADED = """
+from pathlib import Path
+
+from shop.clients.apixo import generate as reference
+
+
+def generate(job, env, clock=None):
+    with Path("clocks.txt").open("a") as seen:
+        print(type(clock).__name__, file=seen)
+    return reference(job, env, clock)
+"""
+
+
+def test_the_installed_check_grades_an_in_process_client_on_its_clock(venv: Path) -> None:
+    # The reference client, copied next to the user's code (`--python` finds it from there). It
+    # takes exact mode's clock (a `clock` keyword), so it waits without the clock URL.
+    home = venv.parent
+    shutil.copytree(ROOT / "examples" / "clients", home / "shop" / "clients", ignore=_NOT_SOURCE)
+    (home / "shop" / "__init__.py").write_text("")
+    (home / "shop" / "graded.py").write_text(_GRADED)
+    for module in (home / "shop" / "clients").glob("*.py"):
+        module.write_text(module.read_text().replace("examples.clients", "shop.clients"))
+    argv = [venv / "bin" / "veomock", "check", "--provider", "apixo", "--kind", "success", "--kind", "job-failure"]
+    _run(*argv, "--python", "shop.graded:generate", "--json", home / "report.json", "-q", cwd=home)
+    report = json.loads((home / "report.json").read_text())
+    assert report["failed"] == 0 and report["passed"] >= 2, report
+    assert (home / "clocks.txt").read_text().split() == ["SuiteClock"] * report["passed"]
