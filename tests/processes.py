@@ -30,12 +30,16 @@ def serving(
         banner = [proc.stdout.readline()]
         assert banner[0].startswith("veomock on http://"), banner[0] + proc.stderr.read()
         while not banner[-1].lstrip().startswith("control"):
-            banner.append(proc.stdout.readline())
+            line = proc.stdout.readline()
+            assert line, "".join(banner) + proc.stderr.read()  # the server exited mid-banner
+            banner.append(line)
         if check is not None:
             check(banner)
         for line in proc.stderr:  # uvicorn says when it listens (log level info): no polling, no sleeping
             if "Uvicorn running on" in line:
                 break
+        else:
+            raise AssertionError(f"veomock serve exited with {proc.wait()} before it listened")
         yield banner
     finally:
         proc.terminate()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -60,7 +60,10 @@ def _one_scenario() -> Scenario:
     return next(s for s in catalogue(load("aivideoapi"), Capabilities()) if s.kind == "success" and not s.variants)
 
 
-def _submit_then_wait(seconds: float, seen: dict[str, Any]):  # type: ignore[no-untyped-def]
+def _submit_then_wait(seconds: float, seen: dict[str, Any]) -> Callable[..., dict[str, Any]]:
+    """A client that submits, waits ``seconds`` on the clock it is given, polls once, and notes in
+    ``seen`` the clock and its time around the wait."""
+
     def client(job: dict[str, Any], env: Mapping[str, str], clock: SuiteClock | None) -> dict[str, Any]:
         auth = {"Authorization": f"Bearer {env['VEOMOCK_API_KEY']}"}
         with httpx.Client(base_url=env["VEOMOCK_BASE_URL"], headers=auth) as http:
