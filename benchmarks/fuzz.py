@@ -33,6 +33,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from veomock.conformance.facts import auth_headers
 from veomock.contracts import Contract, available, load
 from veomock.mocks import Clock, build_app, create_state
 from veomock.mocks.openapi import document
@@ -55,17 +56,13 @@ class Tried:
     failures: list[str] = field(default_factory=list)
 
 
-def _auth(contract: Contract) -> dict[str, str]:
-    return {contract.auth.header: "Bearer sk-fuzz-key" if contract.auth.scheme == "bearer" else "sk-fuzz-key"}
-
-
 def schemathesis_run(provider: str, examples: int, seed: int | None = None) -> Tried:
     """``examples`` valid and ``examples`` invalid cases per operation of ``provider``, against a fresh
     mock on a socket; derandomized when ``seed`` is None, else seeded with it."""
     state = create_state([provider], seed=1, clock=Clock(speed=0, start=1_767_965_610.0))
     contract = state.contracts[provider]
     tried = Tried(provider)
-    auth = _auth(contract)
+    auth = auth_headers(contract, "sk-fuzz-key")
     options = {
         "max_examples": examples,
         "derandomize": seed is None,

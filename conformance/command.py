@@ -197,7 +197,7 @@ def _state(args: argparse.Namespace) -> MockState:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
     from veomock.mocks.app import CONTROL_PREFIX, build_app
-    from veomock.mocks.hosts import is_loopback
+    from veomock.mocks.hosts import is_loopback, request_host
     from veomock.mocks.serving import server_options
 
     try:
@@ -213,7 +213,7 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if args.workers < 1 or (args.workers > 1 and not args.store):
+    if args.workers > 1 and not args.store:
         print(
             f"veomock: --workers {args.workers}: workers share jobs, balances and the clock only through "
             "a store; give --store redis://HOST:PORT/DB (or serve with one worker)",
@@ -229,7 +229,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     app = build_app(state, control_token=args.control_token or None)
     port = sock.getsockname()[1]
-    base = f"http://[{args.host}]:{port}" if ":" in args.host else f"http://{args.host}:{port}"
+    base = "http://" + request_host(None, (args.host, port))
     speed = state.clock.speed
     print(f"veomock on {base} (provider time runs {speed:g}x real time, seed {args.seed})")
     for name, contract in state.contracts.items():

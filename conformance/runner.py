@@ -298,7 +298,7 @@ class Runner:
     def __exit__(self, *exc: object) -> None:
         # Every server is told to stop before any is waited for: each takes a tick of its loop.
         for lane in self._lanes:
-            lane.server.server.should_exit = True
+            lane.server.stop()
         for lane in self._lanes:
             lane.server.close()
         self._lanes = []

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -232,9 +232,7 @@ def _documented(provider: str, variants: str) -> tuple[tuple[str, str, str], ...
 def documented_requests(contract: Contract, model: Model | str) -> list[tuple[str, dict[str, Any]]]:
     """The provider's documented example requests for ``model`` (``fixtures/<provider>/requests``),
     without their webhook fields: the optional fields a real client sends."""
-    name = model if isinstance(model, str) else model.name
-    rows = _documented(contract.provider, json.dumps(contract.variants, sort_keys=True))
-    return [(stem, json.loads(text)) for m, stem, text in rows if m == name]
+    return _of_model(_documented, contract, model)
 
 
 @lru_cache(maxsize=64)
@@ -250,9 +248,16 @@ def _refused(provider: str, variants: str) -> tuple[tuple[str, str, str], ...]:
 def invalid_fixtures(contract: Contract, model: Model | str) -> list[tuple[str, dict[str, Any]]]:
     """The invalid requests of ``fixtures/<provider>/invalid`` that ``model`` refuses: each breaks
     one cross-field rule of the contract (the file's ``violates``) or its schema."""
+    return _of_model(_refused, contract, model)
+
+
+def _of_model(
+    rows: Callable[[str, str], tuple[tuple[str, str, str], ...]], contract: Contract, model: Model | str
+) -> list[tuple[str, dict[str, Any]]]:
+    """``model``'s (file stem, body) pairs of a cached fixture listing (``_documented``, ``_refused``)."""
     name = model if isinstance(model, str) else model.name
-    rows = _refused(contract.provider, json.dumps(contract.variants, sort_keys=True))
-    return [(stem, json.loads(text)) for m, stem, text in rows if m == name]
+    listed = rows(contract.provider, json.dumps(contract.variants, sort_keys=True))
+    return [(stem, json.loads(text)) for m, stem, text in listed if m == name]
 
 
 def _retryable(contract: Contract) -> list[str]:

@@ -200,8 +200,12 @@ class ServerThread:
             raise RuntimeError(f"the server on {self.base_url} did not start within {timeout:g} s")
         return asyncio.run_coroutine_threadsafe(work, self.switch.loop).result(timeout)
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """Tell the server to stop, without waiting for it (:meth:`close` waits)."""
         self.server.should_exit = True
+
+    def close(self) -> None:
+        self.stop()
         self.thread.join(timeout=10)
         self.sock.close()
 

@@ -1,4 +1,4 @@
-"""Fixtures shared by the tests: a frozen-clock mock and a client for it."""
+"""Fixtures shared by the tests: a frozen-clock mock and a client for it, and a real redis-server."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
+import redis
 from hypothesis import HealthCheck, settings
 from starlette.testclient import TestClient
 from veomock.contracts import available
@@ -14,6 +15,7 @@ from veomock.mocks import Clock, MockState, build_app, create_state
 from veomock.mocks.serving import ServerThread
 
 from tests.live import LiveServer
+from tests.redis_server import redis_server
 
 settings.register_profile(
     "ci", derandomize=True, deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow]
@@ -60,3 +62,17 @@ def _live_socket() -> Iterator[ServerThread]:
 def live_server(_live_socket: ServerThread, state: MockState) -> LiveServer:
     """The ``state`` mock over a real socket (uvicorn on 127.0.0.1): ``live_server.url``."""
     return LiveServer(_live_socket.base_url, state, _live_socket).serve(state)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One real redis-server for the whole run, started by the first test that needs it."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@pytest.fixture
+def store(redis_url: str) -> str:
+    """The redis-server's URL, its database emptied for this test."""
+    redis.Redis.from_url(redis_url).flushdb()
+    return redis_url

@@ -132,21 +132,41 @@ class Mock:
         return await self.client.get(path, params=query, headers=headers)
 
     def advance_to(self, moment: float) -> None:
-        now = self.state.now()
-        if moment > now:
-            self.state.clock.advance(moment - now)
+        advance_to(self.state, moment)
 
     def finish(self, job: Job) -> float:
-        """Move the clock to the moment ``job`` ends; returns that moment."""
-        end = job.terminal_at()
-        assert end is not None
-        self.advance_to(end)
-        return end
+        return finish(self.state, job)
 
     def outbound(self, job: Job | None = None) -> list[dict[str, Any]]:
-        return [
-            e for e in self.state.journal if e.get("direction") == "outbound" and (job is None or e["job"] == job.id)
-        ]
+        return outbound(self.state, job)
+
+
+def advance_to(state: MockState, moment: float) -> None:
+    """Move ``state``'s clock on to ``moment`` (not back, if it is there already)."""
+    now = state.now()
+    if moment > now:
+        state.clock.advance(moment - now)
+
+
+def finish(state: MockState, job: Job) -> float:
+    """Move the clock to the moment ``job`` ends; returns that moment."""
+    end = job.terminal_at()
+    assert end is not None
+    advance_to(state, end)
+    return end
+
+
+def outbound(state: MockState, job: Job | None = None) -> list[dict[str, Any]]:
+    """The journal's webhook attempts (of ``job``)."""
+    return [e for e in state.journal if e.get("direction") == "outbound" and (job is None or e["job"] == job.id)]
+
+
+@asynccontextmanager
+async def serve(state: MockState) -> AsyncIterator[Mock]:
+    """``state``'s mock, driven in-process."""
+    transport = httpx.ASGITransport(app=build_app(state))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
+        yield Mock(state, client)
 
 
 @asynccontextmanager
@@ -154,7 +174,5 @@ async def mock(*providers: str, **options: Any) -> AsyncIterator[Mock]:
     """A mock of ``providers`` (default: all) on a frozen clock; plain-http loopback receivers are
     allowed unless told otherwise."""
     options.setdefault("allow_http_webhooks", True)
-    state = create_state(list(providers) or None, seed=1, clock=Clock(speed=0, start=START), **options)
-    transport = httpx.ASGITransport(app=build_app(state))
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
-        yield Mock(state, client)
+    async with serve(create_state(list(providers) or None, seed=1, clock=Clock(speed=0, start=START), **options)) as m:
+        yield m

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from veomock.conformance.command import _SERVE_SETTINGS
 from veomock.conformance.command import main as veomock
 
 from tests.helpers import ROOT
@@ -76,11 +77,9 @@ def test_serve_help_documents_every_environment_variable(capsys: pytest.CaptureF
     with pytest.raises(SystemExit):
         veomock(["serve", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    options = ["host", "port", "provider", "speed", "profile", "seed", "variant", "allow-http-webhooks"]
-    options += ["webhook-ca", "chaos", "control-token", "log-level"]
-    for option in options:
-        assert f"--{option}" in text
-        assert f"env VEOMOCK_{option.upper().replace('-', '_')}" in text, option
+    for dest in _SERVE_SETTINGS:
+        assert f"--{dest.replace('_', '-')}" in text, dest
+        assert f"env VEOMOCK_{dest.upper()}" in text, dest
 
 
 def test_serve_takes_its_settings_from_the_environment(tmp_path: Path) -> None:

@@ -4,19 +4,17 @@ requests applies that many times across workers, and a refused control call chan
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-import redis
 from starlette.testclient import TestClient
 from veomock.contracts import load_all
 from veomock.mocks import Clock, Control, MockState, build_app
 from veomock.mocks.store_redis import RedisState
 
 from tests.hooks import request_for
-from tests.redis_server import redis_server
 from tests.store_serving import kill, listening, start
 
 pytestmark = pytest.mark.anyio
@@ -27,19 +25,12 @@ RULE = {"provider": PROVIDER, "operation": "submit", "action": {"error": "intern
 CHAOS = {"seed": 7, "provider": PROVIDER, "faults": {"error:internal": 0.5}}
 
 
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with redis_server(tmp_path_factory.mktemp("redis")) as url:
-        yield url
-
-
 @asynccontextmanager
-async def _workers(redis_url: str) -> AsyncIterator[list[httpx.AsyncClient]]:
+async def _workers(store: str) -> AsyncIterator[list[httpx.AsyncClient]]:
     """Two workers on one fresh store, each behind an HTTP client of its own."""
-    redis.Redis.from_url(redis_url).flushdb()
     clients = []
     for _ in range(2):
-        state = RedisState(contracts=CONTRACTS, clock=Clock(speed=0, start=START), store=redis_url)
+        state = RedisState(contracts=CONTRACTS, clock=Clock(speed=0, start=START), store=store)
         transport = httpx.ASGITransport(app=build_app(state))
         clients.append(httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000"))
     try:
@@ -56,8 +47,8 @@ async def _submit(client: httpx.AsyncClient) -> int:
     return response.status_code
 
 
-async def test_a_rule_set_on_one_worker_applies_on_every_worker_as_many_times_as_it_says(redis_url: str) -> None:
-    async with _workers(redis_url) as (one, two):
+async def test_a_rule_set_on_one_worker_applies_on_every_worker_as_many_times_as_it_says(store: str) -> None:
+    async with _workers(store) as (one, two):
         added = (await one.post("/_veomock/scenarios", json=RULE)).json()["added"]
         assert [r["id"] for r in added] == ["r1"]
         refused = CONTRACTS[PROVIDER].errors["internal"].status
@@ -71,8 +62,8 @@ async def test_a_rule_set_on_one_worker_applies_on_every_worker_as_many_times_as
         assert await _submit(two) == 200
 
 
-async def test_chaos_and_webhook_targets_set_on_one_worker_are_what_every_worker_has(redis_url: str) -> None:
-    async with _workers(redis_url) as (one, two):
+async def test_chaos_and_webhook_targets_set_on_one_worker_are_what_every_worker_has(store: str) -> None:
+    async with _workers(store) as (one, two):
         chaos = (await one.post("/_veomock/chaos", json=CHAOS)).json()["chaos"]
         assert (await two.get("/_veomock/chaos")).json()["chaos"] == chaos
         await two.post("/_veomock/webhooks", json={"allow": ["hooks.example.com:443"]})
@@ -89,8 +80,8 @@ async def test_chaos_and_webhook_targets_set_on_one_worker_are_what_every_worker
         assert "hooks.example.com:443" in (await two.get("/_veomock/webhooks")).json()["allowed_targets"]
 
 
-async def test_a_refused_control_call_changes_nothing_on_any_worker(redis_url: str) -> None:
-    async with _workers(redis_url) as (one, two):
+async def test_a_refused_control_call_changes_nothing_on_any_worker(store: str) -> None:
+    async with _workers(store) as (one, two):
         await one.post("/_veomock/scenarios", json={**RULE, "match": {"key": "k"}})
         wrong = [RULE, {**RULE, "action": {"error": "no_such_error"}}]
         assert (await two.post("/_veomock/scenarios", json=wrong)).status_code == 400
@@ -105,9 +96,8 @@ async def test_a_refused_control_call_changes_nothing_on_any_worker(redis_url: s
         assert (await one.get("/_veomock/scenarios")).json()["rules"] == []
 
 
-def test_a_change_another_worker_shares_meanwhile_is_kept_and_the_call_made_again_on_it(redis_url: str) -> None:
-    redis.Redis.from_url(redis_url).flushdb()
-    one, two = (RedisState(contracts=CONTRACTS, store=redis_url) for _ in range(2))
+def test_a_change_another_worker_shares_meanwhile_is_kept_and_the_call_made_again_on_it(store: str) -> None:
+    one, two = (RedisState(contracts=CONTRACTS, store=store) for _ in range(2))
     calls = []
 
     def add() -> str:
@@ -121,9 +111,8 @@ def test_a_change_another_worker_shares_meanwhile_is_kept_and_the_call_made_agai
         assert [r.id for r in worker.configure(lambda w=worker: list(w.scenarios.rules))] == ["from-one", "r2"]
 
 
-def test_a_rule_posted_to_one_served_mock_refuses_a_submit_to_another(redis_url: str) -> None:
-    redis.Redis.from_url(redis_url).flushdb()
-    first, second = start(redis_url), start(redis_url)
+def test_a_rule_posted_to_one_served_mock_refuses_a_submit_to_another(store: str) -> None:
+    first, second = start(store), start(store)
     try:
         one, two = listening(first), listening(second)
         request = request_for(PROVIDER, None, None)
@@ -140,10 +129,9 @@ def test_a_rule_posted_to_one_served_mock_refuses_a_submit_to_another(redis_url:
     assert answers == [CONTRACTS[PROVIDER].errors["internal"].status, 200]
 
 
-def test_a_worker_serving_fewer_providers_skips_the_rules_it_cannot_hold(redis_url: str) -> None:
-    redis.Redis.from_url(redis_url).flushdb()
-    every = RedisState(contracts=CONTRACTS, store=redis_url)
-    some = RedisState(contracts={PROVIDER: CONTRACTS[PROVIDER]}, store=redis_url)
+def test_a_worker_serving_fewer_providers_skips_the_rules_it_cannot_hold(store: str) -> None:
+    every = RedisState(contracts=CONTRACTS, store=store)
+    some = RedisState(contracts={PROVIDER: CONTRACTS[PROVIDER]}, store=store)
     every.configure(lambda: every.scenarios.add({**RULE, "provider": "pixazo", "id": "elsewhere"}))
     every.configure(lambda: every.scenarios.add({**RULE, "id": "here"}))
     every.configure(lambda: every.scenarios.set_chaos({**CHAOS, "provider": "pixazo"}))
@@ -155,8 +143,8 @@ def test_a_worker_serving_fewer_providers_skips_the_rules_it_cannot_hold(redis_u
     assert every.scenarios.chaos is not None and every.scenarios.chaos.provider == "pixazo"
 
 
-async def test_each_worker_draws_its_own_faults_from_the_chaos_profiles_seed(redis_url: str) -> None:
-    async with _workers(redis_url) as (one, two):
+async def test_each_worker_draws_its_own_faults_from_the_chaos_profiles_seed(store: str) -> None:
+    async with _workers(store) as (one, two):
         await one.post("/_veomock/chaos", json=CHAOS)
         drawn = [[await _submit(client) for _ in range(12)] for client in (one, two)]
     refused = CONTRACTS[PROVIDER].errors["internal"].status
@@ -164,7 +152,7 @@ async def test_each_worker_draws_its_own_faults_from_the_chaos_profiles_seed(red
     assert drawn[0] != drawn[1]  # seeded per worker, as ids are: not the same faults twice over
 
 
-def test_a_session_served_again_on_the_same_store_is_armed_once(redis_url: str) -> None:
+def test_a_session_served_again_on_the_same_store_is_armed_once(store: str) -> None:
     """``veomock serve --from`` started twice on one store (a restart): the session's rules once."""
     recorded = MockState(contracts=CONTRACTS, clock=Clock(speed=0, start=START))
     request = request_for(PROVIDER, None, None)
@@ -173,14 +161,13 @@ def test_a_session_served_again_on_the_same_store_is_armed_once(redis_url: str) 
         for _ in range(2):
             client.request(request.op.method, request.op.path, json=request.body, headers=request.headers)
     session = Control(recorded).har()
-    redis.Redis.from_url(redis_url).flushdb()
     counts = []
     for _ in range(2):  # the first start, then a start again on the same store
-        state = RedisState(contracts=CONTRACTS, clock=Clock(speed=0, start=START), store=redis_url)
+        state = RedisState(contracts=CONTRACTS, clock=Clock(speed=0, start=START), store=store)
         armed = Control(state).playback(session, once=True)["rules"]
         counts.append(len(Control(state).scenarios()["rules"]))
         assert armed and all(rule["id"].startswith("playback-") for rule in armed)
     assert counts[0] == counts[1] > 0
-    again = RedisState(contracts=CONTRACTS, clock=Clock(speed=0, start=START), store=redis_url)
+    again = RedisState(contracts=CONTRACTS, clock=Clock(speed=0, start=START), store=store)
     Control(again).playback(session)  # armed through the control API: as many times as asked
     assert len(Control(again).scenarios()["rules"]) == 2 * counts[0]

@@ -7,11 +7,9 @@ import json
 import random
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import httpx
 import pytest
-import redis
 from veomock.contracts import load_all
 from veomock.mocks import Clock, MockState
 from veomock.mocks.control import Control
@@ -19,23 +17,10 @@ from veomock.mocks.lifecycle import Outcome
 from veomock.mocks.store_redis import RedisState
 
 from tests.helpers import ROOT
-from tests.redis_server import redis_server
 from tests.store_serving import kill, serve
 
 START = 1_800_000_000.0
 CONTRACTS = load_all()
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with redis_server(tmp_path_factory.mktemp("redis")) as url:
-        yield url
-
-
-@pytest.fixture
-def store(redis_url: str) -> str:
-    redis.Redis.from_url(redis_url).flushdb()
-    return redis_url
 
 
 def _worker(store: str, seed: int = 0) -> RedisState:
@@ -104,13 +89,15 @@ def test_a_reset_empties_the_store_for_every_worker(store: str) -> None:
     assert two.now() == START
 
 
-def test_served_workers_share_state_and_a_kill_9_loses_nothing(store: str) -> None:
+def test_served_workers_draw_unique_ids_and_a_kill_9_loses_nothing(store: str) -> None:
+    # Which worker takes a connection is the kernel's choice, so this does not show that both
+    # answered; two workers seeing each other's jobs is test_workers_with_one_seed_draw_unique_ids_and_see_every_job.
     proc, base = serve(store, "--workers", "2")
     auth = {"Authorization": "Bearer sk-store"}
     body = json.loads((ROOT / "fixtures" / "apixo" / "requests" / "text-to-video.json").read_text())["body"]
     try:
         ids = []
-        for _ in range(16):  # a connection each: the kernel spreads them over both workers
+        for _ in range(16):  # a connection each, so the kernel may hand them to either worker
             with httpx.Client(base_url=base, headers=auth, timeout=10) as client:
                 ids.append(client.post("/api/v1/generateTask/veo-3-1", json=body).json()["data"]["taskId"])
         with httpx.Client(base_url=base, timeout=10) as client:

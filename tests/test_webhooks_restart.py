@@ -6,26 +6,16 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterator
 
 import httpx
 import pytest
-import redis
 from veomock.mocks.receiver import Receiver
 
 from tests.hooks import channel_of, load, request_for
-from tests.redis_server import redis_server
 from tests.store_serving import kill, listening, serve, start
 
 pytestmark = pytest.mark.anyio
 PROVIDER, CHANNEL, MODE = "pixazo", "header", "sync"  # a callback at every state: queued, running, succeeded
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with redis_server(tmp_path_factory.mktemp("redis")) as url:
-        redis.Redis.from_url(url).flushdb()
-        yield url
 
 
 async def _submit(base: str, url: str) -> str:

@@ -7,21 +7,16 @@ one worker shape what another delivers."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 
-import httpx
 import pytest
-import redis
 from veomock.contracts import load_all
-from veomock.mocks import Clock, build_app
+from veomock.mocks import Clock
 from veomock.mocks.lifecycle import Job
 from veomock.mocks.receiver import Receiver, failing
 from veomock.mocks.store_redis import RedisState
 from veomock.mocks.webhooks import Policy, Schedule
 
-from tests.hooks import Mock, channel_of, request_for
-from tests.redis_server import redis_server
+from tests.hooks import channel_of, finish, outbound, serve
 
 pytestmark = pytest.mark.anyio
 START = 1_800_000_000.0
@@ -29,18 +24,11 @@ CONTRACTS = load_all()
 PROVIDER = "apixo"
 
 
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with redis_server(tmp_path_factory.mktemp("redis")) as url:
-        yield url
-
-
 @pytest.fixture
-def workers(redis_url: str) -> tuple[RedisState, RedisState]:
-    redis.Redis.from_url(redis_url).flushdb()
+def workers(store: str) -> tuple[RedisState, RedisState]:
     made = [
         RedisState(
-            contracts=CONTRACTS, clock=Clock(speed=0, start=START), store=redis_url, allow_http_webhooks=True
+            contracts=CONTRACTS, clock=Clock(speed=0, start=START), store=store, allow_http_webhooks=True
         )
         for _ in range(2)
     ]
@@ -49,21 +37,8 @@ def workers(redis_url: str) -> tuple[RedisState, RedisState]:
 
 async def _submit(worker: RedisState, url: str) -> Job:
     """Submit on ``worker`` over HTTP, asking for a callback to ``url``; the job, as any worker sees it."""
-    request = request_for(PROVIDER, channel_of(PROVIDER, CONTRACTS[PROVIDER].webhook_channels[0].name), url)
-    transport = httpx.ASGITransport(app=build_app(worker))
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
-        op = request.op
-        response = await client.request(
-            op.method, op.path, json=request.body, headers=request.headers, params=request.query
-        )
-    assert response.status_code == CONTRACTS[PROVIDER].submit.status, response.text
-    return list(worker.jobs.values())[-1]
-
-
-def _finish(worker: RedisState, job: Job) -> None:
-    end = job.terminal_at()
-    assert end is not None
-    worker.clock.advance(end - worker.now())
+    async with serve(worker) as m:
+        return await m.job_for(PROVIDER, CONTRACTS[PROVIDER].webhook_channels[0], url)
 
 
 def _schedule(worker: RedisState) -> Schedule:
@@ -75,12 +50,8 @@ def _schedule(worker: RedisState) -> Schedule:
 async def _ended(worker: RedisState, hook: Receiver) -> Job:
     """A job submitted on ``worker`` with a callback to ``hook``, the clock moved to its end."""
     job = await _submit(worker, hook.url())
-    _finish(worker, job)
+    finish(worker, job)
     return job
-
-
-def _outbound(worker: RedisState) -> list[dict[str, object]]:
-    return [e for e in worker.journal if e.get("direction") == "outbound"]
 
 
 async def test_a_callback_submitted_on_one_worker_is_delivered_once_by_the_other(
@@ -89,13 +60,13 @@ async def test_a_callback_submitted_on_one_worker_is_delivered_once_by_the_other
     one, two = workers
     async with Receiver() as hook:
         job = await _submit(one, hook.url())
-        _finish(two, job)  # the clock is shared: either worker moves it for both
+        finish(two, job)  # the clock is shared: either worker moves it for both
         assert hook.received == []
         assert await two.webhooks.run_due() == 1
         assert await one.webhooks.run_due() == 0  # claimed and finished: nothing left for one
         assert await two.webhooks.run_due() == 0
         [got] = hook.received
-        [entry] = _outbound(one)  # the journal is shared too
+        [entry] = outbound(one)  # the journal is shared too
         assert entry["job"] == job.id and entry["outcome"] == "delivered" and entry["attempt"] == 1
         assert job.id in got.body.decode() and got.json() == entry["body"]
         assert one.webhooks.idle() and two.webhooks.idle()
@@ -118,7 +89,7 @@ async def test_a_claim_whose_worker_died_is_delivered_by_another_once_its_lease_
         assert await two.webhooks.run_due() == 1
         assert await one.webhooks.run_due() == 0
         assert len(hook.received) == 1
-        assert [e["outcome"] for e in _outbound(two)] == ["delivered"]
+        assert [e["outcome"] for e in outbound(two)] == ["delivered"]
         assert schedule.waiting() == []
 
 
@@ -126,11 +97,11 @@ async def test_workers_passing_at_once_attempt_each_callback_once(workers: tuple
     one, two = workers
     async with Receiver() as hook:
         jobs = [await _submit(w, hook.url(f"/{i}")) for i, w in enumerate([one, two] * 10)]
-        _finish(one, max(jobs, key=lambda j: j.terminal_at() or 0.0))
+        finish(one, max(jobs, key=lambda j: j.terminal_at() or 0.0))
         made = await asyncio.gather(one.webhooks.run_due(), two.webhooks.run_due(), one.webhooks.run_due())
         assert sum(made) == 20
         assert sorted(r.path for r in hook.received) == sorted(f"/{i}" for i in range(20))
-        assert sorted(e["job"] for e in _outbound(one)) == sorted(j.id for j in jobs)
+        assert sorted(e["job"] for e in outbound(one)) == sorted(j.id for j in jobs)
 
 
 async def test_a_retry_one_worker_schedules_is_made_by_the_other(workers: tuple[RedisState, RedisState]) -> None:
@@ -139,41 +110,34 @@ async def test_a_retry_one_worker_schedules_is_made_by_the_other(workers: tuple[
     assert delivery is not None and delivery.retry_delays
     async with Receiver(failing(1)) as hook:
         job = await _submit(one, hook.url())
-        _finish(one, job)
+        finish(one, job)
         assert await two.webhooks.run_due() == 1
         one.clock.advance(delivery.retry_delays[0])
         assert await one.webhooks.run_due() == 1
         assert await two.webhooks.run_due() == 0
         assert [r.answered for r in hook.received] == [500, 200]
-        assert [(e["attempt"], e["outcome"]) for e in _outbound(one)] == [(1, "retry"), (2, "delivered")]
-
-
-@asynccontextmanager
-async def _mock(worker: RedisState) -> AsyncIterator[Mock]:
-    transport = httpx.ASGITransport(app=build_app(worker))
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
-        yield Mock(worker, client)
+        assert [(e["attempt"], e["outcome"]) for e in outbound(one)] == [(1, "retry"), (2, "delivered")]
 
 
 async def test_the_states_a_job_reaches_after_its_worker_is_gone_are_delivered_once(
-    workers: tuple[RedisState, RedisState], redis_url: str
+    workers: tuple[RedisState, RedisState], store: str
 ) -> None:
     one, two = workers
     provider, channel = "pixazo", channel_of("pixazo", "header")  # "sync": a callback at every state
-    async with _mock(one) as first, Receiver() as hook:
+    async with serve(one) as first, Receiver() as hook:
         job = await first.job_for(provider, channel, hook.url(), mode="sync")
         # From here on the worker that took the job never runs again: the other delivers all.
         assert await two.webhooks.run_due() == 1
         [(running, _), _] = job.timeline[1:]
         two.clock.advance(running - two.now())
         assert await two.webhooks.run_due() == 1
-        _finish(two, job)
+        finish(two, job)
         assert await two.webhooks.run_due() == 1
-        restarted = RedisState(contracts=CONTRACTS, store=redis_url, allow_http_webhooks=True)
+        restarted = RedisState(contracts=CONTRACTS, store=store, allow_http_webhooks=True)
         assert await restarted.webhooks.run_due() == 0 and await two.webhooks.run_due() == 0
         assert restarted.webhooks.idle() and restarted.webhooks.outstanding() == []
     assert [r.json()["status"] for r in hook.received] == ["QUEUED", "PROCESSING", "COMPLETED"]
-    assert [e["event"] for e in _outbound(two)] == ["queued", "running", "succeeded"]
+    assert [e["event"] for e in outbound(two)] == ["queued", "running", "succeeded"]
 
 
 async def test_a_policy_a_poll_and_a_forced_state_on_one_worker_shape_what_the_other_delivers(
@@ -181,7 +145,7 @@ async def test_a_policy_a_poll_and_a_forced_state_on_one_worker_shape_what_the_o
 ) -> None:
     one, two = workers
     channel = CONTRACTS[PROVIDER].webhook_channels[0]
-    async with _mock(one) as first, Receiver() as hook:
+    async with serve(one) as first, Receiver() as hook:
         late = await first.job_for(PROVIDER, channel, hook.url("/late"))
         delayed = await first.job_for(PROVIDER, channel, hook.url("/delayed"))
         forced = await first.job_for(PROVIDER, channel, hook.url("/forced"))
@@ -193,7 +157,7 @@ async def test_a_policy_a_poll_and_a_forced_state_on_one_worker_shape_what_the_o
         }
         one.force(forced, "failed", None, one.now())  # forced on one: the other delivers the failure
         assert await two.webhooks.run_due() == 1
-        _finish(two, max((late, delayed), key=lambda j: j.terminal_at() or 0.0))
+        finish(two, max((late, delayed), key=lambda j: j.terminal_at() or 0.0))
         assert await two.webhooks.run_due() == 0  # late waits for a poll, delayed for 30 s
         waiting = {d["job"]: d for d in two.webhooks.outstanding()}
         assert waiting[late.id]["waiting_for_poll"] is True
@@ -204,7 +168,7 @@ async def test_a_policy_a_poll_and_a_forced_state_on_one_worker_shape_what_the_o
         assert await two.webhooks.run_due() == 1
         assert await one.webhooks.run_due() == 0 and two.webhooks.idle()
     assert [r.path for r in hook.received] == ["/forced", "/late", "/delayed"]
-    assert [(e["job"], e["policy"]) for e in _outbound(one)] == [
+    assert [(e["job"], e["policy"]) for e in outbound(one)] == [
         (forced.id, None),
         (late.id, "late"),
         (delayed.id, "delay"),
@@ -233,7 +197,7 @@ async def test_the_overview_on_any_worker_lists_what_every_worker_scheduled(
     workers: tuple[RedisState, RedisState],
 ) -> None:
     one, two = workers
-    async with _mock(two) as second, Receiver(failing(1)) as hook:
+    async with serve(two) as second, Receiver(failing(1)) as hook:
         job = await _ended(one, hook)
         assert await one.webhooks.run_due() == 1  # the first attempt fails: a retry waits in Redis
         overview = (await second.client.get("/_veomock/webhooks")).json()
