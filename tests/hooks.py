@@ -75,6 +75,12 @@ class Submit:
     headers: dict[str, str]
     query: dict[str, str]
 
+    def send(self, client: Any, base: str = "") -> Any:
+        """The submit sent with ``client`` (httpx or Starlette's, sync or async: its answer, or an
+        awaitable of it) to ``base`` + the route's path."""
+        op = self.op
+        return client.request(op.method, base + op.path, json=self.body, headers=self.headers, params=self.query)
+
 
 def request_for(
     provider: str,
@@ -114,10 +120,8 @@ class Mock:
         self.state, self.client = state, client
 
     async def submit(self, provider: str, request: Submit) -> httpx.Response:
-        op = request.op
-        return await self.client.request(
-            op.method, op.path, json=request.body, headers=request.headers, params=request.query
-        )
+        response: httpx.Response = await request.send(self.client)
+        return response
 
     async def job_for(self, provider: str, channel: WebhookChannel | None, url: str | None, **kw: Any) -> Job:
         response = await self.submit(provider, request_for(provider, channel, url, **kw))

@@ -26,8 +26,7 @@ async def test_keys_are_masked_in_the_journal_the_har_and_the_job_listings(
     asgi_client: httpx.AsyncClient, state: MockState, provider: str
 ) -> None:
     request = request_for(provider, None, None, key=KEY)
-    op = request.op
-    submitted = await asgi_client.request(op.method, op.path, json=request.body, headers=request.headers)
+    submitted = await request.send(asgi_client)
     assert submitted.status_code == state.contracts[provider].submit.status, submitted.text
     [job] = state.jobs.values()
     shown = mask_secret(KEY)

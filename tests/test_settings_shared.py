@@ -41,10 +41,8 @@ async def _workers(store: str) -> AsyncIterator[list[httpx.AsyncClient]]:
 
 
 async def _submit(client: httpx.AsyncClient) -> int:
-    request = request_for(PROVIDER, None, None)
-    op = request.op
-    response = await client.request(op.method, op.path, json=request.body, headers=request.headers)
-    return response.status_code
+    response = await request_for(PROVIDER, None, None).send(client)
+    return int(response.status_code)
 
 
 async def test_a_rule_set_on_one_worker_applies_on_every_worker_as_many_times_as_it_says(store: str) -> None:
@@ -118,11 +116,7 @@ def test_a_rule_posted_to_one_served_mock_refuses_a_submit_to_another(store: str
         request = request_for(PROVIDER, None, None)
         with httpx.Client(timeout=10) as client:
             assert client.post(f"{one}/_veomock/scenarios", json={**RULE, "times": 1}).status_code == 201
-            op = request.op
-            answers = [
-                client.request(op.method, base + op.path, json=request.body, headers=request.headers).status_code
-                for base in (two, one)
-            ]
+            answers = [request.send(client, base).status_code for base in (two, one)]
     finally:
         kill(first)
         kill(second)
@@ -159,7 +153,7 @@ def test_a_session_served_again_on_the_same_store_is_armed_once(store: str) -> N
     Control(recorded).add_scenarios(RULE)
     with TestClient(build_app(recorded), base_url="http://127.0.0.1:8000") as client:
         for _ in range(2):
-            client.request(request.op.method, request.op.path, json=request.body, headers=request.headers)
+            request.send(client)
     session = Control(recorded).har()
     counts = []
     for _ in range(2):  # the first start, then a start again on the same store

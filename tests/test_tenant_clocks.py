@@ -137,8 +137,7 @@ def test_in_process_advance_delivers_before_it_returns(state: MockState) -> None
         channel = channel_of("aivideoapi", "callback")
         with TestClient(build_app(state), base_url="http://127.0.0.1:8000") as client:
             request = request_for("aivideoapi", channel, hook.url())
-            op = request.op
-            response = client.request(op.method, op.path, json=request.body, headers=request.headers)
+            response = request.send(client)
             assert response.status_code == 200, response.text
             Control(state).clock(advance=86_400)
             assert len(hook.received) == 1

@@ -21,10 +21,7 @@ PROVIDER, CHANNEL, MODE = "pixazo", "header", "sync"  # a callback at every stat
 async def _submit(base: str, url: str) -> str:
     request = request_for(PROVIDER, channel_of(PROVIDER, CHANNEL), url, mode=MODE)
     async with httpx.AsyncClient(base_url=base, timeout=10) as client:
-        op = request.op
-        response = await client.request(
-            op.method, op.path, json=request.body, headers=request.headers, params=request.query
-        )
+        response = await request.send(client)
     assert response.status_code == load(PROVIDER).submit.status, response.text
     return str(response.json()["request_id"])
 
