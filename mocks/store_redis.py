@@ -50,7 +50,7 @@ import redis
 from veomock.contracts import Contract
 from veomock.mocks.billing import Ledger
 from veomock.mocks.clock import Clock, Clocks, check_seconds, check_speed
-from veomock.mocks.journal import EXCHANGE, JOURNAL_BYTES, _exchange_fields
+from veomock.mocks.journal import JOURNAL_BYTES, expanded
 from veomock.mocks.lifecycle import Job, Outcome
 from veomock.mocks.limits import WINDOW, Limiter, Refusal
 from veomock.mocks.scenarios import Action, Chaos, Decision, Facts, Rule, RuleError, Scenarios, parse_rule
@@ -496,10 +496,7 @@ class RedisJournal:
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for raw in self.client.lrange(self.name, 0, -1):
             entry: dict[str, Any] = pickle.loads(raw)  # written by the workers of this mock only
-            exchanged = entry.pop(EXCHANGE, None)
-            if exchanged is not None:
-                entry.update(_exchange_fields(exchanged))
-            yield entry
+            yield expanded(entry)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         return list(self)[index]
