@@ -288,9 +288,7 @@ class RedisLedger(Ledger):
         return [f"{base}:account", f"{base}:open", f"{base}:costs"]
 
     def _costs(self, job: Job) -> tuple[float, str]:
-        end = job.terminal_at()
-        final = 0.0 if job.states[-1] in self.refund_states else job.price
-        return math.inf if end is None else end, f"{self._open_charge(job)!r}|{final!r}"
+        return self._end(job), f"{self._open_charge(job)!r}|{self._final_charge(job)!r}"
 
     def _read(self, key: str, now: float) -> tuple[float, float, float, int, float | None]:
         initial, settled, pending, count, first = self._settle_script(self._keys(key), [repr(now), repr(self.initial)])
