@@ -392,14 +392,6 @@ class SharedClock(Clock):
         if getattr(self, "_made", False):  # not while the base class is being made: a worker joins
             self.client.hset(self.name, self.field, self._pack(time.time() if start is None else start, speed))
 
-    def fork(self) -> Clock:
-        """A clock of its own at this one's time and speed, kept apart from the shared ones."""
-        return Clock(self.speed, self.now())
-
-    def real_seconds(self, provider_seconds: float) -> float:
-        speed = self.speed
-        return float("inf") if speed == 0 else provider_seconds / speed
-
 
 class SharedClocks(Clocks):
     """:class:`~mocks.clock.Clocks` in Redis: a tenant's own clock is a field of the default's
