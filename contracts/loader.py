@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import jsonschema_rs
 import yaml
 from veomock.contracts import cache as disk_cache
 from veomock.contracts.model import (
@@ -58,19 +57,6 @@ class ContractError(ValueError):
 def _meta_validator() -> jsonschema.Draft202012Validator:
     schema = _parse_yaml(_META.read_text())
     return jsonschema.Draft202012Validator(schema)
-
-
-@cache
-def _fast_meta_validator() -> Any:
-    """The compiled meta-schema: a valid contract passes in microseconds; jsonschema explains failures."""
-    return jsonschema_rs.validator_for(_meta_validator().schema)
-
-
-def _check_schema(schema: Any) -> None:
-    """Raise jsonschema.SchemaError for a schema that is not valid JSON Schema (the compiled
-    meta-schema passes a valid one fast; jsonschema explains an invalid one)."""
-    if not jsonschema_rs.meta.is_valid(schema):
-        jsonschema.Draft202012Validator.check_schema(schema)
 
 
 def _where(path: Iterable[Any]) -> str:

@@ -57,9 +57,18 @@ class Ledger:
         """What a job that has not ended costs: its price when charged at submit, else nothing."""
         return job.price if self.charge_at == "submit" else 0.0
 
-    def _push(self, account: _Account, job: Job) -> None:
+    def _final_charge(self, job: Job) -> float:
+        """What a job that has ended costs: nothing if it ended in a refund state, else its price."""
+        return 0.0 if job.states[-1] in self.refund_states else job.price
+
+    @staticmethod
+    def _end(job: Job) -> float:
+        """When a job ends (``inf`` while no end is planned): the time it is filed under."""
         end = job.terminal_at()
-        end = math.inf if end is None else end
+        return math.inf if end is None else end
+
+    def _push(self, account: _Account, job: Job) -> None:
+        end = self._end(job)
         filed = account.ending.get(end)
         if filed is None:
             account.ending[end] = [job]
@@ -75,8 +84,7 @@ class Ledger:
                 if open_jobs.get(job.id) is not job or job.terminal_at() != end:
                     continue  # settled already, or rescheduled to another end by a forced state
                 # It ended at ``end``, no later than ``now``: it is in its last, terminal state.
-                final = 0.0 if job.states[-1] in self.refund_states else job.price
-                account.settled += final
+                account.settled += self._final_charge(job)
                 account.pending -= self._open_charge(job)
                 del open_jobs[job.id]
 

@@ -78,11 +78,12 @@ class Clock:
 
     def fork(self) -> Clock:
         """A clock of its own that starts at this one's time and speed (and restores to them)."""
-        return Clock(self._speed, self.now(), self._monotonic)
+        return Clock(self.speed, self.now(), self._monotonic)
 
     def real_seconds(self, provider_seconds: float) -> float:
         """How long ``provider_seconds`` of provider time take in real time (inf when frozen)."""
-        return float("inf") if self._speed == 0 else provider_seconds / self._speed
+        speed = self.speed  # read once: a clock kept elsewhere reads it on every call
+        return float("inf") if speed == 0 else provider_seconds / speed
 
 
 class Clocks:

@@ -35,6 +35,7 @@ __all__ = [
     "JOURNAL_BYTES",
     "Journal",
     "exchange",
+    "expanded",
     "mask_secret",
     "masked",
     "select",
@@ -135,6 +136,15 @@ def exchange(request: Request, response: Response) -> tuple[Any, ...]:
 EXCHANGE = "_exchange"  # the entry key of the raw exchange, until the entry is read
 
 
+def expanded(entry: dict[str, Any]) -> dict[str, Any]:
+    """``entry`` with its raw exchange (under :data:`EXCHANGE`, if any) replaced, in place, by the
+    ``url``, ``request``, ``response`` (and ``fault``) it stands for."""
+    raw = entry.pop(EXCHANGE, None)
+    if raw is not None:
+        entry.update(_exchange_fields(raw))
+    return entry
+
+
 def _size(body: Any) -> int:
     if body is None:
         return 0
@@ -198,10 +208,7 @@ class Journal:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for entry in list(self._entries):  # a snapshot: the server may append while someone reads
-            raw = entry.pop(EXCHANGE, None)
-            if raw is not None:
-                entry.update(_exchange_fields(raw))
-            yield entry
+            yield expanded(entry)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         return list(self)[index]

@@ -13,7 +13,7 @@ in Redis, under one key prefix, and each worker reads it there on every request:
 - **the clocks** (:class:`SharedClock`, :class:`SharedClocks`): provider time as a base, a
   wall-clock anchor and a speed (wall time, so hosts need synchronised clocks), the default's and
   each tenant's own in one hash, so a request reads its key's clock in one round trip;
-- **the journal** (:class:`RedisJournal`): a capped list;
+- **the journal** (:class:`RedisJournal`): a list capped by entry count;
 - **rate limits** (:class:`RedisLimiter`): a sliding window per key in a sorted set;
 - **the settings** (:class:`RedisState`, :class:`SharedScenarios`): scenario rules, the chaos
   profile, limit overrides and webhook targets as one JSON document, with a version in the clocks'
@@ -50,7 +50,7 @@ import redis
 from veomock.contracts import Contract
 from veomock.mocks.billing import Ledger
 from veomock.mocks.clock import Clock, Clocks, check_seconds, check_speed
-from veomock.mocks.journal import EXCHANGE, JOURNAL_BYTES, _exchange_fields
+from veomock.mocks.journal import expanded
 from veomock.mocks.lifecycle import Job, Outcome
 from veomock.mocks.limits import WINDOW, Limiter, Refusal
 from veomock.mocks.scenarios import Action, Chaos, Decision, Facts, Rule, RuleError, Scenarios, parse_rule
@@ -288,9 +288,7 @@ class RedisLedger(Ledger):
         return [f"{base}:account", f"{base}:open", f"{base}:costs"]
 
     def _costs(self, job: Job) -> tuple[float, str]:
-        end = job.terminal_at()
-        final = 0.0 if job.states[-1] in self.refund_states else job.price
-        return math.inf if end is None else end, f"{self._open_charge(job)!r}|{final!r}"
+        return self._end(job), f"{self._open_charge(job)!r}|{self._final_charge(job)!r}"
 
     def _read(self, key: str, now: float) -> tuple[float, float, float, int, float | None]:
         initial, settled, pending, count, first = self._settle_script(self._keys(key), [repr(now), repr(self.initial)])
@@ -394,14 +392,6 @@ class SharedClock(Clock):
         if getattr(self, "_made", False):  # not while the base class is being made: a worker joins
             self.client.hset(self.name, self.field, self._pack(time.time() if start is None else start, speed))
 
-    def fork(self) -> Clock:
-        """A clock of its own at this one's time and speed, kept apart from the shared ones."""
-        return Clock(self.speed, self.now())
-
-    def real_seconds(self, provider_seconds: float) -> float:
-        speed = self.speed
-        return float("inf") if speed == 0 else provider_seconds / speed
-
 
 class SharedClocks(Clocks):
     """:class:`~mocks.clock.Clocks` in Redis: a tenant's own clock is a field of the default's
@@ -472,11 +462,15 @@ redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
 
 
 class RedisJournal:
-    """The journal as a capped Redis list: what :class:`~mocks.journal.Journal` offers, shared."""
+    """The journal as a capped Redis list: what :class:`~mocks.journal.Journal` offers, shared.
 
-    def __init__(self, client: redis.Redis, name: str, maxlen: int, max_bytes: int = JOURNAL_BYTES) -> None:
+    It is capped by entry count (``maxlen``) only, not by bytes: each body of an inbound exchange
+    is already cut at :data:`~mocks.journal.BODY_LIMIT` as it is recorded (:func:`~mocks.journal.exchange`).
+    """
+
+    def __init__(self, client: redis.Redis, name: str, maxlen: int) -> None:
         self.client: Any = client
-        self.name, self._maxlen, self.max_bytes = name, maxlen, max_bytes
+        self.name, self._maxlen = name, maxlen
         self._append = client.register_script(_APPEND)
 
     @property
@@ -496,10 +490,7 @@ class RedisJournal:
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for raw in self.client.lrange(self.name, 0, -1):
             entry: dict[str, Any] = pickle.loads(raw)  # written by the workers of this mock only
-            exchanged = entry.pop(EXCHANGE, None)
-            if exchanged is not None:
-                entry.update(_exchange_fields(exchanged))
-            yield entry
+            yield expanded(entry)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         return list(self)[index]
@@ -958,9 +949,7 @@ class RedisState(MockState):
         self.limits = RedisLimiter(self.contracts, self.client, f"{self.prefix}limits:")
         # The same calls as the dict and the Journal they replace (the seam's contract).
         self.jobs = RedisJobs(self.client, self.prefix)  # type: ignore[assignment]
-        self.journal = RedisJournal(  # type: ignore[assignment]
-            self.client, f"{self.prefix}journal", self.journal_size, self.journal_bytes
-        )
+        self.journal = RedisJournal(self.client, f"{self.prefix}journal", self.journal_size)  # type: ignore[assignment]
         self.webhooks.schedule = RedisSchedule(self.client, f"{self.prefix}hooks:")
         self.scenarios = SharedScenarios(self.contracts, self.chaos, self.client, self.prefix, self.worker)
         self._version, self._settings = None, {}

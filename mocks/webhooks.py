@@ -97,6 +97,10 @@ class Policy:
         default = DEFAULT_DELAY if mode == "delay" else 0.0
         return cls(mode, finite("seconds", action.get("seconds", default)))
 
+    def to_json(self) -> dict[str, Any]:
+        """The policy as the control API shows it and the shared schedule keeps it."""
+        return {"mode": self.mode, "seconds": self.seconds}
+
 
 def _label(channel_expr: Any) -> str:
     """``{{ header.x-webhook-url }}`` -> "the x-webhook-url header", for messages."""
@@ -213,6 +217,22 @@ class Schedule(Protocol):
     def count(self, names: list[str]) -> None: ...
     def counts(self) -> dict[str, int]: ...
     def forget(self, key: str) -> None: ...
+
+
+def _outstanding(p: Mapping[str, Any], waiting_for_poll: bool) -> dict[str, Any]:
+    """A delivery still to come, from its packed form (``Dispatcher._pack``), as
+    :meth:`Dispatcher.outstanding` lists it."""
+    return {
+        "job": p["job"],
+        "provider": p["provider"],
+        "url": p["url"],
+        "event": p["event"],
+        "due": p["due"],
+        "attempts": p["attempts"],
+        "copy": p["copy"],
+        "policy": p["policy"],
+        "waiting_for_poll": waiting_for_poll,
+    }
 
 
 def watch_ident(provider: str, job: str, channel: str) -> str:
@@ -344,15 +364,15 @@ class Dispatcher:
         request = {k: ctx.get(k) for k in ("body", "header", "query")}
         if self.schedule is not None:
             request["header"] = dict(request["header"] or {})  # a record of its own, as JSON
-            entries = []
-            for callback in callbacks:
-                watch = _Watch(job, callback, {**request, "path": {}, "request": {"base_url": base_url}})
-                ident = watch_ident(job.provider, job.id, callback.channel.name)
-                entries.append((ident, job.created_at, self._pack_watch(watch)))
+        watches = [_Watch(job, c, {**request, "path": {}, "request": {"base_url": base_url}}) for c in callbacks]
+        if self.schedule is not None:
+            entries = [
+                (watch_ident(job.provider, job.id, w.callback.channel.name), job.created_at, self._pack_watch(w))
+                for w in watches
+            ]
             self.schedule.watch(job.key, entries)
             return
-        for callback in callbacks:
-            watch = _Watch(job, callback, {**request, "path": {}, "request": {"base_url": base_url}})
+        for watch in watches:
             self._watches.append(watch)
             self._by_job.setdefault((job.provider, job.id), []).append(watch)
 
@@ -390,7 +410,7 @@ class Dispatcher:
         table, name = (self._job_policies, job) if job is not None else (self._key_policies, key)
         assert name is not None
         if self.schedule is not None:
-            shown = None if policy is None else {"mode": policy.mode, "seconds": policy.seconds}
+            shown = None if policy is None else policy.to_json()
             self.schedule.set_policy(f"{'job' if job is not None else 'key'}:{name}", shown)
             return
         if policy is None:
@@ -400,7 +420,7 @@ class Dispatcher:
 
     def policies(self) -> dict[str, dict[str, dict[str, Any]]]:
         def show(table: dict[str, Policy]) -> dict[str, dict[str, Any]]:
-            return {k: {"mode": p.mode, "seconds": p.seconds} for k, p in table.items()}
+            return {k: p.to_json() for k, p in table.items()}
 
         if self.schedule is not None:
             shared = sorted(self.schedule.policies().items())
@@ -418,17 +438,7 @@ class Dispatcher:
         for w in self._watches:
             self._emit(w, self.state.now(w.job.key))
         return [
-            {
-                "job": d.watch.job.id,
-                "provider": d.watch.job.provider,
-                "url": d.watch.callback.url,
-                "event": d.event,
-                "due": d.due,
-                "attempts": d.attempts,
-                "copy": d.copy,
-                "policy": d.policy,
-                "waiting_for_poll": d.until_seen and d.watch.seen_terminal is None,
-            }
+            _outstanding(self._pack(d), d.until_seen and d.watch.seen_terminal is None)
             for w in self._watches
             for d in w.pending
         ]
@@ -447,15 +457,15 @@ class Dispatcher:
 
     def idle(self) -> bool:
         """No job still to reach a state someone listens for, and nothing left to deliver."""
-        shared = self.schedule is None or not self.schedule.waiting()
-        return shared and all(w.ended and not w.pending and not w.busy for w in self._watches)
+        schedule_idle = self.schedule is None or not self.schedule.waiting()
+        return schedule_idle and all(w.ended and not w.pending and not w.busy for w in self._watches)
 
     # -- scheduling ----------------------------------------------------------------------------
 
     def _policy(self, job: Job) -> Policy | None:
         if self.schedule is not None:
             shared = self.schedule.policy(f"job:{job.id}", f"key:{job.key}")
-            return None if shared is None else Policy(shared["mode"], shared["seconds"])
+            return None if shared is None else Policy.from_action(shared)
         return self._job_policies.get(job.id) or self._key_policies.get(job.key)
 
     def _render(self, watch: _Watch, event: str, at: float) -> tuple[Any, bytes, dict[str, str]]:
@@ -739,20 +749,7 @@ class Dispatcher:
             self._pass_watches(key, now, self._lease(speed))
             for _, p in self.schedule.entries(key):
                 listed = [(d, True) for d in p["late"]] if p.get("watch") else [(p, False)]
-                for d, late in listed:
-                    out.append(
-                        {
-                            "job": d["job"],
-                            "provider": d["provider"],
-                            "url": d["url"],
-                            "event": d["event"],
-                            "due": d["due"],
-                            "attempts": d["attempts"],
-                            "copy": d["copy"],
-                            "policy": d["policy"],
-                            "waiting_for_poll": late,
-                        }
-                    )
+                out += [_outstanding(d, late) for d, late in listed]
         return sorted(out, key=lambda d: (d["due"], d["job"]))
 
     # -- delivery ------------------------------------------------------------------------------

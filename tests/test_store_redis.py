@@ -187,3 +187,15 @@ def test_a_worker_reading_the_clock_while_another_resets_gets_an_answer(store: s
     one.clocks.reset = reset_clocks  # type: ignore[method-assign]
     one.reset()
     assert read_meanwhile == [START + 5] and two.now() == START
+
+
+def test_the_inspector_waits_on_a_tenants_shared_clock(store: str) -> None:
+    from veomock.mocks.inspector import next_wait
+
+    one, two = _worker(store), _worker(store)
+    one.create_job("apixo", _model(one), "sk-own", {"prompt": "p"}, timing={"queued": (5.0, 5.0)})
+    assert next_wait(two) is None  # every clock frozen
+    Control(one).clock(speed=10, key="sk-own")
+    wait = next_wait(two)  # 5 provider seconds queued, at 10x on the tenant's clock: at most half a second
+    assert wait is not None and 0 < wait <= 0.5
+    assert two.clocks.of("sk-own").real_seconds(5) == 0.5 and two.clock.real_seconds(5) == float("inf")
