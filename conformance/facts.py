@@ -5,13 +5,13 @@ Nothing here names a provider; every answer comes from the contract.
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from veomock.contracts import Contract, Model, Operation
 from veomock.contracts.templates import Template
+from veomock.mocks.har import extract
 
 __all__ = [
     "ResultPaths",
@@ -112,43 +112,3 @@ def result_paths(contract: Contract) -> ResultPaths:
     if raw is None:
         raise KeyError(f"{contract.file}: the contract has no `result` section (see contracts/FORMAT.md)")
     return ResultPaths(raw)
-
-
-def _walk(node: Any, parts: list[str]) -> Iterable[Any]:
-    if not parts:
-        yield node
-        return
-    head, rest = parts[0], parts[1:]
-    if head == "$json":
-        if isinstance(node, str):
-            try:
-                yield from _walk(json.loads(node), rest)
-            except json.JSONDecodeError:
-                return
-        return
-    if head == "*":
-        if isinstance(node, list):
-            for item in node:
-                yield from _walk(item, rest)
-        return
-    if isinstance(node, Mapping) and head in node:
-        yield from _walk(node[head], rest)
-    elif isinstance(node, list) and head.isdigit() and int(head) < len(node):
-        yield from _walk(node[int(head)], rest)
-
-
-def extract(body: Any, path: str) -> list[Any]:
-    """Every value at ``path`` in ``body``; lists at the end are flattened one level.
-
-    ``a.b | c.d`` names alternatives: the values of the first that yields any.
-    """
-    for alternative in path.split("|"):
-        out: list[Any] = []
-        for value in _walk(body, alternative.strip().split(".")):
-            if isinstance(value, list):
-                out.extend(value)
-            elif value is not None:
-                out.append(value)
-        if out:
-            return out
-    return []

@@ -24,6 +24,7 @@ __all__ = [
     "REDACTED",
     "Exchange",
     "HarError",
+    "extract",
     "find_route",
     "job_fields",
     "literals",
@@ -194,6 +195,46 @@ def literals(source: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[An
         yield from literals(value, (*path, key))
     if not isinstance(source, Mapping | list) and not (isinstance(source, str) and "{{" in source):
         yield path, source
+
+
+def _walk(node: Any, parts: list[str]) -> Iterable[Any]:
+    if not parts:
+        yield node
+        return
+    head, rest = parts[0], parts[1:]
+    if head == "$json":
+        if isinstance(node, str):
+            try:
+                yield from _walk(json.loads(node), rest)
+            except json.JSONDecodeError:
+                return
+        return
+    if head == "*":
+        if isinstance(node, list):
+            for item in node:
+                yield from _walk(item, rest)
+        return
+    if isinstance(node, Mapping) and head in node:
+        yield from _walk(node[head], rest)
+    elif isinstance(node, list) and head.isdigit() and int(head) < len(node):
+        yield from _walk(node[int(head)], rest)
+
+
+def extract(body: Any, path: str) -> list[Any]:
+    """Every value at ``path`` in ``body``; lists at the end are flattened one level. A path is
+    dotted keys and list indices, with ``*`` for every item of a list and ``$json`` for a string
+    that holds JSON (the contracts' ``result`` paths); ``a.b | c.d`` names alternatives: the
+    values of the first that yields any."""
+    for alternative in path.split("|"):
+        out: list[Any] = []
+        for value in _walk(body, alternative.strip().split(".")):
+            if isinstance(value, list):
+                out.extend(value)
+            elif value is not None:
+                out.append(value)
+        if out:
+            return out
+    return []
 
 
 def value_at(body: Any, path: Sequence[Any], default: Any = None) -> Any:

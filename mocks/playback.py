@@ -6,7 +6,7 @@ sequence per operation:
 
 - a submit that created a job becomes ``{"timing": {"queued": s, "running": s}, "fail": CODE}``
   (or ``"state"``): the job keeps the states the client saw, at the same offsets on the mock clock,
-  and ends as it ended;
+  and ends as it ended, with the failure's text where it differs from the code's own;
 - an answer that was one of the contract's errors becomes ``{"error": NAME}`` with its message and
   ``Retry-After``; an answer that never came (HAR status 0) becomes ``{"reset": true}``;
 - a normal answer between two of those is ``{"pass": true}``, so the errors strike the same
@@ -29,6 +29,7 @@ from veomock.contracts import CANONICAL_STATES, TERMINAL_STATES, Contract, Opera
 from veomock.mocks.har import (
     Exchange,
     HarError,
+    extract,
     find_route,
     job_fields,
     literals,
@@ -50,6 +51,7 @@ class ReplayedJob:
     submitted: float
     seen: list[tuple[float, str]] = field(default_factory=list)  # (time, canonical state), first sightings
     code: str | int | None = None
+    message: str | None = None  # the failure's text, where `result.failure_message` finds one
     last: float | None = None  # when the session last polled it
     created: float | None = None  # the provider's own times, where its bodies show them
     entered: dict[str, float] = field(default_factory=dict)
@@ -91,6 +93,8 @@ class ReplayedJob:
             failure = contract.failure(self.code) if self.code is not None else None
             if failure is not None and end[1] != "succeeded":
                 out["fail"] = str(failure.code)
+                if self.message and self.message != failure.message:
+                    out["message"] = self.message  # a contract may name failures no code shows
             else:
                 out["state"] = end[1]
         return out or {"pass": True}
@@ -132,12 +136,6 @@ def _provider(contracts: Mapping[str, Contract], exchanges: list[Exchange], name
     if len(winners) > 1:
         raise HarError(f"the session fits {' and '.join(winners)} equally; name the provider")
     return contracts[winners[0]]
-
-
-def _path(dotted: str | None) -> tuple[Any, ...] | None:
-    if not dotted or "*" in dotted or "$" in dotted or "|" in dotted:
-        return None
-    return tuple(int(p) if p.isdigit() else p for p in dotted.split("."))
 
 
 def _error_action(contract: Contract, x: Exchange) -> dict[str, Any] | None:
@@ -195,12 +193,18 @@ def _status_of(contract: Contract, body: Any) -> tuple[str, str | int | None] | 
     if not states:
         return None
     if code is None:  # a contract whose bodies carry no failure code field: where `result` says it is
-        where = _path(str(contract.raw.get("result", {}).get("failure_code", "")).split("|")[0].strip())
-        code = value_at(body, where) if where is not None else None
+        found = extract(body, str(contract.raw.get("result", {}).get("failure_code", "")))
+        code = found[0] if found and isinstance(found[0], str | int) else None
     failure = contract.failure(code) if code is not None else None
     if len(states) > 1 and failure is not None and failure.state in states:
         return failure.state, code
     return min(states, key=CANONICAL_STATES.index), code
+
+
+def _failure_message(contract: Contract, body: Any) -> str | None:
+    where = contract.raw.get("result", {}).get("failure_message")
+    found = extract(body, str(where)) if where else []
+    return found[0] if found and isinstance(found[0], str) else None
 
 
 def _merge(rules: list[dict[str, Any]], rule: dict[str, Any]) -> None:
@@ -261,6 +265,7 @@ def playback(contracts: Mapping[str, Contract], har: Any, provider: str | None =
                     polled.entered.setdefault(seen[0], times["updated_at"])
                 if seen[0] in TERMINAL_STATES and seen[1] is not None and polled.code is None:
                     polled.code = seen[1]
+                    polled.message = _failure_message(contract, x.response_body)
             steps.append((op, {"pass": True}, None))
         else:
             steps.append((op, {"pass": True}, None))
