@@ -207,7 +207,7 @@ class Control:
         return added
 
     def scenarios(self, key: str | None = None) -> dict[str, Any]:
-        listing = self.state.configure(self.state.scenarios.to_json)
+        listing = self.state.read_settings(self.state.scenarios.to_json)
         if key is not None:
             listing["rules"] = [r for r in listing["rules"] if r["match"].get("key") == key]
         return listing
@@ -220,7 +220,7 @@ class Control:
         return chaos.to_json() if chaos else None
 
     def chaos(self) -> dict[str, Any] | None:
-        chaos = self.state.configure(lambda: self.state.scenarios.chaos)
+        chaos = self.state.read_settings(lambda: self.state.scenarios.chaos)
         return chaos.to_json() if chaos else None
 
     # -- limits and balances --------------------------------------------------------------------
@@ -239,7 +239,7 @@ class Control:
         self.state.configure(lambda: self.state.limits.clear(provider, key))
 
     def limits(self, provider: str | None = None, key: str | None = None) -> dict[str, Any]:
-        listing = self.state.configure(lambda: self.state.limits.to_json(key))
+        listing = self.state.read_settings(lambda: self.state.limits.to_json(key))
         return {provider: listing[self._provider(provider)]} if provider else listing
 
     def set_balance(self, key: str, balance: float, provider: str | None = None) -> dict[str, Any]:

@@ -145,6 +145,11 @@ class MockState:
         run it; a store shared by several workers reads them first and shares what it changed."""
         return change()
 
+    def read_settings(self, read: Callable[[], _T]) -> _T:
+        """Read the settings for a control call that changes none: in memory, just read them; a
+        shared store takes the newest first, and shares nothing."""
+        return read()
+
     def runtime(self, provider: str) -> ProviderRuntime:
         return self.providers[provider]
 

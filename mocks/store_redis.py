@@ -871,6 +871,15 @@ class SharedScenarios(Scenarios):
             if not self._spent:
                 return action
 
+    def to_json(self) -> dict[str, Any]:
+        """The listing, with every rule's uses as counted across workers (one used up elsewhere is gone)."""
+        uses = self.client.hgetall(self.uses)
+        for rule in list(self.rules):
+            rule.used = int(uses.get(rule.id.encode(), 0))
+            if rule.times is not None and rule.used >= rule.times:
+                self.rules.remove(rule)
+        return super().to_json()
+
     def document(self) -> dict[str, Any]:
         """The rules (as given, in order, with those this worker cannot hold) and the chaos profile."""
         live = {r.id for r in self.rules}
@@ -990,9 +999,7 @@ class RedisState(MockState):
         """Run ``change`` on the newest settings and share what it changed: if another worker
         shared a change meanwhile, take that one and run ``change`` again on it."""
         for _ in range(32):
-            version = self.client.hget(self.shared_clocks.shared.name, "settings")
-            if version != self._version:
-                self._load(version)
+            version = self._newest_settings()
             result = change()  # it validates before it applies: a refusal raises, changing nothing
             settings = self._document()
             if settings == self._settings:
@@ -1003,6 +1010,17 @@ class RedisState(MockState):
                 self._version, self._settings = token, settings
                 return result
         raise RuntimeError("the settings kept changing under this control call; send it again")
+
+    def read_settings(self, read: Callable[[], _T]) -> _T:
+        self._newest_settings()
+        return read()
+
+    def _newest_settings(self) -> bytes | None:
+        """Load the shared settings if another worker changed them; their version."""
+        version: bytes | None = self.client.hget(self.shared_clocks.shared.name, "settings")
+        if version != self._version:
+            self._load(version)
+        return version
 
     def create_job(self, *args: Any, **kwargs: Any) -> Job:
         assert isinstance(self.jobs, RedisJobs)

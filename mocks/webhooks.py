@@ -1022,7 +1022,7 @@ def control_routes(state: MockState) -> list[BaseRoute]:
                 "outstanding": hooks.outstanding(),
                 "policies": hooks.policies(),
                 "counts": hooks.tally(),
-                "allowed_targets": state.configure(hooks.targets.entries),
+                "allowed_targets": state.read_settings(hooks.targets.entries),
             }
         )
 

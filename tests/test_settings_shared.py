@@ -109,6 +109,19 @@ def test_a_change_another_worker_shares_meanwhile_is_kept_and_the_call_made_agai
         assert [r.id for r in worker.configure(lambda w=worker: list(w.scenarios.rules))] == ["from-one", "r2"]
 
 
+def test_reading_the_settings_on_any_worker_shares_nothing(store: str) -> None:
+    one, two = (RedisState(contracts=CONTRACTS, clock=Clock(speed=0, start=START), store=store) for _ in range(2))
+    Control(one).add_scenarios({**RULE, "times": 1})
+    with TestClient(build_app(two), base_url="http://127.0.0.1:8000") as client:
+        assert request_for(PROVIDER, None, None).send(client).status_code == 500  # the rule, used up
+    version = one.client.hget(one.shared_clocks.shared.name, "settings")
+    for worker in (one, two):
+        control = Control(worker)
+        assert control.scenarios()["rules"] == [] and control.chaos() is None
+        assert control.limits(PROVIDER)[PROVIDER]
+        assert one.client.hget(one.shared_clocks.shared.name, "settings") == version
+
+
 def test_a_rule_posted_to_one_served_mock_refuses_a_submit_to_another(store: str) -> None:
     first, second = start(store), start(store)
     try:
