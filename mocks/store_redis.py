@@ -858,18 +858,17 @@ class SharedScenarios(Scenarios):
             self._spent = self._spent or rule.used > rule.times
 
     def consult(self, facts: Facts) -> Decision:
-        while True:  # a rule used up by another worker meanwhile is gone here now: ask again
-            self._spent = False
-            decision = super().consult(facts)
-            if not self._spent:
-                return decision
+        return self._settled(super().consult, facts)
 
     def webhook_action(self, facts: Facts) -> Action | None:
-        while True:
+        return self._settled(super().webhook_action, facts)
+
+    def _settled(self, ask: Callable[[Facts], _T], facts: Facts) -> _T:
+        while True:  # a rule used up by another worker meanwhile is gone here now: ask again
             self._spent = False
-            action = super().webhook_action(facts)
+            answer = ask(facts)
             if not self._spent:
-                return action
+                return answer
 
     def to_json(self) -> dict[str, Any]:
         """The listing, with every rule's uses as counted across workers (one used up elsewhere is gone)."""
